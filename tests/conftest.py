@@ -1,0 +1,51 @@
+"""Real servers for the tests: a NATS server (JetStream) and a PostgreSQL with pgvector, one of each per test
+session, started from the wheels on free loopback ports in a temporary folder. Tests that need a clean log take
+a fresh stream name; tests that need clean tables take a fresh database."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aidraw.services import NatsServer, PostgresServer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def servers_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="aidraw-test-") as folder:
+        yield Path(folder)
+
+
+@pytest.fixture(scope="session")
+def nats_server(servers_dir: Path) -> Iterator[NatsServer]:
+    server = NatsServer(servers_dir / "nats").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(servers_dir: Path) -> Iterator[PostgresServer]:
+    server = PostgresServer(servers_dir / "pg", fast_unsafe=True).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stream_name() -> str:
+    """A stream nobody else uses: the library's contract tests expect sequences from 1."""
+    return f"T{os.getpid()}_{next(_counter)}"
+
+
+@pytest.fixture
+def database_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database on the session's PostgreSQL."""
+    return postgres_server.create_database(f"t_{os.getpid()}_{next(_counter)}")
