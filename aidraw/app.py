@@ -1,0 +1,69 @@
+"""App assembly: the command routes, the query routes and operations on one FastAPI app."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from aidraw import ops
+from aidraw.roles import PROJECTORS
+from command.app import CommandApp
+from command.routes import tags as command_tags
+from events.jetstream import JetStreamApplicationRecorder
+from infra.errors import install_problem_handlers
+from infra.http import SEQUENCE_HEADER
+from infra.settings import Settings
+from query.consistency import CallerSequences, ProjectionWatcher, caller_key
+from query.db import make_pool
+from query.routes import audit
+from query.routes import tags as query_tags
+
+DESCRIPTION = """The server side of an AI drawing service: accounts, images, models, training and generation
+tasks, a shared gallery. Writes answer with `X-Event-Sequence`; your own next read waits until it is visible.
+Errors are `application/problem+json`."""
+
+
+def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        commands = await run_in_threadpool(CommandApp, settings, nats_url)
+        app.state.commands = commands
+        app.state.event_log = commands.recorder
+        await app.state.read_pool.open(wait=True, timeout=20)
+        await app.state.watcher.start()
+        try:
+            yield
+        finally:
+            await app.state.watcher.stop()
+            await app.state.read_pool.close()
+            await run_in_threadpool(commands.close)
+
+    app = FastAPI(title="aidraw", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.read_pool = make_pool(database_url)
+    app.state.watcher = ProjectionWatcher(database_url, [p.name for p in PROJECTORS])
+    app.state.caller_sequences = CallerSequences()
+    install_problem_handlers(app)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        seq = response.headers.get(SEQUENCE_HEADER)
+        if seq:
+            app.state.caller_sequences.wrote(caller_key(request), int(seq))
+        route = request.scope.get("route")
+        ops.REQUEST_LATENCY.labels(request.method, getattr(route, "path", "unmatched"),
+                                   str(response.status_code)).observe(time.perf_counter() - started)
+        return response
+
+    for router in (ops.router, command_tags.router, query_tags.router, audit.router):
+        app.include_router(router)
+    return app
+
+
+__all__ = ["JetStreamApplicationRecorder", "create_app"]

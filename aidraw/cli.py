@@ -1,0 +1,155 @@
+"""The `aidraw` command: the whole system (`run`) or any single role, plus replay tools.
+
+    aidraw run                      everything, embedded servers under AIDRAW_DATA_DIR
+    aidraw api                      the HTTP API (command + query routes)
+    aidraw projector [NAME ...]     the projectors (all by default)
+    aidraw rebuild PROJECTION       rebuild a read model from sequence 0, then swap it in
+    aidraw audit AGGREGATE ID       an object's history from the event log
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from infra.logging import configure_logging
+from infra.settings import Settings
+
+
+def _api(settings: Settings) -> int:
+    import uvicorn
+
+    from aidraw.app import create_app
+    from aidraw.endpoints import resolve
+
+    ends = resolve(settings)
+    app = create_app(settings, ends.nats_url, ends.database_url)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=10)
+    return 0
+
+
+def _projector(settings: Settings, names: list[str]) -> int:
+    from aidraw.endpoints import resolve
+    from aidraw.roles import PROJECTORS, projector_named
+    from events.bridge import NatsBridge
+    from events.stream import ensure_stream
+    from projectors.runner import ProjectionRunner, Target
+
+    ends = resolve(settings)
+    bridge = NatsBridge(ends.nats_url)
+    ensure_stream(bridge, settings.stream_name, settings.subject_prefix, settings.duplicate_window_s)
+    bridge.close()
+    chosen = [projector_named(n) for n in names] if names else PROJECTORS
+    target = Target(ends.nats_url, settings.stream_name, ends.database_url)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await asyncio.gather(*(ProjectionRunner(p, target).run(stop) for p in chosen))
+
+    asyncio.run(main())
+    return 0
+
+
+def _rebuild(settings: Settings, name: str) -> int:
+    from tqdm import tqdm
+
+    from aidraw.endpoints import resolve
+    from aidraw.roles import projector_named
+    from events.bridge import NatsBridge
+    from events.stream import stream_last_sequence
+    from projectors.rebuild import rebuild
+    from projectors.runner import Target
+
+    try:
+        projector = projector_named(name)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    ends = resolve(settings)
+    bridge = NatsBridge(ends.nats_url)
+    end = stream_last_sequence(bridge, settings.stream_name)
+    bridge.close()
+    bar = tqdm(total=end, unit="ev", desc=f"rebuild {name}", unit_scale=True)
+
+    def progress(position: int) -> None:
+        bar.update(max(0, min(position, end) - bar.n))
+
+    report = asyncio.run(rebuild(projector, Target(ends.nats_url, settings.stream_name, ends.database_url), end,
+                                 progress))
+    bar.close()
+    if not report.compared:
+        print(f"{name}: rebuilt to sequence {report.position} and swapped in (the live copy was behind; not "
+              "compared).")
+    elif report.identical:
+        print(f"{name}: rebuilt to sequence {report.position}; identical to the live copy; swapped in.")
+    else:
+        print(f"{name}: rebuilt to sequence {report.position}; DIFFERED from the live copy "
+              f"(rows per table: {report.differences}); the rebuilt copy, made from the log, is now live.")
+    return 0
+
+
+def _audit(settings: Settings, aggregate: str, number: str) -> int:
+    from aidraw.endpoints import resolve
+    from events.bridge import NatsBridge
+    from events.ids import KINDS
+    from events.jetstream import JetStreamApplicationRecorder
+    from query.routes.audit import COLLECTIONS, history
+
+    kind = COLLECTIONS.get(aggregate, aggregate)
+    if kind not in KINDS or not number.isdigit():
+        print(f"error: usage: aidraw audit {{{'|'.join(sorted(KINDS))}}} ID", file=sys.stderr)
+        return 2
+    ends = resolve(settings)
+    bridge = NatsBridge(ends.nats_url)
+    recorder = JetStreamApplicationRecorder(bridge, settings.stream_name, settings.subject_prefix)
+    events = history(recorder, settings.subject_prefix, kind, int(number))
+    bridge.close()
+    if not events:
+        print(f"No {kind} with id {number} in the log.")
+        return 1
+    for e in events:
+        print(f"#{e.sequence:<8} v{e.version:<3} {e.timestamp.isoformat()}  {e.type}")
+        for key, value in e.data.items():
+            print(f"{'':14}{key}: {value}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aidraw", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("run", help="start the whole system")
+    sub.add_parser("api", help="the HTTP API")
+    proj = sub.add_parser("projector", help="run projectors")
+    proj.add_argument("names", nargs="*")
+    reb = sub.add_parser("rebuild", help="rebuild a read model from the log")
+    reb.add_argument("projection")
+    aud = sub.add_parser("audit", help="an object's history")
+    aud.add_argument("aggregate")
+    aud.add_argument("id")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_json)
+    if args.cmd == "run":
+        from aidraw.supervisor import run_all
+
+        return run_all(settings)
+    if args.cmd == "api":
+        return _api(settings)
+    if args.cmd == "projector":
+        return _projector(settings, args.names)
+    if args.cmd == "rebuild":
+        return _rebuild(settings, args.projection)
+    if args.cmd == "audit":
+        return _audit(settings, args.aggregate, args.id)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Operations endpoints: /healthz, /readyz, /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+router = APIRouter(tags=["operations"])
+
+REGISTRY = CollectorRegistry()
+REQUEST_LATENCY = Histogram(
+    "aidraw_http_request_duration_seconds", "HTTP request latency", ["method", "route", "status"],
+    registry=REGISTRY, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+LAG_EVENTS = Gauge("aidraw_projection_lag_events", "Events in the log not yet projected", ["projection"],
+                   registry=REGISTRY)
+LAG_SECONDS = Gauge("aidraw_projection_lag_seconds", "Age of the oldest event not yet projected", ["projection"],
+                    registry=REGISTRY)
+POSITION = Gauge("aidraw_projection_position", "Stream sequence projected", ["projection"], registry=REGISTRY)
+LOG_LAST = Gauge("aidraw_event_log_last_sequence", "Last stream sequence of the event log", registry=REGISTRY)
+
+
+def projection_lag(request: Request) -> dict[str, dict[str, float]]:
+    """Events and seconds behind, per projection (blocking: reads the stream's state)."""
+    event_log = request.app.state.event_log
+    watcher = request.app.state.watcher
+    last = event_log.last_sequence()
+    lag: dict[str, dict[str, float]] = {}
+    for name in watcher.projections:
+        pos = watcher.positions.get(name, 0)
+        behind = max(0, last - pos)
+        seconds = 0.0
+        if behind:
+            stamp = event_log.message_time(pos + 1)
+            seconds = max(0.0, time.time() - stamp) if stamp else 0.0
+        lag[name] = {"position": pos, "events": behind, "seconds": round(seconds, 3), "log_last": last}
+    return lag
+
+
+@router.get("/healthz", include_in_schema=True)
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> Response:
+    """NATS and PostgreSQL reachable, projections caught up within AIDRAW_READY_MAX_LAG events."""
+    checks: dict[str, Any] = {}
+    ok = True
+    try:
+        lag = await run_in_threadpool(projection_lag, request)
+        checks["nats"] = "ok"
+        checks["projections"] = lag
+        limit = request.app.state.settings.ready_max_lag_events
+        if any(v["events"] > limit for v in lag.values()):
+            ok = False
+    except Exception as exc:
+        checks["nats"] = f"unreachable: {exc.__class__.__name__}"
+        ok = False
+    try:
+        async with request.app.state.read_pool.connection(timeout=2) as conn:
+            await conn.execute("SELECT 1")
+        checks["postgres"] = "ok"
+    except Exception as exc:
+        checks["postgres"] = f"unreachable: {exc.__class__.__name__}"
+        ok = False
+    return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: request latency, projection lag, log position."""
+    try:
+        lag = await run_in_threadpool(projection_lag, request)
+    except Exception:
+        lag = {}
+    for name, values in lag.items():
+        LAG_EVENTS.labels(name).set(values["events"])
+        LAG_SECONDS.labels(name).set(values["seconds"])
+        POSITION.labels(name).set(values["position"])
+        LOG_LAST.set(values["log_last"])
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

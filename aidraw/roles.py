@@ -1,0 +1,15 @@
+"""The projectors this deployment runs (the API waits on exactly these for read-your-writes)."""
+
+from __future__ import annotations
+
+from projectors.base import Projector
+from projectors.postgres.tags import TagsProjector
+
+PROJECTORS: list[Projector] = [TagsProjector()]
+
+
+def projector_named(name: str) -> Projector:
+    for projector in PROJECTORS:
+        if projector.name == name:
+            return projector
+    raise KeyError(f"No projection named {name!r}; known: {', '.join(p.name for p in PROJECTORS)}.")

@@ -1,0 +1,88 @@
+"""The command side's eventsourcing Application: loads aggregates from the log and appends their new events.
+
+Everything a command writes goes through `store`, which returns the stream sequence of the last event written
+(the `X-Event-Sequence` of the answer) and turns the log's refusals into domain answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
+
+from events.codec import register_transcodings
+from events.ids import aggregate_uuid
+from events.jetstream import Claim, ClaimConflict, DuplicateRequest, OutcomeUnknown
+from infra.errors import Conflict, NotFound, Unavailable
+from infra.settings import Settings
+
+log = logging.getLogger("aidraw.command")
+
+A = TypeVar("A", bound=Aggregate)
+R = TypeVar("R")
+
+
+class CommandApp(Application[UUID]):
+    name = "aidraw"
+
+    def __init__(self, settings: Settings, nats_url: str) -> None:
+        super().__init__(env={
+            "PERSISTENCE_MODULE": "events.jetstream",
+            "NATS_URL": nats_url,
+            "NATS_STREAM": settings.stream_name,
+            "NATS_SUBJECT_PREFIX": settings.subject_prefix,
+        })
+        self.settings = settings
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        register_transcodings(transcoder)
+
+    def load(self, cls: type[A], kind: str, number: int) -> A:
+        """The live aggregate `kind` #number, or NotFound (also for a deleted one)."""
+        try:
+            aggregate = self.repository.get(aggregate_uuid(kind, number))
+        except (AggregateNotFoundError, ValueError):
+            raise NotFound(f"No {kind} with id {number}.") from None
+        if not isinstance(aggregate, cls) or getattr(aggregate, "deleted", False):
+            raise NotFound(f"No {kind} with id {number}.")
+        return aggregate
+
+    def store(self, *aggregates: Aggregate, claims: Sequence[Claim] = (), releases: Sequence[Claim] = (),
+              idempotency_key: str | None = None) -> int:
+        """Append the aggregates' pending events as one unit; the stream sequence of the last one."""
+        try:
+            recordings = self.save(*aggregates, claims=claims, releases=releases,
+                                   idempotency_key=idempotency_key)
+        except ClaimConflict:
+            raise
+        except OutcomeUnknown as exc:
+            raise Unavailable("The event log did not confirm the write in time; it may or may not have been "
+                              "stored. Retry with the same Idempotency-Key to be safe.") from exc
+        if not recordings:
+            return 0
+        return max(r.notification.id for r in recordings)
+
+
+def retry_on_conflict(attempt: Callable[[], R], tries: int = 8) -> R:
+    """Run a load-decide-store attempt again when another writer got in between (optimistic concurrency).
+
+    Uniqueness conflicts and duplicates are answers, not races: they pass straight through."""
+    for _ in range(tries - 1):
+        try:
+            return attempt()
+        except (ClaimConflict, DuplicateRequest):
+            raise
+        except IntegrityError:
+            continue
+    try:
+        return attempt()
+    except (ClaimConflict, DuplicateRequest):
+        raise
+    except IntegrityError as exc:
+        raise Conflict("The object was changed by someone else at the same time; try again.") from exc
+

@@ -1,0 +1,50 @@
+"""The shapes clients see (API.md). Input models forbid unknown and read-only fields; output models are
+built by the command side from aggregates and by the query side from read-model rows, so they live here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel):
+    page: int
+    page_size: int
+    total: int
+    next: bool
+    list: list[Any]
+
+
+class TagIn(Input):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class TagPatch(Input):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class TagOut(BaseModel):
+    id: int
+    name: str
+    user_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TagPage(Page):
+    list: list[TagOut]  # type: ignore[assignment]
+
+
+class EventOut(BaseModel):
+    sequence: int
+    version: int
+    type: str
+    class_version: int
+    timestamp: datetime
+    data: dict[str, Any]

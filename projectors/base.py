@@ -1,0 +1,33 @@
+"""What a PostgreSQL projector is: the tables it owns and how each event changes them.
+
+A projector's SQL names its tables as `{s}.table`; the runner fills in the schema, so the same projector
+builds the live copy (schema `rm`) and a rebuild's fresh copy (schema `rm_rebuild`) side by side.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from psycopg import AsyncCursor
+
+LIVE_SCHEMA = "rm"
+REBUILD_SCHEMA = "rm_rebuild"
+
+
+class Projector(ABC):
+    name: ClassVar[str]
+    tables: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    def ddl(self) -> Sequence[str]:
+        """CREATE statements (with `{s}` for the schema) for this projector's tables and indexes."""
+
+    @abstractmethod
+    async def apply(self, cur: AsyncCursor[Any], s: str, seq: int, event: Any) -> None:
+        """Change the tables for one event. Called in stream order, inside the batch's transaction.
+        `seq` is the event's stream sequence; events a projector does not know are ignored."""
+
+    def sql(self, statement: str, s: str) -> str:
+        return statement.replace("{s}", s)

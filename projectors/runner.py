@@ -1,0 +1,171 @@
+"""The projector loop: fetch -> apply -> commit -> ack.
+
+Each projector follows the whole domain stream through its own durable pull consumer, recreated at start from
+the checkpoint stored in PostgreSQL (the checkpoint, not the consumer, is the truth). A batch of messages is
+applied and the checkpoint moved in ONE transaction; the batch is acked only after the commit. A crash at any
+point therefore leaves rows and checkpoint together: redelivered events are skipped as already applied.
+
+Stream sequences of stored messages are contiguous (rejected batches consume none and the stream denies
+deletes), so a message whose sequence is not exactly checkpoint+1 means the consumer ran ahead (an earlier batch
+failed to commit): the runner re-positions the consumer instead of applying out of order.
+
+One instance of a projector is active at a time (a PostgreSQL advisory lock); others wait as hot standbys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+import psycopg
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from events.codec import decode_message
+from projectors import checkpoints
+from projectors.base import LIVE_SCHEMA, Projector
+
+log = logging.getLogger("aidraw.projector")
+
+
+class _Gap(Exception):
+    """The consumer delivered past the checkpoint: reposition it."""
+
+
+@dataclass
+class Target:
+    nats_url: str
+    stream: str
+    database_url: str
+
+
+@dataclass
+class ProjectionRunner:
+    projector: Projector
+    target: Target
+    schema: str = LIVE_SCHEMA
+    checkpoint_name: str = ""
+    batch_size: int = 1000
+    durable: bool = True
+    on_progress: Callable[[int], None] | None = None
+    position: int = 0
+    _sub: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.checkpoint_name = self.checkpoint_name or self.projector.name
+
+    @property
+    def consumer_name(self) -> str:
+        return "proj_" + "".join(c if c.isalnum() else "_" for c in self.checkpoint_name)
+
+    async def run(self, stop: asyncio.Event, until: int | None = None) -> int:
+        """Project until `stop` is set, or until the checkpoint reaches `until`. Returns the final position."""
+        nc = await nats.connect(self.target.nats_url, max_reconnect_attempts=-1, name=self.consumer_name)
+        js = nc.jetstream()
+        try:
+            async with await psycopg.AsyncConnection.connect(self.target.database_url) as conn:
+                await self._become_leader(conn, stop)
+                await self._setup(conn)
+                while not stop.is_set():
+                    try:
+                        await self._follow(conn, js, stop, until)
+                        break
+                    except _Gap:
+                        log.info("consumer ran ahead of the checkpoint; repositioning",
+                                 extra={"projector": self.checkpoint_name, "position": self.position})
+                    except (psycopg.OperationalError, nats.errors.Error, asyncio.TimeoutError) as exc:
+                        log.warning("projection interrupted; resuming from the checkpoint",
+                                    extra={"projector": self.checkpoint_name, "error": str(exc)})
+                        await asyncio.sleep(0.5)
+                        if conn.broken:
+                            raise
+        finally:
+            await nc.close()
+        return self.position
+
+    async def _become_leader(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
+        key = zlib.crc32(self.checkpoint_name.encode())
+        await conn.set_autocommit(True)
+        while not stop.is_set():
+            row = await (await conn.execute("SELECT pg_try_advisory_lock(7263002, %s)", (key,))).fetchone()
+            if row and row[0]:
+                break
+            await asyncio.sleep(1.0)
+        await conn.set_autocommit(False)
+
+    async def _setup(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.commit()
+        await checkpoints.setup(conn)
+        async with conn.transaction():
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+            for statement in self.projector.ddl():
+                await conn.execute(self.projector.sql(statement, self.schema))  # type: ignore[arg-type]
+        async with conn.transaction():
+            self.position = await checkpoints.lock_and_read(conn, self.checkpoint_name)
+
+    async def _subscribe(self, js: JetStreamContext) -> Any:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=self.position + 1,
+            ack_policy=AckPolicy.ALL,
+            max_ack_pending=self.batch_size * 4,
+            ack_wait=60,
+            inactive_threshold=None if self.durable else 30,
+        )
+        if self.durable:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await js.delete_consumer(self.target.stream, self.consumer_name)
+            config.durable_name = self.consumer_name
+            await js.add_consumer(self.target.stream, config)
+            self._sub = await js.pull_subscribe_bind(durable=self.consumer_name, stream=self.target.stream)
+        else:
+            info = await js.add_consumer(self.target.stream, config)
+            self._sub = await js.pull_subscribe_bind(name=info.name, stream=self.target.stream)
+        return self._sub
+
+    async def _follow(self, conn: psycopg.AsyncConnection[Any], js: JetStreamContext, stop: asyncio.Event,
+                      until: int | None) -> None:
+        sub = await self._subscribe(js)
+        while not stop.is_set():
+            if until is not None and self.position >= until:
+                return
+            try:
+                wanted = self.batch_size if until is None else max(1, min(self.batch_size, until - self.position))
+                msgs = await sub.fetch(wanted, timeout=0.5)
+            except nats.errors.TimeoutError:
+                continue
+            if until is not None:
+                msgs = [m for m in msgs if m.metadata.sequence.stream <= until]
+            if msgs:
+                await self._apply_batch(conn, msgs)  # fetch -> apply -> commit
+                await msgs[-1].ack_sync()  # -> ack (AckPolicy.ALL covers the whole batch)
+
+    async def _apply_batch(self, conn: psycopg.AsyncConnection[Any], msgs: list[Msg]) -> None:
+        async with conn.transaction():
+            committed = position = await checkpoints.lock_and_read(conn, self.checkpoint_name)
+            async with conn.cursor() as cur:
+                for msg in msgs:
+                    seq = msg.metadata.sequence.stream
+                    if seq <= position:
+                        continue  # redelivered: already applied
+                    if seq != position + 1:
+                        self.position = committed
+                        raise _Gap
+                    event = decode_message(msg.headers, msg.data)
+                    if event is not None:
+                        await self.projector.apply(cur, self.schema, seq, event)
+                    position = seq
+            await checkpoints.store(conn, self.checkpoint_name, position)
+        self.position = position
+        if self.on_progress is not None:
+            self.on_progress(position)
