@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from aidraw.services import NatsServer, PostgresServer
+from tests.system import System
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -49,3 +50,14 @@ def stream_name() -> str:
 def database_url(postgres_server: PostgresServer) -> str:
     """A fresh, empty database on the session's PostgreSQL."""
     return postgres_server.create_database(f"t_{os.getpid()}_{next(_counter)}")
+
+
+@pytest.fixture(scope="module")
+def system(nats_server: NatsServer, postgres_server: PostgresServer, servers_dir: Path) -> Iterator[System]:
+    """The API and the projectors as real processes, on a stream and database of this test module's own."""
+    number = next(_counter)
+    stream = f"S{os.getpid()}_{number}"
+    url = postgres_server.create_database(f"sys_{os.getpid()}_{number}")
+    sut = System(nats_server.url, url, stream, servers_dir / f"system-{number}").start()
+    yield sut
+    sut.stop()

@@ -1,0 +1,177 @@
+"""Tags over HTTP, through command -> event -> projector -> query, on real servers."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+
+import httpx
+import pytest
+
+from tests.system import System
+
+
+def unique(prefix: str = "tag") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status and body["title"] and body["detail"]
+    return body
+
+
+def total(client: httpx.Client) -> int:
+    return int(client.get("/api/tags").json()["total"])
+
+
+def test_create_answers_the_tag_and_its_sequence_and_is_readable_at_once(system: System) -> None:
+    with system.client() as client:
+        name = unique()
+        created = client.post("/api/tags", json={"name": f"  {name} "})
+        assert created.status_code == 201, created.text
+        body = created.json()
+        assert body["name"] == name
+        assert isinstance(body["id"], int) and 0 < body["id"] < 2**53
+        assert int(created.headers["X-Event-Sequence"]) > 0
+        assert created.headers["Location"] == f"/api/tags/{body['id']}"
+        detail = client.get(f"/api/tags/{body['id']}")
+        assert detail.status_code == 200
+        assert detail.json() == body
+
+
+def test_names_are_unique_ignoring_case(system: System) -> None:
+    with system.client() as client:
+        name = unique("Cat")
+        assert client.post("/api/tags", json={"name": name}).status_code == 201
+        before = total(client)
+        body = assert_problem(client.post("/api/tags", json={"name": name.upper()}), 409)
+        assert "exists" in body["detail"]
+        assert total(client) == before
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"name": ""}, {"name": "   "}, {"name": "a,b"}, {"name": "12345"}, {"name": "x" * 51}, {"name": "a\x00b"},
+     {"name": 5}, {}, {"name": "ok", "id": 7}, {"name": "ok", "user_id": 3}, {"name": "ok", "created_at": "x"}],
+)
+def test_bad_input_is_refused_with_422_and_changes_nothing(system: System, payload: dict) -> None:
+    with system.client() as client:
+        before = total(client)
+        assert_problem(client.post("/api/tags", json=payload), 422)
+        assert total(client) == before
+
+
+def test_malformed_json_is_422_not_500(system: System) -> None:
+    with system.client() as client:
+        response = client.post("/api/tags", content=b"{not json", headers={"content-type": "application/json"})
+        assert_problem(response, 422)
+
+
+def test_rename_frees_the_old_name_and_refuses_a_taken_one(system: System) -> None:
+    with system.client() as client:
+        old, new, other = unique("old"), unique("new"), unique("other")
+        tag = client.post("/api/tags", json={"name": old}).json()
+        client.post("/api/tags", json={"name": other})
+        renamed = client.patch(f"/api/tags/{tag['id']}", json={"name": new})
+        assert renamed.status_code == 200 and renamed.json()["name"] == new
+        assert client.get(f"/api/tags/{tag['id']}").json()["name"] == new
+        assert client.post("/api/tags", json={"name": old}).status_code == 201
+        assert_problem(client.patch(f"/api/tags/{tag['id']}", json={"name": other.upper()}), 409)
+        assert client.get(f"/api/tags/{tag['id']}").json()["name"] == new
+        # A change of case only keeps the claim.
+        assert client.patch(f"/api/tags/{tag['id']}", json={"name": new.upper()}).status_code == 200
+
+
+def test_delete_removes_the_tag_and_frees_its_name(system: System) -> None:
+    with system.client() as client:
+        name = unique()
+        tag = client.post("/api/tags", json={"name": name}).json()
+        deleted = client.delete(f"/api/tags/{tag['id']}")
+        assert deleted.status_code == 204 and int(deleted.headers["X-Event-Sequence"]) > 0
+        assert_problem(client.get(f"/api/tags/{tag['id']}"), 404)
+        assert_problem(client.delete(f"/api/tags/{tag['id']}"), 404)
+        assert_problem(client.patch(f"/api/tags/{tag['id']}", json={"name": unique()}), 404)
+        assert client.post("/api/tags", json={"name": name}).status_code == 201
+
+
+@pytest.mark.parametrize("path", ["/api/tags/0", "/api/tags/-1", "/api/tags/9007199254740993",
+                                  "/api/tags/99999999999999999999999", "/api/tags/abc"])
+def test_ids_out_of_range_are_client_errors(system: System, path: str) -> None:
+    with system.client() as client:
+        assert client.get(path).status_code in (404, 422)
+        assert client.delete(path).status_code in (404, 422)
+
+
+def test_unknown_ids_are_404(system: System) -> None:
+    with system.client() as client:
+        assert_problem(client.get("/api/tags/123456789"), 404)
+        assert_problem(client.delete("/api/tags/123456789"), 404)
+        assert_problem(client.get("/api/tags/123456789/events"), 404)
+
+
+def test_lists_page_and_refuse_unknown_or_malformed_parameters(system: System) -> None:
+    with system.client() as client:
+        marker = unique("page")
+        ids = [client.post("/api/tags", json={"name": f"{marker}-{i}"}).json()["id"] for i in range(5)]
+        first = client.get("/api/tags", params={"q": marker, "pageSize": 2}).json()
+        assert first["page"] == 1 and first["page_size"] == 2 and first["total"] == 5 and first["next"] is True
+        assert [t["id"] for t in first["list"]] == ids[::-1][:2]
+        last = client.get("/api/tags", params={"q": marker, "page_size": 2, "page": 3}).json()
+        assert [t["id"] for t in last["list"]] == ids[:1] and last["next"] is False
+        oldest = client.get("/api/tags", params={"q": marker, "sort": "date+"}).json()
+        assert [t["id"] for t in oldest["list"]] == ids
+        assert client.get(f"/api/tags?q={marker}&sort=date+").json()["list"][0]["id"] == ids[0]
+        for bad in ({"bogus": "1"}, {"page": "0"}, {"pageSize": "101"}, {"page_size": "x"}, {"sort": "name"}):
+            body = assert_problem(client.get("/api/tags", params=bad), 422)
+            assert list(bad)[0] in body["detail"] or list(bad)[0] in str(body.get("errors"))
+
+
+def test_same_idempotency_key_creates_once(system: System) -> None:
+    with system.client() as client:
+        name, key = unique(), uuid.uuid4().hex
+        first = client.post("/api/tags", json={"name": name}, headers={"Idempotency-Key": key})
+        second = client.post("/api/tags", json={"name": name}, headers={"Idempotency-Key": key})
+        assert first.status_code == 201 and second.status_code == 201
+        assert first.json()["id"] == second.json()["id"]
+        assert client.get("/api/tags", params={"q": name}).json()["total"] == 1
+
+
+def test_concurrent_creates_of_one_name_give_one_tag(system: System) -> None:
+    name = unique("race")
+
+    def create(_: int) -> int:
+        with system.client() as client:
+            return client.post("/api/tags", json={"name": name}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        statuses = sorted(pool.map(create, range(10)))
+    assert statuses == [201] + [409] * 9
+    with system.client() as client:
+        assert client.get("/api/tags", params={"q": name}).json()["total"] == 1
+
+
+def test_audit_trail_shows_the_history(system: System) -> None:
+    with system.client() as client:
+        tag = client.post("/api/tags", json={"name": unique("a")}).json()
+        client.patch(f"/api/tags/{tag['id']}", json={"name": unique("b")})
+        client.delete(f"/api/tags/{tag['id']}")
+        trail = client.get(f"/api/tags/{tag['id']}/events")
+        assert trail.status_code == 200
+        events = trail.json()
+        assert [e["type"] for e in events] == ["TagCreated", "TagRenamed", "TagDeleted"]
+        assert [e["version"] for e in events] == [1, 2, 3]
+        assert events[0]["sequence"] < events[1]["sequence"] < events[2]["sequence"]
+        assert events[0]["data"]["name"] == tag["name"] and events[0]["class_version"] == 2
+
+
+def test_create_then_list_a_thousand_times_never_misses_its_own_write(system: System) -> None:
+    marker = unique("ryw")
+    with system.client() as client:
+        for i in range(1000):
+            tag = client.post("/api/tags", json={"name": f"{marker}-{i}"}).json()
+            listed = client.get("/api/tags", params={"q": marker, "pageSize": 1}).json()
+            assert listed["list"][0]["id"] == tag["id"], f"write {i} not visible"
+            assert listed["total"] == i + 1
