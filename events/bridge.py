@@ -1,0 +1,184 @@
+"""The one deliberate bridge between synchronous code and asyncio-only nats-py.
+
+The `eventsourcing` library is synchronous; nats-py is asyncio-only. Rather than start an event loop per call
+(slow, and one connection per call), each process runs one daemon thread with one asyncio loop and one
+NATS connection per server URL, shared by every recorder. Synchronous callers submit coroutines with `run()`
+and block on the result. Two rules keep it safe:
+
+- a call that times out cancels its coroutine, so nothing keeps running on the loop on behalf of a caller that
+  gave up (whether a write was stored is then unknown: the caller must treat it so);
+- code running on the loop thread must never call `run()`: it would wait for itself forever. `run()` refuses.
+
+Reconnection is nats-py's: it retries forever (`max_reconnect_attempts=-1`) and buffers publishes meanwhile;
+requests made while disconnected time out, which callers see as `TimeoutError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import threading
+from collections.abc import Coroutine
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class NatsConnectError(ConnectionError):
+    """The NATS server could not be reached at start."""
+
+
+def redact_url(url: str) -> str:
+    """The URL without user name, password or token, for messages and logs."""
+    parts = []
+    for one in url.split(","):
+        split = urlsplit(one.strip())
+        if split.username is not None or split.password is not None:
+            host = split.hostname or ""
+            if split.port:
+                host = f"{host}:{split.port}"
+            split = split._replace(netloc=f"***@{host}")
+        parts.append(urlunsplit(split))
+    return ",".join(parts)
+
+
+class NatsBridge:
+    """One asyncio loop thread and one NATS connection; `run()` executes coroutines on it synchronously."""
+
+    _shared: ClassVar[dict[str, NatsBridge]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, url: str, *, connect_timeout: float = 10.0, name: str = "aidraw") -> None:
+        self.url = url
+        self._pid = os.getpid()
+        self._closed = False
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run_loop, name="nats-bridge", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        try:
+            self._nc: Client = self.run(self._connect(connect_timeout, name), timeout=connect_timeout + 5)
+        except BaseException:
+            self._stop_loop()
+            raise
+        self._js: JetStreamContext = self._nc.jetstream()
+
+    @classmethod
+    def shared(cls, url: str) -> NatsBridge:
+        """The process-wide bridge for `url` (a fresh one in a forked child: threads do not survive fork)."""
+        with cls._shared_lock:
+            bridge = cls._shared.get(url)
+            if bridge is None or bridge._closed or bridge._pid != os.getpid():
+                bridge = cls(url)
+                cls._shared[url] = bridge
+            return bridge
+
+    @property
+    def nc(self) -> Client:
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        return self._js
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = DEFAULT_TIMEOUT) -> T:
+        """Run `coro` on the bridge's loop and return its result.
+
+        Raises TimeoutError (after cancelling the coroutine) when it does not finish within `timeout` seconds,
+        and RuntimeError when called from the loop thread itself, which would deadlock.
+        """
+        if threading.get_ident() == self._thread.ident:
+            coro.close()
+            raise RuntimeError("NatsBridge.run() called from the bridge's own loop thread: it would deadlock")
+        if self._closed or not self._loop.is_running():
+            coro.close()
+            raise RuntimeError("NatsBridge is closed")
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            done, _ = concurrent.futures.wait([future], timeout=timeout)
+        except BaseException:  # KeyboardInterrupt while waiting: do not leave the work running
+            future.cancel()
+            raise
+        if not done:
+            future.cancel()
+            raise TimeoutError(f"NATS operation did not finish within {timeout:g} s")
+        return future.result()
+
+    def close(self) -> None:
+        """Drain and close the connection, stop the loop thread. Idempotent."""
+        if self._closed:
+            return
+        with self._shared_lock:
+            if self._shared.get(self.url) is self:
+                del self._shared[self.url]
+        try:
+            self.run(self._nc.close(), timeout=10)
+        except Exception as exc:  # closing is best effort: the process may be shutting down
+            log.warning("closing the NATS connection failed: %s", exc)
+        self._closed = True
+        self._stop_loop()
+
+    async def _connect(self, timeout: float, name: str) -> Client:
+        async def error_cb(exc: Exception) -> None:
+            log.warning("NATS connection error: %s", exc)
+
+        async def disconnected_cb() -> None:
+            log.warning("disconnected from NATS at %s; reconnecting", redact_url(self.url))
+
+        async def reconnected_cb() -> None:
+            log.info("reconnected to NATS at %s", redact_url(self.url))
+
+        try:
+            # With unlimited reconnect attempts nats-py would retry the first connect forever: bound it.
+            return await asyncio.wait_for(
+                nats.connect(
+                    self.url,
+                    name=name,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    connect_timeout=max(1, min(int(timeout), 5)),
+                    error_cb=error_cb,
+                    disconnected_cb=disconnected_cb,
+                    reconnected_cb=reconnected_cb,
+                ),
+                timeout,
+            )
+        except (TimeoutError, OSError, nats.errors.Error) as exc:
+            raise NatsConnectError(
+                f"cannot reach NATS at {redact_url(self.url)}: {exc or type(exc).__name__}; "
+                "is it running? set AIDRAW_NATS_URL"
+            ) from exc
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.call_soon(self._started.set)
+        self._loop.run_forever()
+
+    def _stop_loop(self) -> None:
+        self._closed = True
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if threading.get_ident() != self._thread.ident:
+            self._thread.join(timeout=10)
+        if not self._loop.is_running() and not self._loop.is_closed():
+            self._loop.close()
