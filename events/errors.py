@@ -1,0 +1,36 @@
+"""The event store's exceptions beyond eventsourcing's own (all are PersistenceError subclasses)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, PersistenceError
+
+
+class OutcomeUnknown(PersistenceError):
+    """No answer came in time: the write may or may not have been stored.
+
+    Do not retry blindly: re-read the aggregate (or retry with the same idempotency key) to find out.
+    """
+
+
+class ClaimConflict(IntegrityError):
+    """A uniqueness claim is held by another owner; nothing was stored."""
+
+    def __init__(self, subject: str, owner: str) -> None:
+        super().__init__(f"{subject} is already claimed by another owner")
+        self.subject = subject
+        self.owner = owner  # the current holder
+
+
+class DuplicateRequest(PersistenceError):
+    """This idempotency key was used before; nothing was stored this time.
+
+    `events` lists the (originator id, version) pairs the first request stored, `sequence` is the stream
+    sequence of the first request's idempotency record.
+    """
+
+    def __init__(self, events: list[tuple[UUID, int]], sequence: int) -> None:
+        super().__init__(f"request already handled (idempotency record at sequence {sequence})")
+        self.events = events
+        self.sequence = sequence

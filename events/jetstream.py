@@ -1,0 +1,477 @@
+"""An `eventsourcing` persistence module on NATS JetStream (`PERSISTENCE_MODULE=events.jetstream`).
+
+Message format (a contract: the projectors read the stream directly). One message per stored event:
+subject `subject_for(prefix, originator_id)`, headers `Es-Topic` (the event's topic), `Es-Version` (its
+originator version, decimal), `Es-Id` (str(originator_id)), body = the stored event's `state` bytes.
+A notification id is the message's stream sequence. Claim messages (`Aidraw-Claim`, see events/claims.py) and
+idempotency records (`<prefix>.idem.<sha256 of key>`) share the stream but carry no `Es-Topic`: readers skip
+them, so notification ids have gaps where they are.
+
+Optimistic concurrency, with the SQL recorders' meaning (a unique (originator_id, version)) made append-only:
+if the subject's last message has version L at sequence S, version v may be appended only if v > L, and it is
+published with `Nats-Expected-Last-Subject-Sequence: S` (0 for an empty subject), so the server refuses it
+(10071) when anything was appended since. (L, S) comes from a small per-recorder cache filled by reads and own
+writes; without an entry the subject is assumed empty. On 10071 the subject's last message is re-read: if
+v <= its version the write conflicts (IntegrityError), otherwise the cache was merely stale and the write is
+retried with the fresh sequence. JetStream checks the expected header only on the first message of a subject
+in a batch (a second one is refused with 10164), so versions within a batch are checked here.
+
+One message is a plain publish (~0.3 ms round trip); several (several events, or any claim, release or
+idempotency record) are one atomic batch (all or nothing, ~3-5 ms: see events/batch.py).
+
+`insert_events(stored_events, claims=..., releases=..., idempotency_key=...)` (keywords pass through
+`Application.save()`): claims and releases follow events/claims.py. An idempotency key appends a record on
+`<prefix>.idem.<sha256 hex of key>` with expected sequence 0 (so it is remembered forever), body
+`{"events": [[originator id, version], ...]}`, in the same batch; the record also carries `Nats-Msg-Id` so the
+server's duplicate window catches a quick retry too (accepted in atomic batches; a batch with a known id is
+refused whole with 10201). The id is the sha256 hex of the key, not the key: a client's text never goes into
+a header. A repeated key raises DuplicateRequest and stores nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    InfrastructureFactory,
+    IntegrityError,
+    Notification,
+    OperationalError,
+    PersistenceError,
+    ProcessRecorder,
+    ProgrammingError,
+    StoredEvent,
+    Subscription,
+    TrackingRecorder,
+)
+from eventsourcing.utils import Environment, EnvType
+
+from events import batch as jsbatch
+from events.batch import JetStreamAPIError, NoStreamError, OutMsg
+from events.bridge import NatsBridge
+from events.claims import CLAIM_HEADER, HELD, RELEASED, Claim, idempotency_subject
+from events.directget import StoredMsg, get_batch, get_last, get_range
+from events.errors import ClaimConflict, DuplicateRequest, OutcomeUnknown
+from events.ids import is_event_subject, subject_for
+from events.stream import ensure_stream, stream_last_sequence
+from events.subscription import JetStreamSubscription
+
+__all__ = [
+    "Claim",
+    "ClaimConflict",
+    "DuplicateRequest",
+    "Factory",
+    "JetStreamAggregateRecorder",
+    "JetStreamApplicationRecorder",
+    "OutcomeUnknown",
+]
+
+T = TypeVar("T")
+
+TOPIC, VERSION, ID = "Es-Topic", "Es-Version", "Es-Id"
+EXPECTED = "Nats-Expected-Last-Subject-Sequence"
+_MAX_ATTEMPTS = 20  # retries after stale expectations; each one means the subjects changed meanwhile
+_MAX_BUSY = 5  # retries after 10176 (too many open batches)
+
+
+class _Pending:
+    """A claim or release in the making: the expected sequence of its subject, or skipped."""
+
+    def __init__(self, claim: Claim) -> None:
+        self.claim = claim
+        self.expected = 0
+        self.skip = False
+
+
+class JetStreamAggregateRecorder(AggregateRecorder):
+    def __init__(self, bridge: NatsBridge, stream: str, prefix: str, *, timeout: float = 10.0,
+                 cache_size: int = 10_000) -> None:
+        self.bridge = bridge
+        self.stream = stream
+        self.prefix = prefix
+        self.timeout = timeout
+        self._cache: OrderedDict[str, tuple[int, int]] = OrderedDict()  # subject -> (last version, its seq)
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+
+    # ---- writing ----
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        self._insert(stored_events, **kwargs)
+        return None
+
+    def _insert(
+        self,
+        stored_events: Sequence[StoredEvent],
+        *,
+        claims: Sequence[Claim] = (),
+        releases: Sequence[Claim] = (),
+        idempotency_key: str | None = None,
+        tracking: object = None,
+        **_: Any,
+    ) -> list[int]:
+        if tracking is not None:
+            raise ProgrammingError("tracking records live with the views in PostgreSQL, not in JetStream")
+        events = list(stored_events)
+        by_subject = self._group(events)
+        wanted = [_Pending(c) for c in self._unique(claims)]
+        freed = [_Pending(c) for c in self._unique(releases)]
+        for pending in (*wanted, *freed):
+            if not pending.claim.subject.startswith(self.prefix + ".") or pending.claim.subject in by_subject:
+                raise ProgrammingError(f"not a claim subject of this stream: {pending.claim.subject}")
+        if {p.claim.subject for p in wanted} & {p.claim.subject for p in freed}:
+            raise ProgrammingError("one subject is both claimed and released")
+        idem = idempotency_subject(self.prefix, idempotency_key) if idempotency_key is not None else None
+        if freed:  # a release needs the holder's sequence; claims are tried as free first (the usual case)
+            self._refresh_claims(freed, releasing=True)
+        attempts = busy = 0
+        while True:
+            msgs = self._messages(events, by_subject, wanted, freed, idem)
+            if not msgs:
+                return []
+            try:
+                ack = self.bridge.run(jsbatch.publish(self.bridge.nc, msgs, self.timeout), self.timeout + 5)
+            except TimeoutError as exc:
+                raise OutcomeUnknown(
+                    f"no answer from NATS within {self.timeout:g} s: "
+                    "the write may or may not have been stored"
+                ) from exc
+            except NoStreamError as exc:
+                raise OperationalError(str(exc)) from exc
+            except JetStreamAPIError as exc:
+                code = exc.err_code
+                if code in (jsbatch.WRONG_LAST_SEQUENCE, jsbatch.BATCH_DUPLICATE_MSG_ID):
+                    attempts += 1
+                    if attempts >= _MAX_ATTEMPTS:
+                        raise IntegrityError(f"gave up after {attempts} concurrent changes: {exc}") from exc
+                    self._after_conflict(by_subject, wanted, freed, idem)
+                    continue
+                if code == jsbatch.BATCH_EXPECTED_SEQ_NOT_FIRST:
+                    raise IntegrityError(str(exc)) from exc
+                if code == jsbatch.BATCH_INCOMPLETE_TOO_MANY and busy < _MAX_BUSY:
+                    busy += 1
+                    time.sleep(0.005 * 2**busy)
+                    continue
+                if code in (jsbatch.BATCH_TOO_LARGE, jsbatch.BATCH_DISABLED):
+                    raise ProgrammingError(str(exc)) from exc
+                raise OperationalError(str(exc)) from exc
+            if ack.duplicate:  # a lone idempotency record seen within the duplicate window
+                self._raise_duplicate(idem)
+            if ack.count != len(msgs):
+                raise PersistenceError(f"JetStream acknowledged {ack.count} messages of {len(msgs)}")
+            first = ack.seq - len(msgs) + 1
+            for position, event in enumerate(events):
+                self._remember(msgs[position].subject, event.originator_version, first + position)
+            return [first + position for position in range(len(events))]
+
+    def _group(self, events: list[StoredEvent]) -> dict[str, list[StoredEvent]]:
+        """Events by subject; versions must rise within a subject (a unique (id, version), append-only)."""
+        by_subject: dict[str, list[StoredEvent]] = {}
+        for event in events:
+            subject = self._subject(event.originator_id)
+            same = by_subject.setdefault(subject, [])
+            if same and event.originator_version <= same[-1].originator_version:
+                raise IntegrityError(
+                    f"versions of {event.originator_id} in one write must rise: "
+                    f"{same[-1].originator_version} then {event.originator_version}"
+                )
+            same.append(event)
+        if len(events) > jsbatch.MAX_BATCH:
+            raise ProgrammingError(f"at most {jsbatch.MAX_BATCH} events per write, not {len(events)}")
+        return by_subject
+
+    @staticmethod
+    def _unique(claims: Sequence[Claim]) -> list[Claim]:
+        found: dict[str, Claim] = {}
+        for claim in claims:
+            if found.setdefault(claim.subject, claim).owner != claim.owner:
+                raise ProgrammingError(f"two owners claim {claim.subject} in one write")
+        return list(found.values())
+
+    def _messages(self, events: list[StoredEvent], by_subject: dict[str, list[StoredEvent]],
+                  wanted: list[_Pending], freed: list[_Pending], idem: str | None) -> list[OutMsg]:
+        msgs: list[OutMsg] = []
+        seen: set[str] = set()
+        for event in events:
+            subject = self._subject(event.originator_id)
+            headers = {
+                TOPIC: event.topic, VERSION: str(event.originator_version), ID: str(event.originator_id)
+            }
+            if subject not in seen:  # JetStream checks only the first expectation per subject in a batch
+                seen.add(subject)
+                last_version, last_seq = self._cached(subject)
+                if last_version is not None and event.originator_version <= last_version:
+                    raise IntegrityError(
+                        f"{event.originator_id} already has version {last_version}: "
+                        f"cannot append version {event.originator_version}"
+                    )
+                headers[EXPECTED] = str(last_seq)
+            msgs.append(OutMsg(subject, event.state, headers))
+        for pending in wanted:
+            if not pending.skip:
+                msgs.append(OutMsg(pending.claim.subject, pending.claim.owner.encode(),
+                                   {CLAIM_HEADER: HELD, EXPECTED: str(pending.expected)}))
+        for pending in freed:
+            if not pending.skip:
+                msgs.append(OutMsg(pending.claim.subject, pending.claim.owner.encode(),
+                                   {CLAIM_HEADER: RELEASED, EXPECTED: str(pending.expected)}))
+        if idem is not None:
+            record = {"events": [[str(e.originator_id), e.originator_version] for e in events]}
+            msgs.append(OutMsg(idem, json.dumps(record).encode(),
+                               {EXPECTED: "0", "Nats-Msg-Id": idem.rsplit(".", 1)[1]}))
+        if len(msgs) > jsbatch.MAX_BATCH:
+            raise ProgrammingError(f"a write is at most {jsbatch.MAX_BATCH} messages, this one {len(msgs)}")
+        return msgs
+
+    def _after_conflict(self, by_subject: dict[str, list[StoredEvent]], wanted: list[_Pending],
+                        freed: list[_Pending], idem: str | None) -> None:
+        """Something changed under the write: re-read what it depends on, then refuse it or let it retry."""
+        subjects = list(by_subject)
+        lasts = self._read_lasts([*([idem] if idem else []), *subjects])
+        record = lasts[idem] if idem is not None else None
+        if record is not None:
+            raise self._duplicate(record)
+        for subject in subjects:
+            last = lasts[subject]
+            if last is None:
+                continue
+            version = int(last.headers[VERSION])
+            self._remember(subject, version, last.seq)
+            first = by_subject[subject][0]
+            if first.originator_version <= version:
+                raise IntegrityError(
+                    f"{first.originator_id} already has version {version}: "
+                    f"cannot append version {first.originator_version}"
+                )
+        self._refresh_claims(wanted, releasing=False)
+        self._refresh_claims(freed, releasing=True)
+
+    def _refresh_claims(self, pendings: list[_Pending], *, releasing: bool) -> None:
+        lasts = self._read_lasts([p.claim.subject for p in pendings])
+        for pending in pendings:
+            last = lasts[pending.claim.subject]
+            holder = _holder(last)
+            pending.expected = last.seq if last is not None else 0
+            if releasing:
+                pending.skip = holder != pending.claim.owner  # only the holder releases
+            elif holder is None:
+                pending.skip = False
+            elif holder == pending.claim.owner:
+                pending.skip = True  # already ours: claiming again changes nothing
+            else:
+                raise ClaimConflict(pending.claim.subject, holder)
+
+    def _raise_duplicate(self, idem: str | None) -> None:
+        last = self._run(get_last(self.bridge.nc, self.stream, idem, self.timeout)) if idem else None
+        if last is None:
+            raise PersistenceError("JetStream reported a duplicate message but no idempotency record exists")
+        raise self._duplicate(last)
+
+    @staticmethod
+    def _duplicate(record: StoredMsg) -> DuplicateRequest:
+        events = json.loads(record.data).get("events", [])
+        return DuplicateRequest([(UUID(str(oid)), int(version)) for oid, version in events], record.seq)
+
+    # ---- the version cache ----
+
+    def _cached(self, subject: str) -> tuple[int | None, int]:
+        with self._cache_lock:
+            found = self._cache.get(subject)
+            if found is None:
+                return None, 0
+            self._cache.move_to_end(subject)
+            return found
+
+    def _remember(self, subject: str, version: int, seq: int) -> None:
+        with self._cache_lock:
+            found = self._cache.get(subject)
+            if found is not None and found[1] >= seq:  # a concurrent reader must not bring back older state
+                return
+            self._cache[subject] = (version, seq)
+            self._cache.move_to_end(subject)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    # ---- reading ----
+
+    def select_events(self, originator_id: UUID | str, *, gt: int | None = None, lte: int | None = None,
+                      desc: bool = False, limit: int | None = None) -> Sequence[StoredEvent]:
+        subject = self._subject(originator_id)
+        if desc and limit == 1 and lte is None:  # the latest event only: one direct get
+            last = self._run(get_last(self.bridge.nc, self.stream, subject, self.timeout))
+            if last is None:
+                return []
+            event = self._stored_event(last)
+            self._remember(subject, event.originator_version, last.seq)
+            return [event] if gt is None or event.originator_version > gt else []
+        msgs = self._read_all(subject)
+        events = [self._stored_event(m) for m in msgs]
+        if msgs:
+            self._remember(subject, events[-1].originator_version, msgs[-1].seq)
+        events = [e for e in events if (gt is None or e.originator_version > gt)
+                  and (lte is None or e.originator_version <= lte)]
+        if desc:
+            events.reverse()
+        return events if limit is None else events[:limit]
+
+    def read_subject(self, subject: str) -> list[Notification]:
+        """Every event stored on one subject, in order (the audit trail)."""
+        msgs = self._read_all(subject)
+        return [n for m in msgs if (n := self._notification(m.subject, m.seq, m.headers, m.data)) is not None]
+
+    def read_claim(self, subject: str) -> str | None:
+        """The owner holding the claim subject, None when it is free."""
+        return _holder(self._run(get_last(self.bridge.nc, self.stream, subject, self.timeout)))
+
+    def last_sequence(self) -> int:
+        """The stream's last sequence, 0 when it is empty."""
+        try:
+            return stream_last_sequence(self.bridge, self.stream)
+        except TimeoutError as exc:
+            raise OperationalError(f"NATS did not answer within {self.timeout:g} s") from exc
+
+    def _read_all(self, subject: str) -> list[StoredMsg]:
+        nc = self.bridge.nc
+        return self._run(get_range(nc, self.stream, subjects=subject, seq=1, timeout=self.timeout))
+
+    def _read_lasts(self, subjects: list[str]) -> dict[str, StoredMsg | None]:
+        async def read() -> list[StoredMsg | None]:
+            return list(await asyncio.gather(*(get_last(self.bridge.nc, self.stream, s, self.timeout)
+                                               for s in subjects)))
+
+        return dict(zip(subjects, self._run(read()), strict=True)) if subjects else {}
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a read on the bridge: reads are safe to repeat, so a timeout is an OperationalError."""
+        try:
+            return self.bridge.run(coro, self.timeout + 5)
+        except TimeoutError as exc:
+            raise OperationalError(f"NATS did not answer within {self.timeout:g} s") from exc
+        except NoStreamError as exc:
+            raise OperationalError(str(exc)) from exc
+
+    def _subject(self, originator_id: UUID | str) -> str:
+        if not isinstance(originator_id, UUID):
+            try:
+                originator_id = UUID(str(originator_id))
+            except ValueError:
+                raise ProgrammingError(f"originator ids must be UUIDs here, not {originator_id!r}") from None
+        return subject_for(self.prefix, originator_id)
+
+    @staticmethod
+    def _stored_event(msg: StoredMsg) -> StoredEvent:
+        return StoredEvent(originator_id=UUID(msg.headers[ID]), originator_version=int(msg.headers[VERSION]),
+                           topic=msg.headers[TOPIC], state=msg.data)
+
+    def _notification(
+        self, subject: str, seq: int, headers: dict[str, str], data: bytes
+    ) -> Notification | None:
+        """The notification a stream message stands for, None for claims and idempotency records."""
+        topic = headers.get(TOPIC)
+        if topic is None or not is_event_subject(self.prefix, subject):
+            return None
+        return Notification(id=seq, originator_id=UUID(headers[ID]), originator_version=int(headers[VERSION]),
+                            topic=topic, state=bytes(data))
+
+
+class JetStreamApplicationRecorder(JetStreamAggregateRecorder, ApplicationRecorder):
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        return self._insert(stored_events, **kwargs)
+
+    def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
+                             topics: Sequence[str] = (), *, inclusive_of_start: bool = True
+                             ) -> Sequence[Notification]:
+        seq = 1 if start is None else (start if inclusive_of_start else start + 1)
+        seq = max(seq, 1)
+        out: list[Notification] = []
+        while len(out) < limit and (stop is None or seq <= stop):
+            wanted = limit - len(out)
+            # Claims, records and other topics are skipped after reading: ask for more when filtering.
+            size = min(jsbatch.MAX_BATCH, max(wanted, 100) if topics else wanted)
+            if stop is not None:
+                size = min(size, stop - seq + 1)
+            msgs, more = self._run(get_batch(self.bridge.nc, self.stream, subjects=f"{self.prefix}.>",
+                                             seq=seq, batch=size, timeout=self.timeout))
+            for msg in msgs:
+                if stop is not None and msg.seq > stop:
+                    break
+                notification = self._notification(msg.subject, msg.seq, msg.headers, msg.data)
+                if notification is not None and (not topics or notification.topic in topics):
+                    out.append(notification)
+                    if len(out) == limit:
+                        break
+            if not msgs or not more:
+                break
+            seq = msgs[-1].seq + 1
+        return out
+
+    def max_notification_id(self) -> int | None:
+        return self.last_sequence() or None
+
+    def subscribe(
+        self, gt: int | None = None, topics: Sequence[str] = ()
+    ) -> Subscription[ApplicationRecorder]:
+        return JetStreamSubscription(
+            self, self.bridge, self.stream, self.prefix, self._notification, gt, topics
+        )
+
+
+def _holder(last: StoredMsg | None) -> str | None:
+    if last is None or last.headers.get(CLAIM_HEADER) != HELD:
+        return None
+    return last.data.decode()
+
+
+class Factory(InfrastructureFactory[TrackingRecorder]):
+    """Recorders on the domain stream. Environment: NATS_URL (else AIDRAW_NATS_URL, else localhost),
+    NATS_STREAM (AIDRAW), NATS_SUBJECT_PREFIX (aidraw), NATS_TIMEOUT (seconds, 10). Snapshots, when enabled,
+    go to a stream of their own (`<stream>_SNAPSHOTS`, prefix `<prefix>_snapshots`): notification ids are
+    the domain stream's sequences and must count only events."""
+
+    NATS_URL = "NATS_URL"
+    NATS_STREAM = "NATS_STREAM"
+    NATS_SUBJECT_PREFIX = "NATS_SUBJECT_PREFIX"
+    NATS_TIMEOUT = "NATS_TIMEOUT"
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        url = self.env.get(self.NATS_URL) or os.environ.get("AIDRAW_NATS_URL") or "nats://127.0.0.1:4222"
+        self.bridge = NatsBridge.shared(url)
+        self.stream = self.env.get(self.NATS_STREAM) or "AIDRAW"
+        self.prefix = self.env.get(self.NATS_SUBJECT_PREFIX) or "aidraw"
+        self.timeout = float(self.env.get(self.NATS_TIMEOUT) or 10.0)
+
+    def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
+        stream, prefix = self.stream, self.prefix
+        if purpose == "snapshots":
+            stream, prefix = f"{stream}_SNAPSHOTS", f"{prefix}_snapshots"
+        ensure_stream(self.bridge, stream, prefix)
+        return JetStreamAggregateRecorder(self.bridge, stream, prefix, timeout=self.timeout)
+
+    def application_recorder(self) -> ApplicationRecorder:
+        ensure_stream(self.bridge, self.stream, self.prefix)
+        return JetStreamApplicationRecorder(self.bridge, self.stream, self.prefix, timeout=self.timeout)
+
+    def tracking_recorder(
+        self, tracking_recorder_class: type[TrackingRecorder] | None = None
+    ) -> TrackingRecorder:
+        raise NotImplementedError(
+            "no tracking recorder on JetStream: tracking lives with the views in PostgreSQL, written in the "
+            "same transaction as the view (use eventsourcing.postgres for it)"
+        )
+
+    def process_recorder(self) -> ProcessRecorder:
+        raise NotImplementedError(
+            "no process recorder on JetStream: events (NATS) and tracking (PostgreSQL) cannot be written "
+            "atomically together"
+        )
