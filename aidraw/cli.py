@@ -50,7 +50,7 @@ def _projector(settings: Settings, names: list[str]) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await asyncio.gather(*(ProjectionRunner(p, target).run(stop) for p in chosen))
+        await asyncio.gather(*(ProjectionRunner(p, target, batch_size=settings.projector_batch).run(stop) for p in chosen))
 
     asyncio.run(main())
     return 0

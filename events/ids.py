@@ -13,6 +13,7 @@ contract tests use random ones) live under `aidraw.es.<hex>`.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from uuid import UUID
 
@@ -36,10 +37,19 @@ _EPOCH_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 MAX_ID = 2**53 - 1
 
 
+_last_id = 0
+_id_lock = threading.Lock()
+
+
 def new_id() -> int:
-    """A fresh public id: time-ordered, positive, below 2**53."""
+    """A fresh public id: time-ordered, positive, below 2**53, strictly increasing within a process (bulk loads
+    make thousands a millisecond); processes differ by the random low bits, and the log refuses a clash."""
+    global _last_id
     ms = int(time.time() * 1000) - _EPOCH_MS
-    return (ms << 12) | secrets.randbits(12) or 1
+    candidate = (ms << 12) | secrets.randbits(12)
+    with _id_lock:
+        _last_id = max(candidate, _last_id + 1)
+        return _last_id
 
 
 def aggregate_uuid(kind: str, number: int) -> UUID:

@@ -60,6 +60,7 @@ class Settings:
     # /readyz reports not ready when projections are further behind than this many events.
     ready_max_lag_events: int = 1000
     duplicate_window_s: float = 120.0
+    projector_batch: int = 1000
     log_level: str = "INFO"
     log_json: bool = True
     extra: dict[str, str] = field(default_factory=dict)
@@ -77,6 +78,7 @@ class Settings:
             read_your_writes_timeout_s=_env_float("AIDRAW_READ_YOUR_WRITES_TIMEOUT", 2.0),
             ready_max_lag_events=_env_int("AIDRAW_READY_MAX_LAG", 1000),
             duplicate_window_s=_env_float("AIDRAW_DUPLICATE_WINDOW", 120.0),
+            projector_batch=_env_int("AIDRAW_PROJECTOR_BATCH", 1000),
             log_level=_env("AIDRAW_LOG_LEVEL", "INFO").upper(),
             log_json=_env_bool("AIDRAW_LOG_JSON", True),
         )

@@ -17,8 +17,7 @@ from infra.errors import Invalid
 def test_new_ids_are_positive_exact_in_json_and_time_ordered() -> None:
     ids = [new_id() for _ in range(2000)]
     assert all(0 < i <= MAX_ID for i in ids)
-    assert len(set(ids)) > 1990  # 12 random bits per millisecond
-    assert ids[-1] >> 12 >= ids[0] >> 12
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
 
 
 def test_aggregate_uuid_round_trips_through_the_subject() -> None:
@@ -71,7 +70,7 @@ def test_tag_names_are_cleaned(raw: str, expected: str) -> None:
     assert clean_tag_name(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["", "   ", "a,b", "123", "x" * 51, "a\nb"])
+@pytest.mark.parametrize("raw", ["", "   ", "a,b", "123", "x" * 51, "a\x01b"])
 def test_bad_tag_names_are_refused(raw: str) -> None:
     with pytest.raises(Invalid):
         clean_tag_name(raw)
