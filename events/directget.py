@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -64,6 +65,29 @@ async def get_last(nc: Client, stream: str, subject: str, timeout: float) -> Sto
     if status is not None:
         raise _refusal(reply, stream)
     return _stored(reply)
+
+
+async def get_seq(nc: Client, stream: str, seq: int, timeout: float) -> StoredMsg | None:
+    """The message at sequence `seq` (or, when that one is gone, the next one), None past the end."""
+    try:
+        reply = await nc.request(f"$JS.API.DIRECT.GET.{stream}", json.dumps({"seq": seq}).encode(),
+                                 timeout=timeout)
+    except NoRespondersError:
+        raise NoStreamError(f"stream {stream} does not answer direct gets") from None
+    status = _status(reply)
+    if status == "404":
+        return None
+    if status is not None:
+        raise _refusal(reply, stream)
+    return _stored(reply)
+
+
+def stored_time(msg: StoredMsg) -> float:
+    """When the server stored `msg`, in seconds since the epoch (`Nats-Time-Stamp`, RFC 3339 in ns)."""
+    stamp = msg.headers["Nats-Time-Stamp"]
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    seconds = datetime.fromisoformat(whole).replace(tzinfo=UTC).timestamp()
+    return seconds + (float(f"0.{fraction}") if fraction else 0.0)
 
 
 async def get_batch(

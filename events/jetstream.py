@@ -60,7 +60,7 @@ from events import batch as jsbatch
 from events.batch import JetStreamAPIError, NoStreamError, OutMsg
 from events.bridge import NatsBridge
 from events.claims import CLAIM_HEADER, HELD, RELEASED, Claim, idempotency_subject
-from events.directget import StoredMsg, get_batch, get_last, get_range
+from events.directget import StoredMsg, get_batch, get_last, get_range, get_seq, stored_time
 from events.errors import ClaimConflict, DuplicateRequest, OutcomeUnknown
 from events.ids import is_event_subject, subject_for
 from events.stream import ensure_stream, stream_last_sequence
@@ -339,6 +339,11 @@ class JetStreamAggregateRecorder(AggregateRecorder):
             return stream_last_sequence(self.bridge, self.stream)
         except TimeoutError as exc:
             raise OperationalError(f"NATS did not answer within {self.timeout:g} s") from exc
+
+    def message_time(self, seq: int) -> float | None:
+        """When the message at stream sequence `seq` was stored (epoch seconds), None past the end."""
+        msg = self._run(get_seq(self.bridge.nc, self.stream, seq, self.timeout))
+        return stored_time(msg) if msg is not None else None
 
     def _read_all(self, subject: str) -> list[StoredMsg]:
         nc = self.bridge.nc

@@ -50,7 +50,9 @@ class TestJetStreamAggregateRecorder(JetStreamCase, AggregateRecorderTestCase):
         return JetStreamAggregateRecorder(*self._where())
 
 
-class TestJetStreamApplicationRecorder(JetStreamCase, ApplicationRecorderTestCase[JetStreamApplicationRecorder]):
+class TestJetStreamApplicationRecorder(
+    JetStreamCase, ApplicationRecorderTestCase[JetStreamApplicationRecorder]
+):
     def create_recorder(self) -> JetStreamApplicationRecorder:
         return JetStreamApplicationRecorder(*self._where())
 
