@@ -29,6 +29,7 @@ KINDS: dict[str, int] = {
     "dataset": 8,
     "choice": 9,
     "server": 10,
+    "likes": 11,  # one per user: the images they like
 }
 KIND_NAMES: dict[int, str] = {code: name for name, code in KINDS.items()}
 
