@@ -50,7 +50,8 @@ def _projector(settings: Settings, names: list[str]) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await asyncio.gather(*(ProjectionRunner(p, target, batch_size=settings.projector_batch).run(stop) for p in chosen))
+        runners = [ProjectionRunner(p, target, batch_size=settings.projector_batch) for p in chosen]
+        await asyncio.gather(*(runner.run(stop) for runner in runners))
 
     asyncio.run(main())
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -45,7 +45,7 @@ class CommandApp(Application[UUID]):
     def load(self, cls: type[A], kind: str, number: int) -> A:
         """The live aggregate `kind` #number, or NotFound (also for a deleted one)."""
         try:
-            aggregate = self.repository.get(aggregate_uuid(kind, number))
+            aggregate: Aggregate = self.repository.get(aggregate_uuid(kind, number))
         except (AggregateNotFoundError, ValueError):
             raise NotFound(f"No {kind} with id {number}.") from None
         if not isinstance(aggregate, cls) or getattr(aggregate, "deleted", False):

@@ -80,7 +80,7 @@ class ProjectionRunner:
                     except _Gap:
                         log.info("consumer ran ahead of the checkpoint; repositioning",
                                  extra={"projector": self.checkpoint_name, "position": self.position})
-                    except (psycopg.OperationalError, nats.errors.Error, asyncio.TimeoutError) as exc:
+                    except (TimeoutError, psycopg.OperationalError, nats.errors.Error) as exc:
                         log.warning("projection interrupted; resuming from the checkpoint",
                                     extra={"projector": self.checkpoint_name, "error": str(exc)})
                         await asyncio.sleep(0.5)

@@ -22,7 +22,8 @@ COLUMNS = "id, name, user_id, created_at, updated_at"
 async def list_tags(request: Request, pool: Pool, _: Consistent) -> dict[str, Any]:
     """Tags, newest first (`sort=date+` for oldest first); `q` matches names, `user` the creator."""
     query = parse_list_query(request.query_params, {"q", "user", "user_id"})
-    where, params = ["true"], []
+    where: list[str] = ["true"]
+    params: list[Any] = []
     for group in query.filters.get("q", []):
         where.append("(" + " OR ".join(["name ILIKE %s"] * len(group)) + ")")
         params += [f"%{v}%" for v in group]
