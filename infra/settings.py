@@ -63,6 +63,14 @@ class Settings:
     projector_batch: int = 1000
     log_level: str = "INFO"
     log_json: bool = True
+    # Accounts: sign-up open to anyone (false: only admins create users), session lifetime (sliding) and how
+    # often use extends it, failed-login limits per account and per client address (per API replica).
+    signup_open: bool = True
+    session_ttl_s: float = 30 * 24 * 3600.0
+    session_refresh_s: float = 3600.0
+    login_max_failures: int = 10
+    login_max_failures_per_address: int = 100
+    login_failure_window_s: float = 900.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -81,4 +89,10 @@ class Settings:
             projector_batch=_env_int("AIDRAW_PROJECTOR_BATCH", 1000),
             log_level=_env("AIDRAW_LOG_LEVEL", "INFO").upper(),
             log_json=_env_bool("AIDRAW_LOG_JSON", True),
+            signup_open=_env_bool("AIDRAW_SIGNUP_OPEN", True),
+            session_ttl_s=_env_float("AIDRAW_SESSION_TTL", 30 * 24 * 3600.0),
+            session_refresh_s=_env_float("AIDRAW_SESSION_REFRESH", 3600.0),
+            login_max_failures=_env_int("AIDRAW_LOGIN_MAX_FAILURES", 10),
+            login_max_failures_per_address=_env_int("AIDRAW_LOGIN_MAX_FAILURES_PER_ADDRESS", 100),
+            login_failure_window_s=_env_float("AIDRAW_LOGIN_FAILURE_WINDOW", 900.0),
         )
