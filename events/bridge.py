@@ -63,6 +63,7 @@ class NatsBridge:
         self.url = url
         self._pid = os.getpid()
         self._closed = False
+        self._closing = False  # close() under way: a disconnect is expected, not worth a warning
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run_loop, name="nats-bridge", daemon=True)
@@ -131,6 +132,7 @@ class NatsBridge:
         with self._shared_lock:
             if self._shared.get(self.url) is self:
                 del self._shared[self.url]
+        self._closing = True
         try:
             self.run(self._nc.close(), timeout=10)
         except Exception as exc:  # closing is best effort: the process may be shutting down
@@ -143,6 +145,8 @@ class NatsBridge:
             log.warning("NATS connection error: %s", exc)
 
         async def disconnected_cb() -> None:
+            if self._closing:
+                return
             log.warning("disconnected from NATS at %s; reconnecting", redact_url(self.url))
 
         async def reconnected_cb() -> None:

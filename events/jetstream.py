@@ -123,7 +123,8 @@ class JetStreamAggregateRecorder(AggregateRecorder):
         if tracking is not None:
             raise ProgrammingError("tracking records live with the views in PostgreSQL, not in JetStream")
         events = list(stored_events)
-        by_subject = self._group(events)
+        subjects = [self._subject(e.originator_id) for e in events]
+        by_subject = self._group(events, subjects)
         wanted = [_Pending(c) for c in self._unique(claims)]
         freed = [_Pending(c) for c in self._unique(releases)]
         for pending in (*wanted, *freed):
@@ -136,7 +137,7 @@ class JetStreamAggregateRecorder(AggregateRecorder):
             self._refresh_claims(freed, releasing=True)
         attempts = busy = 0
         while True:
-            msgs = self._messages(events, by_subject, wanted, freed, idem)
+            msgs = self._messages(events, subjects, wanted, freed, idem)
             if not msgs:
                 return []
             try:
@@ -170,15 +171,16 @@ class JetStreamAggregateRecorder(AggregateRecorder):
             if ack.count != len(msgs):
                 raise PersistenceError(f"JetStream acknowledged {ack.count} messages of {len(msgs)}")
             first = ack.seq - len(msgs) + 1
-            for position, event in enumerate(events):
-                self._remember(msgs[position].subject, event.originator_version, first + position)
-            return [first + position for position in range(len(events))]
+            last_position = {subject: position for position, subject in enumerate(subjects)}
+            for subject, position in last_position.items():
+                self._remember(subject, events[position].originator_version, first + position)
+            return list(range(first, first + len(events)))
 
-    def _group(self, events: list[StoredEvent]) -> dict[str, list[StoredEvent]]:
+    @staticmethod
+    def _group(events: list[StoredEvent], subjects: list[str]) -> dict[str, list[StoredEvent]]:
         """Events by subject; versions must rise within a subject (a unique (id, version), append-only)."""
         by_subject: dict[str, list[StoredEvent]] = {}
-        for event in events:
-            subject = self._subject(event.originator_id)
+        for event, subject in zip(events, subjects, strict=True):
             same = by_subject.setdefault(subject, [])
             if same and event.originator_version <= same[-1].originator_version:
                 raise IntegrityError(
@@ -198,12 +200,11 @@ class JetStreamAggregateRecorder(AggregateRecorder):
                 raise ProgrammingError(f"two owners claim {claim.subject} in one write")
         return list(found.values())
 
-    def _messages(self, events: list[StoredEvent], by_subject: dict[str, list[StoredEvent]],
+    def _messages(self, events: list[StoredEvent], subjects: list[str],
                   wanted: list[_Pending], freed: list[_Pending], idem: str | None) -> list[OutMsg]:
         msgs: list[OutMsg] = []
         seen: set[str] = set()
-        for event in events:
-            subject = self._subject(event.originator_id)
+        for event, subject in zip(events, subjects, strict=True):
             headers = {
                 TOPIC: event.topic, VERSION: str(event.originator_version), ID: str(event.originator_id)
             }
