@@ -95,6 +95,18 @@ def test_one_message_per_event_with_the_documented_subject_headers_and_body(
     assert recorder.message_time(2) is None
 
 
+def test_ensure_stream_sets_the_designed_configuration_and_updates_it(
+    bridge: NatsBridge, stream_name: str, prefix: str
+) -> None:
+    ensure_stream(bridge, stream_name, prefix)
+    ensure_stream(bridge, stream_name, prefix, duplicate_window_s=30)  # exists: updated, not refused
+    config = bridge.run(bridge.js.stream_info(stream_name)).config
+    assert config.subjects == [f"{prefix}.>"]
+    assert (config.storage, config.discard) == ("file", "new")
+    assert config.deny_delete and config.deny_purge and config.allow_atomic and config.allow_direct
+    assert config.duplicate_window == 30
+
+
 # ---- atomicity and optimistic concurrency ----
 
 def test_a_batch_with_one_stale_expectation_stores_nothing(
