@@ -1,0 +1,53 @@
+"""Images: uploaded (later also generated) pictures, their metadata and who may see them.
+
+The picture itself is in the blob store under content-addressed keys; the events carry the keys, never bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from events.base import Changed, Created, Deleted
+
+
+class ImageUploaded(Created):
+    """Everything an image starts with. Generation parameters are None for an upload; `descriptor` is the
+    content descriptor computed from the pixels (infra/media.py), kept in the event so a rebuild never needs
+    the blob."""
+
+    user_id: int
+    name: str
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    num_inference_steps: int | None
+    guidance_scale: float | None
+    scheduler: str | None
+    seed: int | None
+    from_image: str | None
+    model_id: int | None
+    loras: list[Any]
+    blob_key: str
+    thumbnail_key: str | None
+    content_type: str
+    public: bool
+    tag_ids: list[int]
+    task_id: int | None
+    descriptor: list[float] | None
+
+
+class ImageChanged(Changed):
+    """What the owner changed; a field that is None was left as it was."""
+
+    name: str | None
+    tag_ids: list[int] | None
+    public: bool | None
+
+
+class ImageDeleted(Deleted):
+    """The image is gone. Its blob keys are named so the blob reaper can collect them without the read model
+    of the image (which is deleted in the same step)."""
+
+    blob_key: str
+    thumbnail_key: str | None
