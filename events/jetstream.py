@@ -17,7 +17,8 @@ retried with the fresh sequence. JetStream checks the expected header only on th
 in a batch (a second one is refused with 10164), so versions within a batch are checked here.
 
 One message is a plain publish (~0.3 ms round trip); several (several events, or any claim, release or
-idempotency record) are one atomic batch (all or nothing, ~3-5 ms: see events/batch.py).
+idempotency record) are one atomic batch (all or nothing, ~3-5 ms: see events/batch.py). What a write sends
+and how it answers a refusal is decided in events/writeplan.py (no I/O); this module does the I/O.
 
 `insert_events(stored_events, claims=..., releases=..., idempotency_key=...)` (keywords pass through
 `Application.save()`): claims and releases follow events/claims.py. An idempotency key appends a record on
@@ -31,11 +32,8 @@ a header. A repeated key raises DuplicateRequest and stores nothing.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
@@ -57,14 +55,15 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment, EnvType
 
 from events import batch as jsbatch
-from events.batch import JetStreamAPIError, NoStreamError, OutMsg
+from events.batch import JetStreamAPIError, NoStreamError
 from events.bridge import NatsBridge
-from events.claims import CLAIM_HEADER, HELD, RELEASED, Claim, idempotency_subject
+from events.claims import Claim, idempotency_subject
 from events.directget import StoredMsg, get_batch, get_last, get_range, get_seq, stored_time
 from events.errors import ClaimConflict, DuplicateRequest, OutcomeUnknown
 from events.ids import is_event_subject, subject_for
 from events.stream import ensure_stream, stream_last_sequence
 from events.subscription import JetStreamSubscription
+from events.writeplan import ID, TOPIC, VERSION, VersionCache, WritePlan, duplicate, holder
 
 __all__ = [
     "Claim",
@@ -78,19 +77,8 @@ __all__ = [
 
 T = TypeVar("T")
 
-TOPIC, VERSION, ID = "Es-Topic", "Es-Version", "Es-Id"
-EXPECTED = "Nats-Expected-Last-Subject-Sequence"
 _MAX_ATTEMPTS = 20  # retries after stale expectations; each one means the subjects changed meanwhile
 _MAX_BUSY = 5  # retries after 10176 (too many open batches)
-
-
-class _Pending:
-    """A claim or release in the making: the expected sequence of its subject, or skipped."""
-
-    def __init__(self, claim: Claim) -> None:
-        self.claim = claim
-        self.expected = 0
-        self.skip = False
 
 
 class JetStreamAggregateRecorder(AggregateRecorder):
@@ -100,9 +88,7 @@ class JetStreamAggregateRecorder(AggregateRecorder):
         self.stream = stream
         self.prefix = prefix
         self.timeout = timeout
-        self._cache: OrderedDict[str, tuple[int, int]] = OrderedDict()  # subject -> (last version, its seq)
-        self._cache_size = cache_size
-        self._cache_lock = threading.Lock()
+        self._cache = VersionCache(cache_size)
 
     # ---- writing ----
 
@@ -122,22 +108,14 @@ class JetStreamAggregateRecorder(AggregateRecorder):
     ) -> list[int]:
         if tracking is not None:
             raise ProgrammingError("tracking records live with the views in PostgreSQL, not in JetStream")
-        events = list(stored_events)
-        subjects = [self._subject(e.originator_id) for e in events]
-        by_subject = self._group(events, subjects)
-        wanted = [_Pending(c) for c in self._unique(claims)]
-        freed = [_Pending(c) for c in self._unique(releases)]
-        for pending in (*wanted, *freed):
-            if not pending.claim.subject.startswith(self.prefix + ".") or pending.claim.subject in by_subject:
-                raise ProgrammingError(f"not a claim subject of this stream: {pending.claim.subject}")
-        if {p.claim.subject for p in wanted} & {p.claim.subject for p in freed}:
-            raise ProgrammingError("one subject is both claimed and released")
         idem = idempotency_subject(self.prefix, idempotency_key) if idempotency_key is not None else None
-        if freed:  # a release needs the holder's sequence; claims are tried as free first (the usual case)
-            self._refresh_claims(freed, releasing=True)
+        plan = WritePlan(self.prefix, stored_events, [self._subject(e.originator_id) for e in stored_events],
+                         claims, releases, idem)
+        if plan.release_subjects:  # a release needs the holder's sequence (claims are first tried as free)
+            plan.claims_seen(self._read_lasts(plan.release_subjects))
         attempts = busy = 0
         while True:
-            msgs = self._messages(events, subjects, wanted, freed, idem)
+            msgs = plan.messages(self._cache)
             if not msgs:
                 return []
             try:
@@ -155,7 +133,7 @@ class JetStreamAggregateRecorder(AggregateRecorder):
                     attempts += 1
                     if attempts >= _MAX_ATTEMPTS:
                         raise IntegrityError(f"gave up after {attempts} concurrent changes: {exc}") from exc
-                    self._after_conflict(by_subject, wanted, freed, idem)
+                    plan.after_conflict(self._read_lasts(plan.depends_on()), self._cache)
                     continue
                 if code == jsbatch.BATCH_EXPECTED_SEQ_NOT_FIRST:
                     raise IntegrityError(str(exc)) from exc
@@ -166,142 +144,14 @@ class JetStreamAggregateRecorder(AggregateRecorder):
                 if code in (jsbatch.BATCH_TOO_LARGE, jsbatch.BATCH_DISABLED):
                     raise ProgrammingError(str(exc)) from exc
                 raise OperationalError(str(exc)) from exc
-            if ack.duplicate:  # a lone idempotency record seen within the duplicate window
-                self._raise_duplicate(idem)
+            if ack.duplicate:  # a lone idempotency record, seen within the duplicate window
+                record = self._read_lasts([idem])[idem] if idem is not None else None
+                if record is None:
+                    raise PersistenceError("JetStream reported a duplicate but no idempotency record exists")
+                raise duplicate(record)
             if ack.count != len(msgs):
                 raise PersistenceError(f"JetStream acknowledged {ack.count} messages of {len(msgs)}")
-            first = ack.seq - len(msgs) + 1
-            last_position = {subject: position for position, subject in enumerate(subjects)}
-            for subject, position in last_position.items():
-                self._remember(subject, events[position].originator_version, first + position)
-            return list(range(first, first + len(events)))
-
-    @staticmethod
-    def _group(events: list[StoredEvent], subjects: list[str]) -> dict[str, list[StoredEvent]]:
-        """Events by subject; versions must rise within a subject (a unique (id, version), append-only)."""
-        by_subject: dict[str, list[StoredEvent]] = {}
-        for event, subject in zip(events, subjects, strict=True):
-            same = by_subject.setdefault(subject, [])
-            if same and event.originator_version <= same[-1].originator_version:
-                raise IntegrityError(
-                    f"versions of {event.originator_id} in one write must rise: "
-                    f"{same[-1].originator_version} then {event.originator_version}"
-                )
-            same.append(event)
-        if len(events) > jsbatch.MAX_BATCH:
-            raise ProgrammingError(f"at most {jsbatch.MAX_BATCH} events per write, not {len(events)}")
-        return by_subject
-
-    @staticmethod
-    def _unique(claims: Sequence[Claim]) -> list[Claim]:
-        found: dict[str, Claim] = {}
-        for claim in claims:
-            if found.setdefault(claim.subject, claim).owner != claim.owner:
-                raise ProgrammingError(f"two owners claim {claim.subject} in one write")
-        return list(found.values())
-
-    def _messages(self, events: list[StoredEvent], subjects: list[str],
-                  wanted: list[_Pending], freed: list[_Pending], idem: str | None) -> list[OutMsg]:
-        msgs: list[OutMsg] = []
-        seen: set[str] = set()
-        for event, subject in zip(events, subjects, strict=True):
-            headers = {
-                TOPIC: event.topic, VERSION: str(event.originator_version), ID: str(event.originator_id)
-            }
-            if subject not in seen:  # JetStream checks only the first expectation per subject in a batch
-                seen.add(subject)
-                last_version, last_seq = self._cached(subject)
-                if last_version is not None and event.originator_version <= last_version:
-                    raise IntegrityError(
-                        f"{event.originator_id} already has version {last_version}: "
-                        f"cannot append version {event.originator_version}"
-                    )
-                headers[EXPECTED] = str(last_seq)
-            msgs.append(OutMsg(subject, event.state, headers))
-        for pending in wanted:
-            if not pending.skip:
-                msgs.append(OutMsg(pending.claim.subject, pending.claim.owner.encode(),
-                                   {CLAIM_HEADER: HELD, EXPECTED: str(pending.expected)}))
-        for pending in freed:
-            if not pending.skip:
-                msgs.append(OutMsg(pending.claim.subject, pending.claim.owner.encode(),
-                                   {CLAIM_HEADER: RELEASED, EXPECTED: str(pending.expected)}))
-        if idem is not None:
-            record = {"events": [[str(e.originator_id), e.originator_version] for e in events]}
-            msgs.append(OutMsg(idem, json.dumps(record).encode(),
-                               {EXPECTED: "0", "Nats-Msg-Id": idem.rsplit(".", 1)[1]}))
-        if len(msgs) > jsbatch.MAX_BATCH:
-            raise ProgrammingError(f"a write is at most {jsbatch.MAX_BATCH} messages, this one {len(msgs)}")
-        return msgs
-
-    def _after_conflict(self, by_subject: dict[str, list[StoredEvent]], wanted: list[_Pending],
-                        freed: list[_Pending], idem: str | None) -> None:
-        """Something changed under the write: re-read what it depends on, then refuse it or let it retry."""
-        subjects = list(by_subject)
-        lasts = self._read_lasts([*([idem] if idem else []), *subjects])
-        record = lasts[idem] if idem is not None else None
-        if record is not None:
-            raise self._duplicate(record)
-        for subject in subjects:
-            last = lasts[subject]
-            if last is None:
-                continue
-            version = int(last.headers[VERSION])
-            self._remember(subject, version, last.seq)
-            first = by_subject[subject][0]
-            if first.originator_version <= version:
-                raise IntegrityError(
-                    f"{first.originator_id} already has version {version}: "
-                    f"cannot append version {first.originator_version}"
-                )
-        self._refresh_claims(wanted, releasing=False)
-        self._refresh_claims(freed, releasing=True)
-
-    def _refresh_claims(self, pendings: list[_Pending], *, releasing: bool) -> None:
-        lasts = self._read_lasts([p.claim.subject for p in pendings])
-        for pending in pendings:
-            last = lasts[pending.claim.subject]
-            holder = _holder(last)
-            pending.expected = last.seq if last is not None else 0
-            if releasing:
-                pending.skip = holder != pending.claim.owner  # only the holder releases
-            elif holder is None:
-                pending.skip = False
-            elif holder == pending.claim.owner:
-                pending.skip = True  # already ours: claiming again changes nothing
-            else:
-                raise ClaimConflict(pending.claim.subject, holder)
-
-    def _raise_duplicate(self, idem: str | None) -> None:
-        last = self._run(get_last(self.bridge.nc, self.stream, idem, self.timeout)) if idem else None
-        if last is None:
-            raise PersistenceError("JetStream reported a duplicate message but no idempotency record exists")
-        raise self._duplicate(last)
-
-    @staticmethod
-    def _duplicate(record: StoredMsg) -> DuplicateRequest:
-        events = json.loads(record.data).get("events", [])
-        return DuplicateRequest([(UUID(str(oid)), int(version)) for oid, version in events], record.seq)
-
-    # ---- the version cache ----
-
-    def _cached(self, subject: str) -> tuple[int | None, int]:
-        with self._cache_lock:
-            found = self._cache.get(subject)
-            if found is None:
-                return None, 0
-            self._cache.move_to_end(subject)
-            return found
-
-    def _remember(self, subject: str, version: int, seq: int) -> None:
-        with self._cache_lock:
-            found = self._cache.get(subject)
-            if found is not None and found[1] >= seq:  # a concurrent reader must not bring back older state
-                return
-            self._cache[subject] = (version, seq)
-            self._cache.move_to_end(subject)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            return plan.stored(self._cache, ack.seq, ack.count)
 
     # ---- reading ----
 
@@ -313,12 +163,12 @@ class JetStreamAggregateRecorder(AggregateRecorder):
             if last is None:
                 return []
             event = self._stored_event(last)
-            self._remember(subject, event.originator_version, last.seq)
+            self._cache.remember(subject, event.originator_version, last.seq)
             return [event] if gt is None or event.originator_version > gt else []
         msgs = self._read_all(subject)
         events = [self._stored_event(m) for m in msgs]
         if msgs:
-            self._remember(subject, events[-1].originator_version, msgs[-1].seq)
+            self._cache.remember(subject, events[-1].originator_version, msgs[-1].seq)
         events = [e for e in events if (gt is None or e.originator_version > gt)
                   and (lte is None or e.originator_version <= lte)]
         if desc:
@@ -332,7 +182,7 @@ class JetStreamAggregateRecorder(AggregateRecorder):
 
     def read_claim(self, subject: str) -> str | None:
         """The owner holding the claim subject, None when it is free."""
-        return _holder(self._run(get_last(self.bridge.nc, self.stream, subject, self.timeout)))
+        return holder(self._run(get_last(self.bridge.nc, self.stream, subject, self.timeout)))
 
     def last_sequence(self) -> int:
         """The stream's last sequence, 0 when it is empty."""
@@ -430,12 +280,6 @@ class JetStreamApplicationRecorder(JetStreamAggregateRecorder, ApplicationRecord
         return JetStreamSubscription(
             self, self.bridge, self.stream, self.prefix, self._notification, gt, topics
         )
-
-
-def _holder(last: StoredMsg | None) -> str | None:
-    if last is None or last.headers.get(CLAIM_HEADER) != HELD:
-        return None
-    return last.data.decode()
 
 
 class Factory(InfrastructureFactory[TrackingRecorder]):
