@@ -71,6 +71,11 @@ class Settings:
     login_max_failures: int = 10
     login_max_failures_per_address: int = 100
     login_failure_window_s: float = 900.0
+    # Images: upload limits (bytes of the file, pixels of the picture), and how long image views (browsing
+    # history) are kept in their stream.
+    upload_max_bytes: int = 20 * 1024 * 1024
+    upload_max_pixels: int = 40_000_000
+    views_max_age_s: float = 90 * 24 * 3600.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -95,4 +100,7 @@ class Settings:
             login_max_failures=_env_int("AIDRAW_LOGIN_MAX_FAILURES", 10),
             login_max_failures_per_address=_env_int("AIDRAW_LOGIN_MAX_FAILURES_PER_ADDRESS", 100),
             login_failure_window_s=_env_float("AIDRAW_LOGIN_FAILURE_WINDOW", 900.0),
+            upload_max_bytes=_env_int("AIDRAW_UPLOAD_MAX_BYTES", 20 * 1024 * 1024),
+            upload_max_pixels=_env_int("AIDRAW_UPLOAD_MAX_PIXELS", 40_000_000),
+            views_max_age_s=_env_float("AIDRAW_VIEWS_MAX_AGE", 90 * 24 * 3600.0),
         )
