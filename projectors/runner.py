@@ -91,7 +91,7 @@ class ProjectionRunner:
         return self.position
 
     async def _become_leader(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
-        key = zlib.crc32(self.checkpoint_name.encode())
+        key = zlib.crc32(self.checkpoint_name.encode()) & 0x7FFFFFFF  # pg_try_advisory_lock(int, int)
         await conn.set_autocommit(True)
         while not stop.is_set():
             row = await (await conn.execute("SELECT pg_try_advisory_lock(7263002, %s)", (key,))).fetchone()
