@@ -104,6 +104,8 @@ class ProjectionRunner:
         await conn.commit()
         await checkpoints.setup(conn)
         async with conn.transaction():
+            # Projectors start together: IF NOT EXISTS does not make concurrent CREATEs safe, so take turns.
+            await conn.execute("SELECT pg_advisory_xact_lock(7263004)")
             await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
             for statement in self.projector.ddl():
                 await conn.execute(self.projector.sql(statement, self.schema))  # type: ignore[arg-type]
