@@ -12,6 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from aidraw import ops
 from aidraw.roles import PROJECTORS
 from command.app import CommandApp
+from command.routes import datasets as command_datasets
+from command.routes import params as command_params
 from command.routes import tags as command_tags
 from events.jetstream import JetStreamApplicationRecorder
 from infra.errors import install_problem_handlers
@@ -20,6 +22,8 @@ from infra.settings import Settings
 from query.consistency import CallerSequences, ProjectionWatcher, caller_key
 from query.db import make_pool
 from query.routes import audit
+from query.routes import datasets as query_datasets
+from query.routes import params as query_params
 from query.routes import tags as query_tags
 
 DESCRIPTION = """The server side of an AI drawing service: accounts, images, models, training and generation
@@ -62,6 +66,8 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         return response
 
     for router in (ops.router, command_tags.router, query_tags.router, audit.router):
+        app.include_router(router)
+    for router in (command_params.router, query_params.router, command_datasets.router, query_datasets.router):
         app.include_router(router)
     return app
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from projectors.base import Projector
+from projectors.postgres.datasets import DatasetsProjector
+from projectors.postgres.params import ParamsProjector
 from projectors.postgres.tags import TagsProjector
 
-PROJECTORS: list[Projector] = [TagsProjector()]
+PROJECTORS: list[Projector] = [TagsProjector(), ParamsProjector(), DatasetsProjector()]
 
 
 def projector_named(name: str) -> Projector:

@@ -1,0 +1,129 @@
+"""Params: the aggregate (its rules) and the command handlers."""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import singledispatchmethod
+from typing import Any
+
+from command.app import CommandApp, retry_on_conflict
+from command.owned import OwnedAggregate, clean_name, storable
+from events.ids import aggregate_uuid, new_id
+from events.params import ParamCreated, ParamDataReplaced, ParamDeleted, ParamRenamed, ParamVisibilityChanged
+from infra.actor import Actor
+from infra.errors import Invalid, TooLarge
+
+MAX_DATA_BYTES = 64 * 1024  # serialised compactly as UTF-8
+MAX_DATA_DEPTH = 16  # nested objects/arrays; deep nesting is never a parameter set, and recursion is not free
+
+
+def _check_tree(data: dict[str, Any]) -> None:
+    """Depth, and values the read model's jsonb cannot hold (NaN/Infinity, NUL characters, lone surrogates):
+    refused here, because once in the log they would stop the projector. Iterative on purpose: a hostile
+    document must not exhaust the interpreter's stack."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            if level > MAX_DATA_DEPTH:
+                raise Invalid(f"data nests deeper than {MAX_DATA_DEPTH} levels of objects and arrays.",
+                              field="body.data")
+            if isinstance(item, dict):
+                stack.extend((key, level) for key in item)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise Invalid("data cannot hold NaN or Infinity (they are not JSON numbers).", field="body.data")
+        elif isinstance(item, str) and not storable(item):
+            raise Invalid("data cannot hold NUL characters or unpaired surrogates.", field="body.data")
+
+
+def check_param_data(data: dict[str, Any]) -> dict[str, Any]:
+    _check_tree(data)
+    size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_DATA_BYTES:
+        raise TooLarge(f"data is {size} bytes as JSON; at most {MAX_DATA_BYTES} are accepted.")
+    return data
+
+
+class Param(OwnedAggregate):
+    what = "param"
+
+    def __init__(self, name: str, data: dict[str, Any], public: bool, user_id: int) -> None:
+        self.name = name
+        self.data = data
+        self.public = public
+        self.user_id = user_id
+        self.deleted = False
+
+    def change(self, name: str | None, data: dict[str, Any] | None, public: bool | None) -> None:
+        if name is not None and name != self.name:
+            self.trigger_event(ParamRenamed, name=name)
+        if data is not None and data != self.data:
+            self.trigger_event(ParamDataReplaced, data=data)
+        if public is not None and public != self.public:
+            self.trigger_event(ParamVisibilityChanged, public=public)
+
+    def delete(self) -> None:
+        self.trigger_event(ParamDeleted)
+
+    @singledispatchmethod
+    def when(self, event: Any) -> None:
+        raise NotImplementedError(type(event))
+
+    @when.register
+    def _(self, event: ParamRenamed) -> None:
+        self.name = event.name
+
+    @when.register
+    def _(self, event: ParamDataReplaced) -> None:
+        self.data = event.data
+
+    @when.register
+    def _(self, event: ParamVisibilityChanged) -> None:
+        self.public = event.public
+
+    @when.register
+    def _(self, event: ParamDeleted) -> None:
+        self.deleted = True
+
+
+def create_param(app: CommandApp, actor: Actor, name: str, data: dict[str, Any], public: bool,
+                 idempotency_key: str | None = None) -> tuple[Param, int]:
+    assert actor.user_id is not None, "routes require a logged-in user"
+    name = clean_name(name)
+    check_param_data(data)
+
+    def attempt() -> tuple[Param, int]:
+        param = Param._create(ParamCreated, id=aggregate_uuid("param", new_id()), name=name, data=data,
+                              public=public, user_id=actor.user_id)
+        return param, app.store(param, idempotency_key=idempotency_key)
+
+    return retry_on_conflict(attempt)
+
+
+def change_param(app: CommandApp, actor: Actor, number: int, *, name: str | None = None,
+                 data: dict[str, Any] | None = None, public: bool | None = None) -> tuple[Param, int]:
+    """Change the fields given (None = leave as it is)."""
+    if name is not None:
+        name = clean_name(name)
+    if data is not None:
+        check_param_data(data)
+
+    def attempt() -> tuple[Param, int]:
+        param = app.load(Param, "param", number)
+        param.check_can_change(actor)
+        param.change(name, data, public)
+        return param, app.store(param)
+
+    return retry_on_conflict(attempt)
+
+
+def delete_param(app: CommandApp, actor: Actor, number: int) -> int:
+    def attempt() -> int:
+        param = app.load(Param, "param", number)
+        param.check_can_change(actor)
+        param.delete()
+        return app.store(param)
+
+    return retry_on_conflict(attempt)

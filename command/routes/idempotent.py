@@ -1,0 +1,27 @@
+"""Answering a repeated create (same `Idempotency-Key`) with the object the first request made."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from command.app import CommandApp
+from command.owned import OwnedAggregate
+from events.ids import split_uuid
+from events.jetstream import DuplicateRequest
+from infra.actor import Actor
+from infra.errors import Conflict
+
+Owned = TypeVar("Owned", bound=OwnedAggregate)
+
+
+def created_again(app: CommandApp, cls: type[Owned], kind: str, actor: Actor,
+                  dup: DuplicateRequest) -> tuple[Owned, int]:
+    """The object the first request with this key created, and that request's sequence. A key used before for
+    something else, or by someone else, is a conflict: it must never hand out another user's object."""
+    for originator_id, _version in dup.events:
+        split = split_uuid(originator_id)
+        if split is not None and split[0] == kind:
+            found = app.load(cls, kind, split[1])
+            if actor.owns(found.user_id):
+                return found, dup.sequence
+    raise Conflict("This Idempotency-Key was already used for a different request.")

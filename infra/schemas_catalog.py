@@ -1,0 +1,156 @@
+"""The shapes clients see for params, datasets and models (API.md). Input models forbid unknown and read-only
+fields (a client can never set `user_id`, `status` or `progress` by sending it); in PATCH bodies an omitted field
+is left as it is and an explicit null is refused, except where null has a meaning of its own (a model's cover)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from infra.schemas import Input, Page
+
+MAX_ID = 2**53 - 1
+MAX_OSS_ITEMS = 1000
+MAX_IMAGE_ITEMS = 500
+MAX_CHOICE_ITEMS = 100
+MAX_TAGS = 20
+
+ObjectRef = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+TriggerWords = Annotated[str, Field(max_length=1000)]
+TagNames = Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=MAX_TAGS)]
+ModelType = Literal["lora", "ckp", "hyper", "ti"]
+BaseModelName = Literal["SD1.5", "SD2"]
+
+
+class Patch(Input):
+    """A PATCH body: only the fields sent change; null is not a value unless a subclass says so."""
+
+    nullable: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> Patch:
+        for name in self.model_fields_set:
+            if getattr(self, name) is None and name not in self.nullable:
+                raise ValueError(f"{name} cannot be null; leave it out to keep it as it is")
+        return self
+
+    def sent(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class Items(Input):
+    """Training material: URLs of uploaded files, image ids, featured collection (choice) ids."""
+
+    oss: list[Annotated[str, Field(max_length=2048)]] = Field(default_factory=list, max_length=MAX_OSS_ITEMS)
+    images: list[ObjectRef] = Field(default_factory=list, max_length=MAX_IMAGE_ITEMS)
+    choices: list[ObjectRef] = Field(default_factory=list, max_length=MAX_CHOICE_ITEMS)
+
+
+# Params
+
+class ParamIn(Input):
+    name: Name
+    data: dict[str, Any] = Field(default_factory=dict)
+    public: bool = False
+
+
+class ParamPatch(Patch):
+    name: Name | None = None
+    data: dict[str, Any] | None = None
+    public: bool | None = None
+
+
+class ParamOut(BaseModel):
+    id: int
+    name: str
+    data: dict[str, Any]
+    public: bool
+    user_id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ParamPage(Page):
+    list: list[ParamOut]  # type: ignore[assignment]
+
+
+# Datasets
+
+class DatasetIn(Input):
+    name: Name
+    items: Items = Field(default_factory=Items)
+    public: bool = False
+
+
+class DatasetPatch(Patch):
+    name: Name | None = None
+    items: Items | None = None
+    public: bool | None = None
+
+
+class DatasetOut(BaseModel):
+    id: int
+    name: str
+    items: Items
+    public: bool
+    user_id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class DatasetPage(Page):
+    list: list[DatasetOut]  # type: ignore[assignment]
+
+
+# Models
+
+class ModelIn(Input):
+    name: Name
+    type: ModelType
+    base_model: BaseModelName
+    source: ObjectRef | None = None
+    trigger_words: TriggerWords = ""
+    tags: TagNames = Field(default_factory=list)
+    public: bool = False
+    data: Items
+
+
+class ModelPatch(Patch):
+    nullable: ClassVar[tuple[str, ...]] = ("image",)
+
+    name: Name | None = None
+    trigger_words: TriggerWords | None = None
+    tags: TagNames | None = None
+    public: bool | None = None
+    image: ObjectRef | None = None  # the cover: an image id the owner can see; null removes it
+    # Accepted here only to answer them with a precise 422 (see command/models.py), never applied.
+    status: Any = None
+    progress: Any = None
+    model_path: Any = None
+
+
+class ModelOut(BaseModel):
+    id: int
+    name: str
+    type: str
+    base_model: str
+    trigger_words: str
+    model_path: str | None
+    status: str
+    progress: int
+    image: str | None  # the cover image's URL
+    image_id: int | None
+    tags: list[str]
+    public: bool
+    user_id: int
+    source: int | None
+    dataset: Items  # the training data the model was created with
+    created_at: datetime
+    updated_at: datetime
+
+
+class ModelPage(Page):
+    list: list[ModelOut]  # type: ignore[assignment]

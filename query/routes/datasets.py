@@ -1,0 +1,41 @@
+"""GET /api/datasets and /api/datasets/{id}, also under the alias /api/dataset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from infra.auth import CurrentActor
+from infra.authz import visible_sql
+from infra.errors import NotFound
+from infra.http import ObjectId
+from infra.schemas_catalog import DatasetOut, DatasetPage
+from query.catalog_lists import COMMON_FILTERS, common_where, fetch_page
+from query.consistency import Consistent
+from query.db import Pool, fetch_one
+from query.listing import parse_list_query
+
+router = APIRouter(tags=["datasets"])
+
+COLUMNS = "id, name, items, public, user_id, created_at, updated_at"
+
+
+@router.get("/api/datasets", response_model=DatasetPage)
+@router.get("/api/dataset", response_model=DatasetPage)
+async def list_datasets(request: Request, pool: Pool, actor: CurrentActor, _: Consistent) -> dict[str, Any]:
+    """Datasets the caller may see, newest first. Filters: `user`, `public`, `date`, `q` (name)."""
+    query = parse_list_query(request.query_params, COMMON_FILTERS)
+    where = common_where(query, request.query_params, actor, text_columns=("name",))
+    return await fetch_page(pool, COLUMNS, "rm.datasets", where, query)
+
+
+@router.get("/api/datasets/{dataset_id}", response_model=DatasetOut)
+@router.get("/api/dataset/{dataset_id}", response_model=DatasetOut)
+async def get_dataset(dataset_id: ObjectId, pool: Pool, actor: CurrentActor, _: Consistent) -> dict[str, Any]:
+    visible, params = visible_sql(actor)
+    row = await fetch_one(pool, f"SELECT {COLUMNS} FROM rm.datasets WHERE id = %s AND {visible}",
+                          (dataset_id, *params))
+    if row is None:
+        raise NotFound(f"No dataset with id {dataset_id}.")
+    return row
