@@ -14,17 +14,25 @@ from aidraw.roles import PROJECTORS
 from command.app import CommandApp
 from command.routes import datasets as command_datasets
 from command.routes import params as command_params
+from command.routes import sessions as command_sessions
 from command.routes import tags as command_tags
+from command.routes import users as command_users
+from command.sessions import SessionExtender
 from events.jetstream import JetStreamApplicationRecorder
+from infra import passwords
 from infra.errors import install_problem_handlers
 from infra.http import SEQUENCE_HEADER
+from infra.keys import PostgresKeyStore
+from infra.ratelimit import LoginThrottle
 from infra.settings import Settings
-from query.consistency import CallerSequences, ProjectionWatcher, caller_key
+from query.consistency import CallerSequences, ProjectionWatcher, caller_key, token_caller_key
 from query.db import make_pool
 from query.routes import audit
 from query.routes import datasets as query_datasets
 from query.routes import params as query_params
+from query.routes import sessions as query_sessions
 from query.routes import tags as query_tags
+from query.routes import users as query_users
 
 DESCRIPTION = """The server side of an AI drawing service: accounts, images, models, training and generation
 tasks, a shared gallery. Writes answer with `X-Event-Sequence`; your own next read waits until it is visible.
@@ -37,6 +45,9 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         commands = await run_in_threadpool(CommandApp, settings, nats_url)
         app.state.commands = commands
         app.state.event_log = commands.recorder
+        app.state.keys = await run_in_threadpool(PostgresKeyStore(database_url).open)
+        app.state.extend_session = SessionExtender(commands)
+        await run_in_threadpool(passwords.warm_up)
         await app.state.read_pool.open(wait=True, timeout=20)
         await app.state.watcher.start()
         try:
@@ -44,6 +55,7 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         finally:
             await app.state.watcher.stop()
             await app.state.read_pool.close()
+            await run_in_threadpool(app.state.keys.close)
             await run_in_threadpool(commands.close)
 
     app = FastAPI(title="aidraw", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
@@ -51,6 +63,8 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     app.state.read_pool = make_pool(database_url)
     app.state.watcher = ProjectionWatcher(database_url, [p.name for p in PROJECTORS])
     app.state.caller_sequences = CallerSequences()
+    app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_max_failures_per_address,
+                                             settings.login_failure_window_s)
     install_problem_handlers(app)
 
     @app.middleware("http")
@@ -60,12 +74,16 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         seq = response.headers.get(SEQUENCE_HEADER)
         if seq:
             app.state.caller_sequences.wrote(caller_key(request), int(seq))
+            issued = getattr(request.state, "issued_token", None)  # a login: its token's reads wait for it too
+            if issued:
+                app.state.caller_sequences.wrote(token_caller_key(issued), int(seq))
         route = request.scope.get("route")
         ops.REQUEST_LATENCY.labels(request.method, getattr(route, "path", "unmatched"),
                                    str(response.status_code)).observe(time.perf_counter() - started)
         return response
 
-    for router in (ops.router, command_tags.router, query_tags.router, audit.router):
+    for router in (ops.router, command_tags.router, query_tags.router, command_users.router, query_users.router,
+                   command_sessions.router, query_sessions.router, audit.router):
         app.include_router(router)
     for router in (command_params.router, query_params.router, command_datasets.router, query_datasets.router):
         app.include_router(router)

@@ -5,6 +5,9 @@
     aidraw projector [NAME ...]     the projectors (all by default)
     aidraw rebuild PROJECTION       rebuild a read model from sequence 0, then swap it in
     aidraw audit AGGREGATE ID       an object's history from the event log
+    aidraw user create [--admin] NAME EMAIL
+                                    make an account (the first admin); the password comes from
+                                    AIDRAW_ADMIN_PASSWORD or a prompt, never from an argument
 """
 
 from __future__ import annotations
@@ -121,6 +124,51 @@ def _audit(settings: Settings, aggregate: str, number: str) -> int:
     return 0
 
 
+def _read_password() -> str | None:
+    import getpass
+    import os
+
+    password = os.environ.get("AIDRAW_ADMIN_PASSWORD")
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        print("error: set AIDRAW_ADMIN_PASSWORD or run this in a terminal to type the password.", file=sys.stderr)
+        return None
+    first = getpass.getpass("password: ")
+    if first != getpass.getpass("password again: "):
+        print("error: the two passwords differ.", file=sys.stderr)
+        return None
+    return first
+
+
+def _user_create(settings: Settings, name: str, email: str, admin: bool) -> int:
+    from aidraw.endpoints import resolve
+    from command.accounts import register_user
+    from command.app import CommandApp
+    from command.personal import PersonalData
+    from infra.actor import ANONYMOUS
+    from infra.errors import ServiceError
+    from infra.keys import PostgresKeyStore
+
+    password = _read_password()
+    if password is None:
+        return 2
+    ends = resolve(settings)
+    app = CommandApp(settings, ends.nats_url)
+    keys = PostgresKeyStore(ends.database_url, max_size=2).open()
+    try:
+        user, _ = register_user(app, PersonalData(keys, settings.subject_prefix), ANONYMOUS, name, email, password,
+                                role="admin" if admin else "user", trusted=True)
+    except ServiceError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        keys.close()
+        app.close()
+    print(f"created {user.role} {user.name} (id {user.id})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aidraw", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -134,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     aud = sub.add_parser("audit", help="an object's history")
     aud.add_argument("aggregate")
     aud.add_argument("id")
+    users = sub.add_parser("user", help="accounts").add_subparsers(dest="user_cmd", required=True)
+    create = users.add_parser("create", help="make an account (--admin: an admin)")
+    create.add_argument("--admin", action="store_true")
+    create.add_argument("name")
+    create.add_argument("email")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
@@ -149,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         return _rebuild(settings, args.projection)
     if args.cmd == "audit":
         return _audit(settings, args.aggregate, args.id)
+    if args.cmd == "user":
+        return _user_create(settings, args.name, args.email, args.admin)
     return 2
 
 

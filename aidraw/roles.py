@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from infra.keys import TransactionKeyReader
 from projectors.base import Projector
 from projectors.postgres.datasets import DatasetsProjector
 from projectors.postgres.params import ParamsProjector
+from projectors.postgres.sessions import SessionsProjector
 from projectors.postgres.tags import TagsProjector
+from projectors.postgres.users import UsersProjector
 
-PROJECTORS: list[Projector] = [TagsProjector(), ParamsProjector(), DatasetsProjector()]
+PROJECTORS: list[Projector] = [
+    TagsProjector(),
+    UsersProjector(keys=TransactionKeyReader()),
+    SessionsProjector(keys=TransactionKeyReader()),
+    ParamsProjector(),
+    DatasetsProjector(),
+]
 
 
 def projector_named(name: str) -> Projector:

@@ -73,8 +73,8 @@ class Tag(Aggregate):
 
 
 def _may_change(actor: Actor, tag: Tag) -> None:
-    # Until accounts exist tags are open to everyone (README); afterwards: admin or creator.
-    if tag.user_id is not None and not (actor.is_admin or actor.owns(tag.user_id)):
+    # Tags are public: another user gets 403, not 404. Tags from before accounts have no creator: admins only.
+    if not (actor.is_admin or actor.owns(tag.user_id)):
         raise Forbidden("Only the tag's creator or an admin may change it.")
 
 

@@ -18,6 +18,7 @@ import psycopg
 from fastapi import Depends, Request, Response
 
 from infra.http import SEQUENCE_HEADER
+from infra.tokens import presented_token
 
 log = logging.getLogger("aidraw.consistency")
 
@@ -118,10 +119,15 @@ class ProjectionWatcher:
             return False
 
 
+def token_caller_key(token: str) -> str:
+    return "t:" + hashlib.sha256(token.encode()).hexdigest()
+
+
 def caller_key(request: Request) -> str:
-    auth = request.headers.get("authorization") or request.headers.get("token")
-    if auth:
-        return "t:" + hashlib.sha256(auth.encode()).hexdigest()
+    """A caller is its token (however it is sent), or else its address and user agent."""
+    token = presented_token(request.headers.get("authorization"), request.headers.get("token"))
+    if token:
+        return token_caller_key(token)
     client = request.client.host if request.client else "?"
     return f"a:{client}:{request.headers.get('user-agent', '')}"
 

@@ -8,7 +8,7 @@ from fastapi import Depends, Header, Request
 
 from command.app import CommandApp
 from infra.actor import Actor
-from infra.auth import current_actor
+from infra.auth import require_user
 from infra.errors import Invalid
 
 
@@ -26,5 +26,5 @@ def idempotency_key(key: Annotated[str | None, Header(alias="Idempotency-Key")] 
 
 
 Commands = Annotated[CommandApp, Depends(get_app)]
-Caller = Annotated[Actor, Depends(current_actor)]
+Caller = Annotated[Actor, Depends(require_user)]  # every write needs a token
 IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]

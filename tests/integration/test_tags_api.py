@@ -1,4 +1,5 @@
-"""Tags over HTTP, through command -> event -> projector -> query, on real servers."""
+"""Tags over HTTP, through command -> event -> projector -> query, on real servers. Writes need a token; the
+creator (or an admin) may change a tag."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ import uuid
 import httpx
 import pytest
 
+from tests.accounts import Account, new_account, new_admin
 from tests.system import System
+
+
+@pytest.fixture(scope="module")
+def creator(system: System) -> Account:
+    return new_account(system, "creator")
 
 
 def unique(prefix: str = "tag") -> str:
@@ -27,8 +34,8 @@ def total(client: httpx.Client) -> int:
     return int(client.get("/api/tags").json()["total"])
 
 
-def test_create_answers_the_tag_and_its_sequence_and_is_readable_at_once(system: System) -> None:
-    with system.client() as client:
+def test_create_answers_the_tag_and_its_sequence_and_is_readable_at_once(system: System, creator: Account) -> None:
+    with system.client(creator.token) as client:
         name = unique()
         created = client.post("/api/tags", json={"name": f"  {name} "})
         assert created.status_code == 201, created.text
@@ -42,8 +49,8 @@ def test_create_answers_the_tag_and_its_sequence_and_is_readable_at_once(system:
         assert detail.json() == body
 
 
-def test_names_are_unique_ignoring_case(system: System) -> None:
-    with system.client() as client:
+def test_names_are_unique_ignoring_case(system: System, creator: Account) -> None:
+    with system.client(creator.token) as client:
         name = unique("Cat")
         assert client.post("/api/tags", json={"name": name}).status_code == 201
         before = total(client)
@@ -57,21 +64,21 @@ def test_names_are_unique_ignoring_case(system: System) -> None:
     [{"name": ""}, {"name": "   "}, {"name": "a,b"}, {"name": "12345"}, {"name": "x" * 51}, {"name": "a\x00b"},
      {"name": 5}, {}, {"name": "ok", "id": 7}, {"name": "ok", "user_id": 3}, {"name": "ok", "created_at": "x"}],
 )
-def test_bad_input_is_refused_with_422_and_changes_nothing(system: System, payload: dict) -> None:
-    with system.client() as client:
+def test_bad_input_is_refused_with_422_and_changes_nothing(system: System, creator: Account, payload: dict) -> None:
+    with system.client(creator.token) as client:
         before = total(client)
         assert_problem(client.post("/api/tags", json=payload), 422)
         assert total(client) == before
 
 
-def test_malformed_json_is_422_not_500(system: System) -> None:
-    with system.client() as client:
+def test_malformed_json_is_422_not_500(system: System, creator: Account) -> None:
+    with system.client(creator.token) as client:
         response = client.post("/api/tags", content=b"{not json", headers={"content-type": "application/json"})
         assert_problem(response, 422)
 
 
-def test_rename_frees_the_old_name_and_refuses_a_taken_one(system: System) -> None:
-    with system.client() as client:
+def test_rename_frees_the_old_name_and_refuses_a_taken_one(system: System, creator: Account) -> None:
+    with system.client(creator.token) as client:
         old, new, other = unique("old"), unique("new"), unique("other")
         tag = client.post("/api/tags", json={"name": old}).json()
         client.post("/api/tags", json={"name": other})
@@ -85,8 +92,8 @@ def test_rename_frees_the_old_name_and_refuses_a_taken_one(system: System) -> No
         assert client.patch(f"/api/tags/{tag['id']}", json={"name": new.upper()}).status_code == 200
 
 
-def test_delete_removes_the_tag_and_frees_its_name(system: System) -> None:
-    with system.client() as client:
+def test_delete_removes_the_tag_and_frees_its_name(system: System, creator: Account) -> None:
+    with system.client(creator.token) as client:
         name = unique()
         tag = client.post("/api/tags", json={"name": name}).json()
         deleted = client.delete(f"/api/tags/{tag['id']}")
@@ -99,21 +106,21 @@ def test_delete_removes_the_tag_and_frees_its_name(system: System) -> None:
 
 @pytest.mark.parametrize("path", ["/api/tags/0", "/api/tags/-1", "/api/tags/9007199254740993",
                                   "/api/tags/99999999999999999999999", "/api/tags/abc"])
-def test_ids_out_of_range_are_client_errors(system: System, path: str) -> None:
-    with system.client() as client:
+def test_ids_out_of_range_are_client_errors(system: System, creator: Account, path: str) -> None:
+    with system.client(creator.token) as client:
         assert client.get(path).status_code in (404, 422)
         assert client.delete(path).status_code in (404, 422)
 
 
-def test_unknown_ids_are_404(system: System) -> None:
-    with system.client() as client:
+def test_unknown_ids_are_404(system: System, creator: Account) -> None:
+    with system.client(creator.token) as client:
         assert_problem(client.get("/api/tags/123456789"), 404)
         assert_problem(client.delete("/api/tags/123456789"), 404)
         assert_problem(client.get("/api/tags/123456789/events"), 404)
 
 
-def test_lists_page_and_refuse_unknown_or_malformed_parameters(system: System) -> None:
-    with system.client() as client:
+def test_lists_page_and_refuse_unknown_or_malformed_parameters(system: System, creator: Account) -> None:
+    with system.client(creator.token) as client:
         marker = unique("page")
         ids = [client.post("/api/tags", json={"name": f"{marker}-{i}"}).json()["id"] for i in range(5)]
         first = client.get("/api/tags", params={"q": marker, "pageSize": 2}).json()
@@ -130,8 +137,8 @@ def test_lists_page_and_refuse_unknown_or_malformed_parameters(system: System) -
             assert param in body["detail"] or param in str(body.get("errors"))
 
 
-def test_same_idempotency_key_creates_once(system: System) -> None:
-    with system.client() as client:
+def test_same_idempotency_key_creates_once(system: System, creator: Account) -> None:
+    with system.client(creator.token) as client:
         name, key = unique(), uuid.uuid4().hex
         first = client.post("/api/tags", json={"name": name}, headers={"Idempotency-Key": key})
         second = client.post("/api/tags", json={"name": name}, headers={"Idempotency-Key": key})
@@ -140,22 +147,22 @@ def test_same_idempotency_key_creates_once(system: System) -> None:
         assert client.get("/api/tags", params={"q": name}).json()["total"] == 1
 
 
-def test_concurrent_creates_of_one_name_give_one_tag(system: System) -> None:
+def test_concurrent_creates_of_one_name_give_one_tag(system: System, creator: Account) -> None:
     name = unique("race")
 
     def create(_: int) -> int:
-        with system.client() as client:
+        with system.client(creator.token) as client:
             return client.post("/api/tags", json={"name": name}).status_code
 
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
         statuses = sorted(pool.map(create, range(10)))
     assert statuses == [201] + [409] * 9
-    with system.client() as client:
+    with system.client(creator.token) as client:
         assert client.get("/api/tags", params={"q": name}).json()["total"] == 1
 
 
-def test_audit_trail_shows_the_history(system: System) -> None:
-    with system.client() as client:
+def test_audit_trail_shows_the_history(system: System, creator: Account) -> None:
+    with system.client(creator.token) as client:
         tag = client.post("/api/tags", json={"name": unique("a")}).json()
         client.patch(f"/api/tags/{tag['id']}", json={"name": unique("b")})
         client.delete(f"/api/tags/{tag['id']}")
@@ -168,11 +175,35 @@ def test_audit_trail_shows_the_history(system: System) -> None:
         assert events[0]["data"]["name"] == tag["name"] and events[0]["class_version"] == 2
 
 
-def test_create_then_list_a_thousand_times_never_misses_its_own_write(system: System) -> None:
+def test_create_then_list_a_thousand_times_never_misses_its_own_write(system: System, creator: Account) -> None:
     marker = unique("ryw")
-    with system.client() as client:
+    with system.client(creator.token) as client:
         for i in range(1000):
             tag = client.post("/api/tags", json={"name": f"{marker}-{i}"}).json()
             listed = client.get("/api/tags", params={"q": marker, "pageSize": 1}).json()
             assert listed["list"][0]["id"] == tag["id"], f"write {i} not visible"
             assert listed["total"] == i + 1
+
+
+def test_writes_need_a_token_and_record_the_creator(system: System, creator: Account) -> None:
+    with system.client() as anonymous:
+        assert_problem(anonymous.post("/api/tags", json={"name": unique()}), 401)
+    with system.client(creator.token) as client:
+        tag = client.post("/api/tags", json={"name": unique()}).json()
+        assert tag["user_id"] == creator.id
+    with system.client() as anonymous:
+        assert anonymous.get(f"/api/tags/{tag['id']}").status_code == 200
+        assert_problem(anonymous.patch(f"/api/tags/{tag['id']}", json={"name": unique()}), 401)
+        assert_problem(anonymous.delete(f"/api/tags/{tag['id']}"), 401)
+
+
+def test_only_the_creator_or_an_admin_changes_a_tag(system: System, creator: Account) -> None:
+    other, admin = new_account(system, "other"), new_admin(system)
+    with system.client(creator.token) as client:
+        tag = client.post("/api/tags", json={"name": unique()}).json()
+    with system.client(other.token) as client:
+        assert_problem(client.patch(f"/api/tags/{tag['id']}", json={"name": unique()}), 403)
+        assert_problem(client.delete(f"/api/tags/{tag['id']}"), 403)
+    with system.client(admin.token) as client:
+        assert client.patch(f"/api/tags/{tag['id']}", json={"name": unique()}).status_code == 200
+        assert client.delete(f"/api/tags/{tag['id']}").status_code == 204

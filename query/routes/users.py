@@ -1,0 +1,89 @@
+"""GET /api/users, /api/users/{id} and /api/account. Users are public (names, roles); an email is shown only
+to its owner and to admins. Deleted users are gone from lists and details."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from infra.account_schemas import AccountOut, UserOut, UserPage
+from infra.actor import Actor
+from infra.auth import CurrentActor, RequiredUser
+from infra.errors import NotFound
+from infra.http import ObjectId
+from query.consistency import Consistent
+from query.db import Pool, fetch_all, fetch_one
+from query.listing import parse_list_query
+
+router = APIRouter(tags=["users"])
+
+COLUMNS = "id, COALESCE(name, '[erased]') AS name, email, role, created_at, updated_at"
+COUNTED = {"images": "rm.images", "models": "rm.models", "tasks": "rm.tasks"}
+
+
+def shown(actor: Actor, row: dict[str, Any]) -> dict[str, Any]:
+    if not (actor.is_admin or actor.owns(row["id"])):
+        row = {**row, "email": None}
+    return {k: row[k] for k in ("id", "name", "email", "role", "created_at", "updated_at")}
+
+
+@router.get("/api/users", response_model=UserPage)
+async def list_users(request: Request, pool: Pool, actor: CurrentActor, _: Consistent) -> dict[str, Any]:
+    """Users, newest first (`sort=date+`: oldest first); `q` matches names, `role` filters by role."""
+    query = parse_list_query(request.query_params, {"q", "role"})
+    where: list[str] = ["deleted_at IS NULL"]
+    params: list[Any] = []
+    for group in query.filters.get("q", []):
+        where.append("(" + " OR ".join(["name ILIKE %s"] * len(group)) + ")")
+        params += [f"%{v}%" for v in group]
+    for group in query.filters.get("role", []):
+        where.append("role = ANY(%s)")
+        params.append(group)
+    order = "created_at DESC, id DESC" if query.sort == "date-" else "created_at ASC, id ASC"
+    clause = " AND ".join(where)
+    rows = await fetch_all(
+        pool,
+        f"SELECT {COLUMNS}, count(*) OVER () AS total FROM rm.users WHERE {clause} ORDER BY {order}"
+        " LIMIT %s OFFSET %s",
+        [*params, query.page_size + 1, query.offset],
+    )
+    total = rows[0]["total"] if rows else 0
+    if not rows and query.page > 1:
+        counted = await fetch_one(pool, f"SELECT count(*) AS n FROM rm.users WHERE {clause}", params)
+        total = counted["n"] if counted else 0
+    return {"page": query.page, "page_size": query.page_size, "total": total,
+            "next": len(rows) > query.page_size, "list": [shown(actor, r) for r in rows[: query.page_size]]}
+
+
+async def _live_user(pool: Pool, number: int) -> dict[str, Any]:
+    row = await fetch_one(pool, f"SELECT {COLUMNS} FROM rm.users WHERE id = %s AND deleted_at IS NULL", (number,))
+    if row is None:
+        raise NotFound(f"No user with id {number}.")
+    return row
+
+
+@router.get("/api/users/{user_id}", response_model=UserOut)
+async def get_user(user_id: ObjectId, pool: Pool, actor: CurrentActor, _: Consistent) -> dict[str, Any]:
+    return shown(actor, await _live_user(pool, user_id))
+
+
+async def _count(pool: Pool, table: str, user_id: int) -> int:
+    """How many rows of `table` the user owns; 0 while that read model does not exist yet."""
+    async with pool.connection() as conn:
+        found = await (await conn.execute("SELECT to_regclass(%s) IS NOT NULL AS present", (table,))).fetchone()
+        if not found or not found["present"]:  # type: ignore[call-overload]
+            return 0
+        row = await (await conn.execute(f"SELECT count(*) AS n FROM {table} WHERE user_id = %s",
+                                        (user_id,))).fetchone()
+    return int(row["n"]) if row else 0  # type: ignore[call-overload]
+
+
+@router.get("/api/account", response_model=AccountOut)
+async def get_account(pool: Pool, actor: RequiredUser, _: Consistent) -> dict[str, Any]:
+    """You, with how many images, models and tasks you own, and your quota use (no limits are configured yet:
+    `limit` is null)."""
+    assert actor.user_id is not None
+    user = shown(actor, await _live_user(pool, actor.user_id))
+    counts = {name: await _count(pool, table, actor.user_id) for name, table in COUNTED.items()}
+    return {**user, "counts": counts, "quota": {name: {"used": n, "limit": None} for name, n in counts.items()}}

@@ -1,0 +1,69 @@
+"""Accounts for tests: sign up, log in, and the first admin through the real `aidraw user create` command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+
+import httpx
+
+from tests.system import System
+
+PASSWORD = "correct horse battery staple"
+
+
+def unique_name(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Account:
+    id: int
+    name: str
+    email: str
+    password: str
+    token: str
+    session_id: int
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def sign_up(system: System, name: str | None = None, email: str | None = None,
+            password: str = PASSWORD) -> httpx.Response:
+    name = name or unique_name()
+    email = email or f"{name}@example.com"
+    with system.client() as client:
+        return client.post("/api/users", json={"name": name, "email": email, "password": password})
+
+
+def log_in(system: System, password: str = PASSWORD, **who: str) -> httpx.Response:
+    with system.client() as client:
+        return client.post("/api/sessions", json={**who, "password": password})
+
+
+def new_account(system: System, prefix: str = "user", password: str = PASSWORD) -> Account:
+    name = unique_name(prefix)
+    email = f"{name}@example.com"
+    created = sign_up(system, name, email, password)
+    assert created.status_code == 201, created.text
+    session = log_in(system, password, name=name)
+    assert session.status_code == 201, session.text
+    body = session.json()
+    return Account(created.json()["id"], name, email, password, body["token"], body["id"])
+
+
+def new_admin(system: System, password: str = PASSWORD) -> Account:
+    name = unique_name("admin")
+    email = f"{name}@example.com"
+    done = subprocess.run([sys.executable, "-m", "aidraw.cli", "user", "create", "--admin", name, email],
+                          env={**system.env, "AIDRAW_ADMIN_PASSWORD": password}, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    session = log_in(system, password, name=name)
+    assert session.status_code == 201, session.text
+    body = session.json()
+    return Account(body["user"]["id"], name, email, password, body["token"], body["id"])
