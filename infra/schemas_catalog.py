@@ -19,6 +19,7 @@ MAX_TAGS = 20
 
 ObjectRef = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+Flag = Annotated[bool, Field(strict=True)]  # true or false, not "yes" or 1
 TriggerWords = Annotated[str, Field(max_length=1000)]
 TagNames = Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=MAX_TAGS)]
 ModelType = Literal["lora", "ckp", "hyper", "ti"]
@@ -54,13 +55,13 @@ class Items(Input):
 class ParamIn(Input):
     name: Name
     data: dict[str, Any] = Field(default_factory=dict)
-    public: bool = False
+    public: Flag = False
 
 
 class ParamPatch(Patch):
     name: Name | None = None
     data: dict[str, Any] | None = None
-    public: bool | None = None
+    public: Flag | None = None
 
 
 class ParamOut(BaseModel):
@@ -82,13 +83,13 @@ class ParamPage(Page):
 class DatasetIn(Input):
     name: Name
     items: Items = Field(default_factory=Items)
-    public: bool = False
+    public: Flag = False
 
 
 class DatasetPatch(Patch):
     name: Name | None = None
     items: Items | None = None
-    public: bool | None = None
+    public: Flag | None = None
 
 
 class DatasetOut(BaseModel):
@@ -114,7 +115,7 @@ class ModelIn(Input):
     source: ObjectRef | None = None
     trigger_words: TriggerWords = ""
     tags: TagNames = Field(default_factory=list)
-    public: bool = False
+    public: Flag = False
     data: Items
 
 
@@ -124,7 +125,7 @@ class ModelPatch(Patch):
     name: Name | None = None
     trigger_words: TriggerWords | None = None
     tags: TagNames | None = None
-    public: bool | None = None
+    public: Flag | None = None
     image: ObjectRef | None = None  # the cover: an image id the owner can see; null removes it
     # Accepted here only to answer them with a precise 422 (see command/models.py), never applied.
     status: Any = None
