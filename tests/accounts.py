@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
+from aidraw.services import NatsServer, PostgresServer
 from tests.system import System
 
 PASSWORD = "correct horse battery staple"
@@ -67,3 +71,16 @@ def new_admin(system: System, password: str = PASSWORD) -> Account:
     assert session.status_code == 201, session.text
     body = session.json()
     return Account(body["user"]["id"], name, email, password, body["token"], body["id"])
+
+
+@contextlib.contextmanager
+def system_with(nats_server: NatsServer, postgres_server: PostgresServer, servers_dir: Path,
+                **env: str) -> Iterator[System]:
+    """A system of its own (own stream, own database) started with extra settings, e.g. short session TTLs."""
+    tag = uuid.uuid4().hex[:8]
+    url = postgres_server.create_database(f"acc_{tag}")
+    sut = System(nats_server.url, url, f"ACC{tag}", servers_dir / f"acc-{tag}", extra_env=env).start()
+    try:
+        yield sut
+    finally:
+        sut.stop()
