@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from aidraw import ops
+from aidraw.image_routes import IMAGE_ROUTERS
 from aidraw.roles import PROJECTORS
 from command.app import CommandApp
 from command.routes import datasets as command_datasets
@@ -25,6 +26,7 @@ from infra.http import SEQUENCE_HEADER
 from infra.keys import PostgresKeyStore
 from infra.ratelimit import LoginThrottle
 from infra.settings import Settings
+from infra.storage.factory import blob_store_from_env
 from query.consistency import CallerSequences, ProjectionWatcher, caller_key, token_caller_key
 from query.db import make_pool
 from query.routes import audit
@@ -60,6 +62,7 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
 
     app = FastAPI(title="aidraw", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.blobs = blob_store_from_env(settings.data_dir)  # image files: local (served at /api/blobs) or S3
     app.state.read_pool = make_pool(database_url)
     app.state.watcher = ProjectionWatcher(database_url, [p.name for p in PROJECTORS])
     app.state.caller_sequences = CallerSequences()
@@ -86,6 +89,8 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
                    command_sessions.router, query_sessions.router, audit.router):
         app.include_router(router)
     for router in (command_params.router, query_params.router, command_datasets.router, query_datasets.router):
+        app.include_router(router)
+    for router in IMAGE_ROUTERS:
         app.include_router(router)
     return app
 

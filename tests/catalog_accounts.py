@@ -1,62 +1,21 @@
-"""People for the catalog tests: a user (or an admin) with a token, made through the real accounts routes
-(`POST /api/users`, `POST /api/sessions`) and, for admins, the `aidraw user create --admin` command."""
+"""People for the catalog tests: two users and an admin with tokens, made through the real accounts routes
+(tests/accounts.py), and the problem+json check every catalog test uses."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import uuid
 from dataclasses import dataclass
 
 import httpx
 
+from tests.accounts import Account, new_account, new_admin
 from tests.system import System
 
-PASSWORD = "correct horse battery staple"
-
-
-@dataclass(frozen=True)
-class Person:
-    id: int
-    name: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-def _log_in(system: System, name: str) -> str:
-    with system.client() as client:
-        answer = client.post("/api/sessions", json={"name": name, "password": PASSWORD})
-        assert answer.status_code == 201, answer.text
-        return str(answer.json()["token"])
-
-
-def sign_up(system: System, admin: bool = False) -> Person:
-    name = f"u{uuid.uuid4().hex[:12]}"
-    email = f"{name}@example.test"
-    if admin:
-        done = subprocess.run([sys.executable, "-m", "aidraw.cli", "user", "create", "--admin", name, email],
-                              env={**system.env, "AIDRAW_ADMIN_PASSWORD": PASSWORD}, capture_output=True, text=True,
-                              timeout=60)
-        assert done.returncode == 0, done.stderr
-        user_id = int(done.stdout.rsplit("(id ", 1)[1].rstrip(")\n"))
-    else:
-        with system.client() as client:
-            answer = client.post("/api/users", json={"name": name, "email": email, "password": PASSWORD})
-            assert answer.status_code == 201, answer.text
-            user_id = int(answer.json()["id"])
-    return Person(user_id, name, _log_in(system, name))
-
-
-def client_of(system: System, person: Person | None) -> httpx.Client:
-    return system.client(person.token if person else None)
+Person = Account
 
 
 @dataclass(frozen=True)
 class People:
-    """Two users and an admin: enough to show owner, other user, admin and anonymous (None)."""
+    """Enough to show owner, other user, admin and anonymous (None)."""
 
     alice: Person
     bob: Person
@@ -64,7 +23,11 @@ class People:
 
 
 def make_people(system: System) -> People:
-    return People(sign_up(system), sign_up(system), sign_up(system, admin=True))
+    return People(new_account(system, "alice"), new_account(system, "bob"), new_admin(system))
+
+
+def client_of(system: System, person: Person | None) -> httpx.Client:
+    return system.client(person.token if person else None)
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict:
