@@ -1,0 +1,190 @@
+"""Reading a multipart image upload and turning the file into what is stored.
+
+The body is read through a byte counter, so an upload over the limit is refused with 413 as soon as it passes
+the limit, with or without a Content-Length. The form's fields are checked strictly (unknown fields, repeated
+single fields and non-boolean `public` are 422), and nothing is stored before the whole upload was checked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import Request
+
+from infra.blob_locks import enqueue_for_reaping, upload_guard
+from infra.errors import Invalid, TooLarge, Unavailable
+from infra.media import (
+    THUMBNAIL_CONTENT_TYPE,
+    CheckedImage,
+    MediaRejected,
+    image_descriptor,
+    inspect_upload,
+    make_thumbnail,
+)
+from infra.schemas_images import UploadFields
+from infra.storage import BlobStore, BlobStoreError, key_for_bytes
+
+log = logging.getLogger("aidraw.images")
+T = TypeVar("T")
+
+FIELDS_LIMIT = 64 * 1024  # all text fields together: names, prompts and tags are far smaller
+SINGLE = ("name", "prompt", "negative_prompt", "public")
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    filename: str
+    fields: UploadFields
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    checked: CheckedImage
+    thumbnail: bytes
+    thumbnail_type: str
+    descriptor: list[float]
+
+    @property
+    def image_key(self) -> str:
+        return key_for_bytes(self.checked.clean_bytes, self.checked.content_type)
+
+    @property
+    def thumbnail_key(self) -> str:
+        return key_for_bytes(self.thumbnail, self.thumbnail_type)
+
+
+async def _counted(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > limit:
+            raise TooLarge(f"The upload is larger than {limit} bytes.")
+        yield chunk
+
+
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE | _FALSE:
+        return value in _TRUE
+    raise Invalid("public must be true or false.", field="body.public")
+
+
+def _fields(form: Any) -> UploadFields:
+    values: dict[str, Any] = {}
+    for key in set(form.keys()) - {"file"}:
+        items = form.getlist(key)
+        if any(not isinstance(item, str) for item in items):
+            raise Invalid(f"{key} must be a text field, not a file.", field=f"body.{key}")
+        if key in SINGLE:
+            if len(items) > 1:
+                raise Invalid(f"{key} may be given once.", field=f"body.{key}")
+            values[key] = _flag(items[0]) if key == "public" else items[0]
+        elif key == "tags":  # comma-separated and/or repeated
+            values[key] = [name.strip() for item in items for name in item.split(",") if name.strip()]
+        else:
+            raise Invalid(f"Unknown field {key!r}; an upload takes file, name, prompt, negative_prompt, tags "
+                          "and public.", field=f"body.{key}")
+    try:
+        return UploadFields.model_validate(values)
+    except ValidationError as exc:
+        errors = [{"loc": ["body", *map(str, e["loc"])], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        raise Invalid("Invalid upload fields: " + ", ".join(".".join(e["loc"][1:]) for e in errors) + ".",
+                      errors=errors) from None
+
+
+async def read_upload(request: Request, max_bytes: int) -> Upload:
+    """The upload's file and fields, checked; 413 over `max_bytes`, 422 for anything malformed."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise Invalid("Upload an image as multipart/form-data with a `file` field (generation requests are not "
+                      "available yet).", field="body")
+    limit = max_bytes + FIELDS_LIMIT
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"The upload is larger than {limit} bytes.")
+    parser = MultiPartParser(request.headers, _counted(request, limit), max_files=1, max_fields=64,
+                             max_part_size=FIELDS_LIMIT)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise Invalid(f"The multipart body cannot be read: {exc.message}", field="body") from None
+    try:
+        files = form.getlist("file")
+        if len(files) != 1 or not isinstance(files[0], UploadFile):
+            raise Invalid("Send exactly one image in the `file` field.", field="body.file")
+        fields = _fields(form)
+        data = await files[0].read()
+    finally:
+        await form.close()
+    if len(data) > max_bytes:
+        raise TooLarge(f"The image has {len(data)} bytes; at most {max_bytes} are accepted.")
+    if not data:
+        raise Invalid("The file is empty.", field="body.file")
+    return Upload(data=data, filename=files[0].filename or "", fields=fields)
+
+
+def default_name(filename: str) -> str:
+    """The file's name without folders or extension, as a name when none was given."""
+    return PurePosixPath(filename.replace("\\", "/")).stem.strip()[:200]
+
+
+def prepare_image(data: bytes, max_bytes: int, max_pixels: int) -> PreparedImage:
+    """Decode and check the file, re-encode it without metadata, make the thumbnail and descriptor (CPU work:
+    run it in a worker thread)."""
+    try:
+        checked = inspect_upload(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    except MediaRejected as exc:
+        if exc.status == 413:
+            raise TooLarge(f"The image is too large: {exc.reason}.") from None
+        raise Invalid(f"The file is not a usable image: {exc.reason}.", field="body.file") from None
+    return PreparedImage(checked=checked, thumbnail=make_thumbnail(checked), thumbnail_type=THUMBNAIL_CONTENT_TYPE,
+                         descriptor=image_descriptor(checked))
+
+
+def _put(blobs: BlobStore, prepared: PreparedImage) -> None:
+    try:
+        blobs.put(prepared.checked.clean_bytes, prepared.checked.content_type)
+        blobs.put(prepared.thumbnail, prepared.thumbnail_type)
+    except (BlobStoreError, OSError) as exc:
+        raise Unavailable("The image could not be stored just now; try again.") from exc
+
+
+async def store_with_blobs(pool: AsyncConnectionPool, blobs: BlobStore, prepared: PreparedImage,
+                           append: Callable[[], T]) -> T:
+    """Store the blobs, then append the event (`append`, run in a worker thread), under the keys' upload locks
+    (infra/blob_locks.py). If anything fails after a blob may have been stored, the keys go to the reaper's
+    queue: it deletes them only if no image uses them, so that is safe even when the append's outcome is
+    unknown (the event may exist after all)."""
+    keys = (prepared.image_key, prepared.thumbnail_key)
+    failure: Exception | None = None
+    result: T | None = None
+    try:
+        async with upload_guard(pool, keys) as conn:
+            try:
+                await run_in_threadpool(_put, blobs, prepared)
+                result = await run_in_threadpool(append)
+            except Exception as exc:  # re-raised below, once the queue entry is committed
+                failure = exc
+                await enqueue_for_reaping(conn, keys)
+    except (psycopg.Error, PoolTimeout) as exc:
+        if failure is not None:
+            log.warning("could not queue blobs of a failed upload for the reaper",
+                        extra={"keys": list(keys), "error": str(exc)})
+            raise failure from None
+        raise Unavailable("The database is not reachable just now; try again.") from exc
+    if failure is not None:
+        raise failure
+    assert result is not None
+    return result

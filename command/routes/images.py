@@ -1,0 +1,123 @@
+"""POST (multipart upload) / PATCH / DELETE /api/images."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from psycopg_pool import AsyncConnectionPool
+from starlette.concurrency import run_in_threadpool
+
+from command.app import CommandApp
+from command.image_upload import default_name, prepare_image, read_upload, store_with_blobs
+from command.images import MAX_NAME, MAX_PROMPT, Image, NewImage, change_image, clean_text, delete_image, upload_image
+from command.routes.deps import Commands, IdempotencyKey
+from command.tag_refs import clean_tag_names, tag_names
+from events.ids import split_uuid
+from events.jetstream import DuplicateRequest
+from infra.actor import Actor
+from infra.auth import RequiredUser
+from infra.errors import Conflict
+from infra.http import ObjectId, written
+from infra.schemas_images import ImageOut, ImagePatch, ImageUser
+from infra.settings import Settings
+from infra.storage import BlobStore
+
+router = APIRouter(tags=["images"])
+
+UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "PNG, JPEG or WebP"},
+        "name": {"type": "string", "maxLength": 200, "description": "default: the file's name"},
+        "prompt": {"type": "string", "maxLength": 4000},
+        "negative_prompt": {"type": "string", "maxLength": 4000},
+        "tags": {"type": "string", "description": "tag names, comma-separated; the field may repeat"},
+        "public": {"type": "boolean", "default": True},
+    }}}}}}
+
+
+async def _read_side(pool: AsyncConnectionPool, image_id: int, user_id: int) -> tuple[int, str | None]:
+    """The like count and the owner's name, which the command side does not hold (likes live in per-user
+    aggregates, names are sealed in the log): taken from the read models, as the query side shows them."""
+    try:
+        async with pool.connection() as conn:
+            row: Any = await (await conn.execute(
+                "SELECT (SELECT likes FROM rm.images WHERE id = %(i)s) AS likes, CASE WHEN"
+                " to_regclass('rm.users') IS NULL THEN NULL ELSE (SELECT name FROM rm.users"
+                " WHERE id = %(u)s AND deleted_at IS NULL) END AS name", {"i": image_id, "u": user_id})).fetchone()
+    except Exception:  # decoration only: the write itself succeeded
+        return 0, None
+    return (row["likes"] or 0, row["name"]) if row else (0, None)
+
+
+async def image_out(request: Request, app: CommandApp, image: Image) -> ImageOut:
+    blobs: BlobStore = request.app.state.blobs
+    names = await run_in_threadpool(tag_names, app, image.tag_ids)
+    likes, user_name = await _read_side(request.app.state.read_pool, image.number, image.user_id)
+    return ImageOut(
+        id=image.number, name=image.name, width=image.width, height=image.height, prompt=image.prompt,
+        negative_prompt=image.negative_prompt, num_inference_steps=image.num_inference_steps,
+        guidance_scale=image.guidance_scale, scheduler=image.scheduler, seed=image.seed,
+        from_image=image.from_image, model_id=image.model_id, loras=image.loras, url=blobs.url(image.blob_key),
+        thumbnail_url=blobs.url(image.thumbnail_key) if image.thumbnail_key else None, tags=names,
+        public=image.public, likes=likes, user_id=image.user_id, user=ImageUser(id=image.user_id, name=user_name),
+        task_id=image.task_id, created_at=image.created_on, updated_at=image.modified_on)
+
+
+def _created_again(app: CommandApp, actor: Actor, dup: DuplicateRequest) -> tuple[Image, int]:
+    """The image the first request with this Idempotency-Key made; never another user's."""
+    for originator_id, _ in dup.events:
+        split = split_uuid(originator_id)
+        if split is not None and split[0] == "image":
+            image = app.load(Image, "image", split[1])
+            if actor.owns(image.user_id):
+                return image, dup.sequence
+    raise Conflict("This Idempotency-Key was already used for a different request.")
+
+
+@router.post("/api/images", status_code=201, response_model=ImageOut, openapi_extra=UPLOAD_BODY)
+async def post_image(request: Request, response: Response, app: Commands, actor: RequiredUser,
+                     key: IdempotencyKey) -> ImageOut:
+    """Upload an image (multipart: `file` and optional `name`, `prompt`, `negative_prompt`, `tags`, `public`).
+    The file is decoded and checked (422 not an image, 413 too large), stored re-encoded without metadata,
+    with a thumbnail. Unknown tag names become new tags."""
+    settings: Settings = request.app.state.settings
+    upload = await read_upload(request, settings.upload_max_bytes)
+    fields = upload.fields
+    tags = clean_tag_names(fields.tags)  # every check before anything is stored
+    name = clean_text(fields.name if fields.name is not None else default_name(upload.filename), "name", MAX_NAME)
+    prompt = clean_text(fields.prompt, "prompt", MAX_PROMPT)
+    negative = clean_text(fields.negative_prompt, "negative_prompt", MAX_PROMPT)
+    prepared = await run_in_threadpool(prepare_image, upload.data, settings.upload_max_bytes,
+                                       settings.upload_max_pixels)
+    checked = prepared.checked
+    new = NewImage(name=name, prompt=prompt, negative_prompt=negative, width=checked.width, height=checked.height,
+                   blob_key=prepared.image_key, thumbnail_key=prepared.thumbnail_key,
+                   content_type=checked.content_type, public=fields.public, descriptor=prepared.descriptor)
+    try:
+        image, seq = await store_with_blobs(request.app.state.read_pool, request.app.state.blobs, prepared,
+                                            lambda: upload_image(app, actor, new, tags, idempotency_key=key))
+    except DuplicateRequest as dup:
+        image, seq = await run_in_threadpool(_created_again, app, actor, dup)
+    written(response, seq)
+    response.headers["Location"] = f"/api/images/{image.number}"
+    return await image_out(request, app, image)
+
+
+@router.patch("/api/images/{image_id}", response_model=ImageOut)
+async def patch_image(image_id: ObjectId, body: ImagePatch, request: Request, response: Response, app: Commands,
+                      actor: RequiredUser) -> ImageOut:
+    """Change the fields sent: name, tags (names; unknown ones are created), public. Owner or admin."""
+    image, seq = await run_in_threadpool(change_image, app, actor, image_id, body.name, body.tags, body.public)
+    written(response, seq)
+    return await image_out(request, app, image)
+
+
+@router.delete("/api/images/{image_id}", status_code=204)
+def remove_image(image_id: ObjectId, app: Commands, actor: RequiredUser) -> Response:
+    """Delete an image (owner or admin): it leaves every list, collection and like; its files are removed once
+    no other image uses the same bytes."""
+    seq = delete_image(app, actor, image_id)
+    out = Response(status_code=204)
+    written(out, seq)
+    return out
