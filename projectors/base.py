@@ -12,6 +12,8 @@ from typing import Any, ClassVar
 
 from psycopg import AsyncCursor
 
+from events.codec import decode_message
+
 LIVE_SCHEMA = "rm"
 REBUILD_SCHEMA = "rm_rebuild"
 
@@ -28,6 +30,14 @@ class Projector(ABC):
     async def apply(self, cur: AsyncCursor[Any], s: str, seq: int, event: Any) -> None:
         """Change the tables for one event. Called in stream order, inside the batch's transaction.
         `seq` is the event's stream sequence; events a projector does not know are ignored."""
+
+    # False for a stream whose old messages expire (image views): its sequences have gaps at the start, which
+    # then are no sign of a consumer that ran ahead of the checkpoint.
+    contiguous: ClassVar[bool] = True
+
+    def decode(self, headers: dict[str, str] | None, data: bytes) -> Any | None:
+        """What a stream message carries for `apply`; None to skip it (claims, idempotency records)."""
+        return decode_message(headers, data)
 
     def sql(self, statement: str, s: str) -> str:
         return statement.replace("{s}", s)

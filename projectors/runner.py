@@ -28,7 +28,6 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from events.codec import decode_message
 from projectors import checkpoints
 from projectors.base import LIVE_SCHEMA, Projector
 
@@ -160,10 +159,10 @@ class ProjectionRunner:
                     seq = msg.metadata.sequence.stream
                     if seq <= position:
                         continue  # redelivered: already applied
-                    if seq != position + 1:
+                    if seq != position + 1 and self.projector.contiguous:
                         self.position = committed
                         raise _Gap
-                    event = decode_message(msg.headers, msg.data)
+                    event = self.projector.decode(msg.headers, msg.data)
                     if event is not None:
                         await self.projector.apply(cur, self.schema, seq, event)
                     position = seq
