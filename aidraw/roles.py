@@ -5,6 +5,7 @@ from __future__ import annotations
 from infra.keys import TransactionKeyReader
 from projectors.base import Projector
 from projectors.postgres.datasets import DatasetsProjector
+from projectors.postgres.images import ImagesProjector
 from projectors.postgres.params import ParamsProjector
 from projectors.postgres.sessions import SessionsProjector
 from projectors.postgres.tags import TagsProjector
@@ -16,6 +17,7 @@ PROJECTORS: list[Projector] = [
     SessionsProjector(keys=TransactionKeyReader()),
     ParamsProjector(),
     DatasetsProjector(),
+    ImagesProjector(),
 ]
 
 

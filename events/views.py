@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
@@ -54,15 +55,15 @@ def views_stream_config(name: str, prefix: str, max_age_s: float) -> StreamConfi
     )
 
 
-async def ensure_views_stream(bridge: NatsBridge, name: str, prefix: str, max_age_s: float) -> None:
-    """Create the views stream or bring its configuration up to date (run on the bridge's loop)."""
+async def ensure_views_stream(js: JetStreamContext, name: str, prefix: str, max_age_s: float) -> None:
+    """Create the views stream or bring its configuration up to date."""
     config = views_stream_config(name, prefix, max_age_s)
     try:
-        await bridge.js.add_stream(config)
+        await js.add_stream(config)
     except BadRequestError as exc:
         if exc.err_code != _STREAM_NAME_IN_USE:
             raise
-        await bridge.js.update_stream(config)
+        await js.update_stream(config)
 
 
 def encode_view(prefix: str, view: ImageViewed) -> tuple[str, bytes]:
@@ -96,7 +97,7 @@ class ViewPublisher:
 
     async def publish(self, user_id: int, image_id: int) -> None:
         if not self._ready:
-            await self._on_bridge(ensure_views_stream(self._bridge, self._stream, self._prefix, self._max_age_s))
+            await self._on_bridge(ensure_views_stream(self._bridge.js, self._stream, self._prefix, self._max_age_s))
             self._ready = True
         subject, body = encode_view(self._prefix, ImageViewed(user_id, image_id, datetime.now(UTC)))
         await self._on_bridge(self._bridge.js.publish(subject, body, stream=self._stream, timeout=5))

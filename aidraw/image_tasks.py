@@ -1,0 +1,45 @@
+"""Image work that runs in the projector process beside the projectors (`aidraw projector` with no names):
+
+- the views projection, which follows the views stream (events/views.py), not the domain stream;
+- the blob reaper: its queue projection on the domain stream and the loop that deletes unused blobs
+  (projectors/blob_reaper.py).
+
+Neither is in aidraw.roles.PROJECTORS: the API's read-your-writes waits only on domain-stream projections
+that build what queries read, and a view's position is a sequence of another stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats
+
+from events.views import ensure_views_stream, views_prefix, views_stream_name
+from infra.settings import Settings
+from infra.storage.factory import blob_store_from_env
+from projectors.blob_reaper import BlobReaper, BlobReapQueue
+from projectors.postgres.views import ViewsProjector
+from projectors.runner import ProjectionRunner, Target
+
+
+async def run_image_tasks(settings: Settings, nats_url: str, database_url: str, stop: asyncio.Event) -> None:
+    nc = await nats.connect(nats_url, max_reconnect_attempts=-1, name="aidraw_image_tasks")
+    try:
+        js = nc.jetstream()
+        views = views_stream_name(settings.stream_name)
+        await ensure_views_stream(js, views, views_prefix(settings.subject_prefix), settings.views_max_age_s)
+
+        async def log_end() -> int:
+            info = await js.stream_info(settings.stream_name)
+            return int(info.state.last_seq or 0)
+
+        domain = Target(nats_url, settings.stream_name, database_url)
+        reaper = BlobReaper(blob_store_from_env(settings.data_dir), database_url, log_end)
+        await asyncio.gather(
+            ProjectionRunner(ViewsProjector(), Target(nats_url, views, database_url),
+                             batch_size=settings.projector_batch).run(stop),
+            ProjectionRunner(BlobReapQueue(), domain, batch_size=settings.projector_batch).run(stop),
+            reaper.run(stop),
+        )
+    finally:
+        await nc.close()
