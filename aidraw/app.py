@@ -14,6 +14,7 @@ from aidraw.image_routes import IMAGE_ROUTERS
 from aidraw.roles import PROJECTORS
 from command.app import CommandApp
 from command.routes import datasets as command_datasets
+from command.routes import models as command_models
 from command.routes import params as command_params
 from command.routes import sessions as command_sessions
 from command.routes import tags as command_tags
@@ -31,6 +32,7 @@ from query.consistency import CallerSequences, ProjectionWatcher, caller_key, to
 from query.db import make_pool
 from query.routes import audit
 from query.routes import datasets as query_datasets
+from query.routes import models as query_models
 from query.routes import params as query_params
 from query.routes import sessions as query_sessions
 from query.routes import tags as query_tags
@@ -88,7 +90,8 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     for router in (ops.router, command_tags.router, query_tags.router, command_users.router, query_users.router,
                    command_sessions.router, query_sessions.router, audit.router):
         app.include_router(router)
-    for router in (command_params.router, query_params.router, command_datasets.router, query_datasets.router):
+    for router in (command_params.router, query_params.router, command_datasets.router, query_datasets.router,
+                   command_models.router, query_models.router):
         app.include_router(router)
     for router in IMAGE_ROUTERS:
         app.include_router(router)

@@ -6,6 +6,7 @@ from infra.keys import TransactionKeyReader
 from projectors.base import Projector
 from projectors.postgres.datasets import DatasetsProjector
 from projectors.postgres.images import ImagesProjector
+from projectors.postgres.models import ModelsProjector
 from projectors.postgres.params import ParamsProjector
 from projectors.postgres.sessions import SessionsProjector
 from projectors.postgres.tags import TagsProjector
@@ -18,6 +19,7 @@ PROJECTORS: list[Projector] = [
     ParamsProjector(),
     DatasetsProjector(),
     ImagesProjector(),
+    ModelsProjector(),
 ]
 
 

@@ -1,0 +1,91 @@
+"""POST/PATCH/DELETE /api/models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from eventsourcing.application import AggregateNotFoundError
+from fastapi import APIRouter, Depends, Request, Response
+
+from command.app import CommandApp
+from command.models import Model, change_model, create_model, delete_model
+from command.routes.deps import Commands, IdempotencyKey
+from command.routes.idempotent import created_again
+from command.tag_refs import tag_names
+from events.ids import aggregate_uuid
+from events.jetstream import DuplicateRequest
+from infra.actor import Actor
+from infra.auth import RequiredUser
+from infra.authz import can_see
+from infra.http import ObjectId, written
+from infra.schemas_catalog import Items, ModelIn, ModelOut, ModelPatch
+from infra.storage import BlobStore
+
+router = APIRouter(tags=["models"])
+
+
+def blob_urls(request: Request) -> Callable[[str], str]:
+    store: BlobStore = request.app.state.blobs
+    return store.url
+
+
+BlobUrls = Annotated[Callable[[str], str], Depends(blob_urls)]
+
+
+def cover_url(app: CommandApp, actor: Actor, image_id: int | None, url_of: Callable[[str], str]) -> str | None:
+    """The cover's URL as the caller may see it: none when the image is gone or hidden from the caller (the
+    query side joins the images read model the same way)."""
+    if image_id is None:
+        return None
+    try:
+        image: Any = app.repository.get(aggregate_uuid("image", image_id))
+    except AggregateNotFoundError:
+        return None
+    if image.deleted or not can_see(actor, image.user_id, image.public):
+        return None
+    return url_of(image.blob_key)
+
+
+def model_out(app: CommandApp, actor: Actor, model: Model, url_of: Callable[[str], str]) -> ModelOut:
+    return ModelOut(
+        id=model.number, name=model.name, type=model.type, base_model=model.base_model,
+        trigger_words=model.trigger_words, model_path=model.model_path, status=model.status,
+        progress=model.progress, image=cover_url(app, actor, model.image_id, url_of), image_id=model.image_id,
+        tags=tag_names(app, model.tag_ids), public=model.public, user_id=model.user_id, source=model.source,
+        dataset=Items(**model.data), created_at=model.created_on, updated_at=model.modified_on,
+    )
+
+
+@router.post("/api/models", status_code=201, response_model=ModelOut)
+def post_model(body: ModelIn, response: Response, app: Commands, actor: RequiredUser, key: IdempotencyKey,
+               url_of: BlobUrls) -> ModelOut:
+    """Create a model in status `initial` with its training data (`data`: URLs, image ids, featured
+    collection ids; at least one). Tags are names, created on first use."""
+    try:
+        model, seq = create_model(app, actor, name=body.name, type=body.type, base_model=body.base_model,
+                                  source=body.source, trigger_words=body.trigger_words, tags=body.tags,
+                                  public=body.public, data=body.data.model_dump(), idempotency_key=key)
+    except DuplicateRequest as dup:
+        model, seq = created_again(app, Model, "model", actor, dup)
+    written(response, seq)
+    response.headers["Location"] = f"/api/models/{model.number}"
+    return model_out(app, actor, model, url_of)
+
+
+@router.patch("/api/models/{model_id}", response_model=ModelOut)
+def patch_model(model_id: ObjectId, body: ModelPatch, response: Response, app: Commands, actor: RequiredUser,
+                url_of: BlobUrls) -> ModelOut:
+    """Change the fields sent: name, trigger_words, tags, public, image (cover image id; null removes it).
+    Owner or admin; 409 while the model is training. `status` cannot be set yet (422)."""
+    model, seq = change_model(app, actor, model_id, body.sent())
+    written(response, seq)
+    return model_out(app, actor, model, url_of)
+
+
+@router.delete("/api/models/{model_id}", status_code=204)
+def remove_model(model_id: ObjectId, app: Commands, actor: RequiredUser) -> Response:
+    """Delete a model (owner or admin; 409 while it is training)."""
+    out = Response(status_code=204)
+    written(out, delete_model(app, actor, model_id))
+    return out

@@ -1,0 +1,87 @@
+"""Read model of models: one row per live model; tags as ids (names are joined from rm.tags when read).
+
+A deleted tag leaves every model here (TagDeleted is applied to `tag_ids`), so a `tag=` filter never finds a
+model by a tag that no longer exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from events.models import (
+    ModelCoverChosen,
+    ModelCreated,
+    ModelDeleted,
+    ModelRenamed,
+    ModelTagsChanged,
+    ModelTriggerWordsChanged,
+    ModelVisibilityChanged,
+)
+from events.tags import TagDeleted
+from projectors.base import Projector
+from projectors.postgres.ids import object_id
+
+# CREATE EXTENSION is not safe to run twice at once (projectors set up concurrently): serialise it.
+TRIGRAM_EXTENSION = ("DO $$ BEGIN PERFORM pg_advisory_xact_lock(7263010); "
+                     "CREATE EXTENSION IF NOT EXISTS pg_trgm; END $$")
+
+
+class ModelsProjector(Projector):
+    name = "models"
+    tables = ("models",)
+
+    def ddl(self) -> Sequence[str]:
+        return [
+            TRIGRAM_EXTENSION,
+            "CREATE TABLE IF NOT EXISTS {s}.models ("
+            " id bigint PRIMARY KEY, user_id bigint NOT NULL, name text NOT NULL, type text NOT NULL,"
+            " base_model text NOT NULL, source bigint, trigger_words text NOT NULL,"
+            " tag_ids bigint[] NOT NULL DEFAULT '{}', public boolean NOT NULL, status text NOT NULL,"
+            " progress int NOT NULL DEFAULT 0, model_path text, cover_image_id bigint, data jsonb NOT NULL,"
+            " created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, version bigint NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS models_created ON {s}.models (created_at DESC, id DESC)",
+            "CREATE INDEX IF NOT EXISTS models_user_created ON {s}.models (user_id, created_at DESC, id DESC)",
+            "CREATE INDEX IF NOT EXISTS models_tag_ids ON {s}.models USING gin (tag_ids)",
+            "CREATE INDEX IF NOT EXISTS models_name_trgm ON {s}.models USING gin (name gin_trgm_ops)",
+            "CREATE INDEX IF NOT EXISTS models_trigger_words_trgm ON {s}.models"
+            " USING gin (trigger_words gin_trgm_ops)",
+        ]
+
+    async def apply(self, cur: Any, s: str, seq: int, event: Any) -> None:
+        if isinstance(event, ModelCreated):
+            await cur.execute(
+                self.sql("INSERT INTO {s}.models (id, user_id, name, type, base_model, source, trigger_words,"
+                         " tag_ids, public, status, data, created_at, updated_at, version)"
+                         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", s),
+                (object_id(event), event.user_id, event.name, event.type, event.base_model, event.source,
+                 event.trigger_words, list(event.tag_ids), event.public, event.status, Jsonb(event.data),
+                 event.timestamp, event.timestamp, seq),
+            )
+        elif isinstance(event, ModelRenamed):
+            await self._set(cur, s, seq, event, "name", event.name)
+        elif isinstance(event, ModelTriggerWordsChanged):
+            await self._set(cur, s, seq, event, "trigger_words", event.trigger_words)
+        elif isinstance(event, ModelTagsChanged):
+            await self._set(cur, s, seq, event, "tag_ids", list(event.tag_ids))
+        elif isinstance(event, ModelVisibilityChanged):
+            await self._set(cur, s, seq, event, "public", event.public)
+        elif isinstance(event, ModelCoverChosen):
+            await self._set(cur, s, seq, event, "cover_image_id", event.image_id)
+        elif isinstance(event, ModelDeleted):
+            await cur.execute(self.sql("DELETE FROM {s}.models WHERE id = %s", s), (object_id(event),))
+        elif isinstance(event, TagDeleted):
+            tag = object_id(event)
+            await cur.execute(
+                self.sql("UPDATE {s}.models SET tag_ids = array_remove(tag_ids, %s::bigint)"
+                         " WHERE tag_ids @> ARRAY[%s::bigint]", s),
+                (tag, tag),
+            )
+
+    async def _set(self, cur: Any, s: str, seq: int, event: Any, column: str, value: Any) -> None:
+        await cur.execute(
+            self.sql(f"UPDATE {{s}}.models SET {column} = %s, updated_at = %s, version = %s WHERE id = %s", s),
+            (value, event.timestamp, seq, object_id(event)),
+        )

@@ -1,0 +1,85 @@
+"""GET /api/models and /api/models/{id}."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from infra.actor import Actor
+from infra.auth import CurrentActor
+from infra.authz import visible_sql
+from infra.errors import NotFound
+from infra.http import ObjectId
+from infra.schemas_catalog import ModelOut, ModelPage
+from infra.storage import BlobStore
+from query.catalog_lists import COMMON_FILTERS, add_choice_filter, add_tag_filter, common_where, fetch_page
+from query.consistency import Consistent
+from query.db import Pool, fetch_one
+from query.listing import parse_list_query
+
+router = APIRouter(tags=["models"])
+
+STATUSES = ("initial", "ready", "waiting", "running", "success", "error")
+TYPES = ("lora", "ckp", "hyper", "ti")
+BASE_MODELS = ("SD1.5", "SD2")
+FILTERS = COMMON_FILTERS | {"tag", "status", "type", "base_model"}
+
+# Tag names in the model's order (deleted tags drop out); the cover's blob key only when the caller may see the
+# cover image (a deleted or hidden cover shows as none).
+COLUMNS = (
+    "m.id, m.name, m.type, m.base_model, m.trigger_words, m.model_path, m.status, m.progress,"
+    " m.cover_image_id AS image_id, m.public, m.user_id, m.source, m.data AS dataset, m.created_at, m.updated_at,"
+    " ARRAY(SELECT t.name FROM rm.tags t WHERE t.id = ANY(m.tag_ids) ORDER BY array_position(m.tag_ids, t.id))"
+    " AS tags,"
+    " (SELECT i.blob_key FROM rm.images i WHERE i.id = m.cover_image_id AND {cover_visible}) AS cover_key"
+)
+
+
+def blob_urls(request: Request) -> Callable[[str], str]:
+    store: BlobStore = request.app.state.blobs
+    return store.url
+
+
+BlobUrls = Annotated[Callable[[str], str], Depends(blob_urls)]
+
+
+def _columns(actor: Actor) -> tuple[str, tuple[Any, ...]]:
+    cover_visible, params = visible_sql(actor, owner_col="i.user_id", public_col="i.public")
+    return COLUMNS.format(cover_visible=cover_visible), tuple(params)
+
+
+def _shaped(row: dict[str, Any], url_of: Callable[[str], str]) -> dict[str, Any]:
+    key = row.pop("cover_key")
+    row["image"] = url_of(key) if key else None
+    return row
+
+
+@router.get("/api/models", response_model=ModelPage)
+async def list_models(request: Request, pool: Pool, actor: CurrentActor, url_of: BlobUrls,
+                      _: Consistent) -> dict[str, Any]:
+    """Models the caller may see, newest first (`sort=date+`: oldest first). Filters: `user`, `tag` (name or
+    id), `public`, `date`, `status`, `type`, `base_model`, `q` (name and trigger words)."""
+    query = parse_list_query(request.query_params, FILTERS)
+    where = common_where(query, request.query_params, actor, text_columns=("m.name", "m.trigger_words"))
+    add_tag_filter(where, query)
+    add_choice_filter(where, query, "status", "m.status", STATUSES)
+    add_choice_filter(where, query, "type", "m.type", TYPES)
+    add_choice_filter(where, query, "base_model", "m.base_model", BASE_MODELS)
+    columns, params = _columns(actor)
+    page = await fetch_page(pool, columns, "rm.models m", where, query, column_params=params)
+    page["list"] = [_shaped(row, url_of) for row in page["list"]]
+    return page
+
+
+@router.get("/api/models/{model_id}", response_model=ModelOut)
+async def get_model(model_id: ObjectId, pool: Pool, actor: CurrentActor, url_of: BlobUrls,
+                    _: Consistent) -> dict[str, Any]:
+    columns, params = _columns(actor)
+    visible, visible_params = visible_sql(actor, owner_col="m.user_id", public_col="m.public")
+    row = await fetch_one(pool, f"SELECT {columns} FROM rm.models m WHERE m.id = %s AND {visible}",
+                          (*params, model_id, *visible_params))
+    if row is None:
+        raise NotFound(f"No model with id {model_id}.")
+    return _shaped(row, url_of)
