@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 
 from events.images import ImageChanged, ImageDeleted, ImageUploaded
 from events.likes import ImageLiked, ImageUnliked
+from events.tags import TagDeleted
 from projectors.postgres.ids import object_id
 
 IMAGE_COLUMNS = (
@@ -74,3 +75,11 @@ async def image_unliked(cur: Any, s: str, e: ImageUnliked) -> None:
         "WITH removed AS (DELETE FROM {s}.image_likes WHERE user_id = %s AND image_id = %s RETURNING image_id)"
         " UPDATE {s}.images SET likes = likes - 1 WHERE id IN (SELECT image_id FROM removed)", s),
         (object_id(e), e.image_id))
+
+
+async def tag_deleted(cur: Any, s: str, e: TagDeleted) -> None:
+    """A deleted tag leaves every image: its name already drops out of the join with rm.tags, and this keeps
+    `tag=ID` and the per-tag counters (updated by the row trigger) from finding images by a tag that is gone."""
+    tag = object_id(e)
+    await cur.execute(_q("UPDATE {s}.images SET tag_ids = array_remove(tag_ids, %s::bigint)"
+                         " WHERE tag_ids @> ARRAY[%s::bigint]", s), (tag, tag))

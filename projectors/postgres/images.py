@@ -13,6 +13,7 @@ from typing import Any
 from events.choices import ChoiceChanged, ChoiceCreated, ChoiceDeleted
 from events.images import ImageChanged, ImageDeleted, ImageUploaded
 from events.likes import ImageLiked, ImageUnliked
+from events.tags import TagDeleted
 from projectors.base import Projector
 from projectors.postgres import choice_rows, image_rows
 from projectors.postgres.image_indexes import IMAGE_INDEXES
@@ -70,3 +71,5 @@ class ImagesProjector(Projector):
             await choice_rows.choice_changed(cur, s, seq, event)
         elif isinstance(event, ChoiceDeleted):
             await choice_rows.choice_deleted(cur, s, event)
+        elif isinstance(event, TagDeleted):
+            await image_rows.tag_deleted(cur, s, event)
