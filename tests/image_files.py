@@ -39,7 +39,7 @@ def jpeg_with_gps() -> bytes:
 
 
 def upload(client: httpx.Client, data: bytes | None = None, filename: str = "photo.png",
-           content_type: str = "image/png", fields: dict[str, Any] | list[tuple[str, str]] | None = None,
+           content_type: str = "image/png", fields: dict[str, str | list[str]] | None = None,
            **headers: str) -> httpx.Response:
     data = picture() if data is None else data
     return client.post("/api/images", files={"file": (filename, data, content_type)}, data=fields or {},

@@ -1,0 +1,35 @@
+"""Looking behind the API in image tests: what the blob store and the event log hold, and waiting for
+background work (views, the blob reaper) that no answer waits for."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from events.bridge import NatsBridge
+from events.stream import stream_last_sequence
+from tests.system import System
+
+
+def blob_files(system: System) -> set[Path]:
+    root = system.data_dir / "blobs"
+    return {p for p in root.rglob("*") if p.is_file() and ".tmp" not in p.parts}
+
+
+def log_end(system: System) -> int:
+    """The domain stream's last sequence: unchanged means nothing was appended."""
+    bridge = NatsBridge(system.nats_url)
+    try:
+        return stream_last_sequence(bridge, system.stream)
+    finally:
+        bridge.close()
+
+
+def eventually(check: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return check()
