@@ -6,7 +6,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from aidraw import ops
@@ -22,6 +22,7 @@ from command.routes import users as command_users
 from command.sessions import SessionExtender
 from events.jetstream import JetStreamApplicationRecorder
 from infra import passwords
+from infra.auth import current_actor
 from infra.errors import install_problem_handlers
 from infra.http import SEQUENCE_HEADER
 from infra.keys import PostgresKeyStore
@@ -62,7 +63,10 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
             await run_in_threadpool(app.state.keys.close)
             await run_in_threadpool(commands.close)
 
-    app = FastAPI(title="aidraw", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # Every route checks a presented token, even one that does not look at the caller: a bad token is 401,
+    # never silently anonymous. Routes that take CurrentActor reuse this result (one check per request).
+    app = FastAPI(title="aidraw", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  dependencies=[Depends(current_actor)])
     app.state.settings = settings
     app.state.blobs = blob_store_from_env(settings.data_dir)  # image files: local (served at /api/blobs) or S3
     app.state.read_pool = make_pool(database_url)

@@ -89,7 +89,7 @@ class UsersProjector(Projector):
         elif isinstance(event, UserRoleChanged):
             await self._update(cur, s, seq, event, number, "role = %s", event.role)
         elif isinstance(event, UserPasswordChanged):
-            await self._update(cur, s, seq, event, number, "version = version")
+            await self._update(cur, s, seq, event, number, "")
         elif isinstance(event, UserDeleted):
             await self._update(cur, s, seq, event, number, "deleted_at = %s, name = NULL, email = NULL",
                                event.timestamp)
@@ -98,7 +98,8 @@ class UsersProjector(Projector):
 
     async def _update(self, cur: Any, s: str, seq: int, event: Any, number: int, assignments: str,
                       *values: Any) -> None:
+        assignments = f"{assignments}, " if assignments else ""
         await cur.execute(
-            self.sql(f"UPDATE {{s}}.users SET {assignments}, updated_at = %s, version = %s WHERE id = %s", s),
+            self.sql(f"UPDATE {{s}}.users SET {assignments}updated_at = %s, version = %s WHERE id = %s", s),
             (*values, event.timestamp, seq, number),
         )
