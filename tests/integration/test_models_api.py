@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from tests.catalog_accounts import People, Person, assert_problem, client_of, make_people
-from tests.catalog_objects import delete, upload_image
+from tests.catalog_objects import delete, png_bytes, upload_image
 from tests.system import System
 
 OSS = "https://cdn.example.com/train/1.png"
@@ -220,7 +220,7 @@ def test_deleting_a_tag_removes_it_from_models_and_images(system: System, people
     name = unique("gone")
     model = create(system, people.alice, tags=[name, "kept"])
     with client_of(system, people.alice) as client:
-        image = client.post("/api/images", files={"file": ("p.png", _png(), "image/png")},
+        image = client.post("/api/images", files={"file": ("p.png", png_bytes(), "image/png")},
                             data={"tags": name}).json()
         tag_id = client.get("/api/tags", params={"q": name}).json()["list"][0]["id"]
         assert client.get("/api/models", params={"tag": tag_id}).json()["total"] == 1
@@ -236,12 +236,6 @@ def test_deleting_a_tag_removes_it_from_models_and_images(system: System, people
         # The command side answers the same: a deleted tag no longer shows.
         patched = client.patch(f"/api/models/{model['id']}", json={"trigger_words": "t"}).json()
         assert patched["tags"] == ["kept"]
-
-
-def _png() -> bytes:
-    from tests.catalog_objects import png_bytes
-
-    return png_bytes()
 
 
 def test_list_filters(system: System, people: People) -> None:
