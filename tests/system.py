@@ -43,8 +43,7 @@ class System:
             AIDRAW_SUBJECT_PREFIX=self.prefix,
             AIDRAW_DATA_DIR=str(self.data_dir),
             AIDRAW_PORT=str(self.port),
-            AIDRAW_LOG_LEVEL="WARNING",
-            **self.extra_env,
+            **{"AIDRAW_LOG_LEVEL": "WARNING", **self.extra_env},  # extra_env may change the level
         )
 
     def start_role(self, role: str, *args: str) -> subprocess.Popen[bytes]:
