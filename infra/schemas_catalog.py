@@ -128,9 +128,9 @@ class ModelPatch(Patch):
     public: Flag | None = None
     image: ObjectRef | None = None  # the cover: an image id the owner can see; null removes it
     # Accepted here only to answer them with a precise 422 (see command/models.py), never applied.
-    status: Any = None
-    progress: Any = None
-    model_path: Any = None
+    status: Any = Field(default=None, description="Not settable yet: training is a later release (422).")
+    progress: Any = Field(default=None, description="Read-only (422).")
+    model_path: Any = Field(default=None, description="Read-only (422).")
 
 
 class ModelOut(BaseModel):
