@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from aidraw.services import NatsServer, PostgresServer
-from tests.accounts import PASSWORD, Account, log_in, new_account, new_admin, system_with, unique_name
+from tests.accounts import PASSWORD, log_in, new_account, new_admin, system_with, unique_name
 from tests.system import System
 
 
@@ -193,7 +193,3 @@ def test_expired_sessions_are_refused_and_use_extends_them(
         with sut.client(busy.token) as client:
             trail = client.get(f"/api/sessions/{busy.session_id}/events").json()
         assert "SessionExtended" in [e["type"] for e in trail]
-
-
-def _unused(_: Account) -> None:  # keeps Account imported for type hints in lambdas above
-    return None
