@@ -3,13 +3,26 @@ background work (views, the blob reaper) that no answer waits for."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from aidraw.roles import PROJECTORS
+from aidraw.services import NatsServer, PostgresServer
 from events.bridge import NatsBridge
 from events.stream import stream_last_sequence
+from projectors.checkpoints import read_all_sync
+from tests.accounts import system_with
 from tests.system import System
+
+
+@contextlib.contextmanager
+def patient_system(nats_server: NatsServer, postgres_server: PostgresServer, servers_dir: Path) -> Iterator[System]:
+    """A system whose read-your-writes wait is long enough for a busy test machine (the default 2 s is a
+    production answer-time bound, not a test's)."""
+    with system_with(nats_server, postgres_server, servers_dir, AIDRAW_READ_YOUR_WRITES_TIMEOUT="20") as sut:
+        yield sut
 
 
 def blob_files(system: System) -> set[Path]:
@@ -33,3 +46,16 @@ def eventually(check: Callable[[], bool], timeout: float = 15.0) -> bool:
             return True
         time.sleep(0.1)
     return check()
+
+
+def wait_projected(system: System, sequence: str | int) -> None:
+    """Until every projection reached `sequence` (someone's write), so that anyone's next read sees it: a
+    caller's own reads wait for its own writes, other callers' reads do not."""
+    wanted = int(sequence)
+    names = [p.name for p in PROJECTORS]
+
+    def reached() -> bool:
+        positions = read_all_sync(system.database_url)
+        return min(positions.get(name, 0) for name in names) >= wanted
+
+    assert eventually(reached, 30), f"projections did not reach {wanted}"

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from aidraw.services import NatsServer, PostgresServer
 from tests.catalog_accounts import People, Person, assert_problem, client_of, make_people
 from tests.image_files import upload
+from tests.image_support import patient_system, wait_projected
 from tests.system import System
+
+
+@pytest.fixture(scope="module")
+def system(nats_server: NatsServer, postgres_server: PostgresServer, servers_dir: Path) -> Iterator[System]:
+    with patient_system(nats_server, postgres_server, servers_dir) as sut:
+        yield sut
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +34,16 @@ def new_image(system: System, who: Person, public: bool = True) -> int:
     with client_of(system, who) as client:
         answer = upload(client, fields={"public": "true" if public else "false"})
         assert answer.status_code == 201, answer.text
-        return int(answer.json()["id"])
+    wait_projected(system, answer.headers["X-Event-Sequence"])
+    return int(answer.json()["id"])
 
 
 def new_choice(system: System, who: Person, **body: object) -> dict:
     with client_of(system, who) as client:
         answer = client.post("/api/choices", json={"name": unique(), **body})
         assert answer.status_code == 201, answer.text
-        return dict(answer.json())
+    wait_projected(system, answer.headers["X-Event-Sequence"])
+    return dict(answer.json())
 
 
 def status_of(system: System, who: Person | None, choice_id: int) -> int:
@@ -128,7 +140,9 @@ def test_only_the_owner_or_an_admin_may_change_or_delete(system: System, people:
         assert_problem(anonymous.patch(f"/api/choices/{choice['id']}", json={"name": "x"}), 401)
         assert_problem(anonymous.delete(f"/api/choices/{choice['id']}"), 401)
     with client_of(system, people.admin) as admin:
-        assert admin.delete(f"/api/choices/{choice['id']}").status_code == 204
+        deleted = admin.delete(f"/api/choices/{choice['id']}")
+        assert deleted.status_code == 204
+    wait_projected(system, deleted.headers["X-Event-Sequence"])
     assert status_of(system, people.alice, choice["id"]) == 404
 
 

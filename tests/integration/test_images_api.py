@@ -6,15 +6,24 @@ import io
 import struct
 import uuid
 import zlib
+from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 from PIL import Image
 
+from aidraw.services import NatsServer, PostgresServer
 from tests.catalog_accounts import People, Person, assert_problem, client_of, make_people
 from tests.image_files import SECRET, jpeg_with_gps, picture, upload
-from tests.image_support import blob_files, eventually, log_end
+from tests.image_support import blob_files, eventually, log_end, patient_system, wait_projected
 from tests.system import System
+
+
+@pytest.fixture(scope="module")
+def system(nats_server: NatsServer, postgres_server: PostgresServer, servers_dir: Path) -> Iterator[System]:
+    with patient_system(nats_server, postgres_server, servers_dir) as sut:
+        yield sut
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +39,8 @@ def new_image(system: System, who: Person, **fields: str) -> dict:
     with client_of(system, who) as client:
         answer = upload(client, fields=fields)
         assert answer.status_code == 201, answer.text
-        return dict(answer.json())
+    wait_projected(system, answer.headers["X-Event-Sequence"])
+    return dict(answer.json())
 
 
 def listed(system: System, who: Person | None, **params: object) -> list[int]:
@@ -234,7 +244,9 @@ def test_only_the_owner_or_an_admin_may_change_or_delete(system: System, people:
         assert_problem(anonymous.delete(f"/api/images/{public['id']}"), 401)
     with client_of(system, people.admin) as admin:
         assert admin.patch(f"/api/images/{private['id']}", json={"name": "moderated"}).status_code == 200
-        assert admin.delete(f"/api/images/{private['id']}").status_code == 204
+        deleted = admin.delete(f"/api/images/{private['id']}")
+        assert deleted.status_code == 204
+    wait_projected(system, deleted.headers["X-Event-Sequence"])
     with client_of(system, people.alice) as alice:
         assert alice.get(f"/api/images/{public['id']}").json()["name"] == public["name"]
         assert alice.get(f"/api/images/{private['id']}").status_code == 404
@@ -264,9 +276,8 @@ def test_a_deleted_image_leaves_lists_likes_and_collections(system: System, peop
         assert_problem(alice.get(f"/api/images/{image['id']}"), 404)
         assert_problem(alice.patch(f"/api/images/{image['id']}", json={"name": "x"}), 404)
         assert_problem(alice.delete(f"/api/images/{image['id']}"), 404)
-    after = deleted.headers["X-Event-Sequence"]
+    wait_projected(system, deleted.headers["X-Event-Sequence"])
     with client_of(system, people.bob) as bob:
-        bob.headers["X-Event-Sequence"] = after
         assert image["id"] not in [i["id"] for i in bob.get("/api/images", params={"pageSize": 100}).json()["list"]]
         assert bob.get("/api/images", params={"like": people.bob.id}).json()["total"] == 0
         assert bob.get(f"/api/choices/{choice['id']}").json()["items"] == []
@@ -296,7 +307,8 @@ def new_image_with(system: System, who: Person, data: bytes) -> dict:
     with client_of(system, who) as client:
         answer = upload(client, data)
         assert answer.status_code == 201, answer.text
-        return dict(answer.json())
+    wait_projected(system, answer.headers["X-Event-Sequence"])
+    return dict(answer.json())
 
 
 def reaper_idle(system: System) -> bool:
