@@ -13,7 +13,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
-from command.app import CommandApp
+from command.app import CommandApp, retry_on_conflict
 from command.tag_refs import resolve_tags, retry_on_tag_race
 from events.ids import aggregate_uuid, new_id, split_uuid
 from events.images import ImageChanged, ImageDeleted, ImageUploaded
@@ -167,4 +167,4 @@ def delete_image(app: CommandApp, actor: Actor, number: int) -> int:
         image.delete()
         return app.store(image)
 
-    return retry_on_tag_race(attempt)
+    return retry_on_conflict(attempt)
