@@ -1,0 +1,136 @@
+"""What each list parameter means, and how one of its values is read.
+
+A filter here only reads values (a malformed one raises ValueError, which the parser turns into a 422 naming
+the parameter); the SQL for each filter is built in query/engine.py, the one place that writes list SQL.
+Collections (query/collections.py) say which parameter names map to which filter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from query.dates import DayRange, parse_date
+
+MAX_ID = 2**53 - 1
+MAX_TEXT = 200
+_BOOLS = {"true": True, "false": False, "1": True, "0": False}
+
+
+def read_id(raw: str) -> int:
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= MAX_ID:
+        raise ValueError(f"{raw!r} is not an id (a positive integer below 2^53)")
+    return int(text)
+
+
+def read_text(raw: str) -> str:
+    text = raw.strip()
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"a value has at most {MAX_TEXT} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError("control characters are not allowed")
+    return text
+
+
+class Filter:
+    """Base of the filters; `read` turns one value (one alternative of a comma list) into what SQL needs."""
+
+    def read(self, raw: str) -> Any:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class OwnedBy(Filter):
+    """`user=ID`: owned by that user."""
+
+    column: str = "user_id"
+
+    def read(self, raw: str) -> int:
+        return read_id(raw)
+
+
+@dataclass(frozen=True)
+class Tagged(Filter):
+    """`tag=NAME|ID`: carrying that tag. All-digit values are ids (a tag name is never all digits); names
+    compare ignoring case, so they are kept lowered."""
+
+    column: str = "tag_ids"
+
+    def read(self, raw: str) -> int | str:
+        text = read_text(raw)
+        if text.isascii() and text.isdigit():
+            return read_id(text)
+        return text.lower()
+
+
+@dataclass(frozen=True)
+class Flag(Filter):
+    """`public=true|false` (also 1|0)."""
+
+    column: str = "public"
+
+    def read(self, raw: str) -> bool:
+        value = _BOOLS.get(raw.strip().lower())
+        if value is None:
+            raise ValueError(f"{raw!r} is not true or false")
+        return value
+
+
+@dataclass(frozen=True)
+class CreatedOn(Filter):
+    """`date=...` (query/dates.py): created on one of those UTC days."""
+
+    column: str = "created_at"
+
+    def read(self, raw: str) -> DayRange:
+        return parse_date(raw)  # keeps a trailing space: it is the unencoded '+'
+
+
+@dataclass(frozen=True)
+class OneOf(Filter):
+    """`status=`, `type=`, `base_model=`: one of a fixed set of values (case-insensitive on input)."""
+
+    column: str
+    allowed: tuple[str, ...]
+
+    def read(self, raw: str) -> str:
+        wanted = raw.strip().lower()
+        for value in self.allowed:
+            if value.lower() == wanted:
+                return value
+        raise ValueError(f"{raw.strip()!r} is not one of {', '.join(self.allowed)}")
+
+
+@dataclass(frozen=True)
+class Contains(Filter):
+    """`q=text`: any of the columns contains the text, ignoring case."""
+
+    columns: tuple[str, ...]
+
+    def read(self, raw: str) -> str:
+        text = read_text(raw)
+        if not text:
+            raise ValueError("empty search text")
+        return text
+
+
+@dataclass(frozen=True)
+class LikedBy(Filter):
+    """images: `like=USER`: liked by that user (likes are public)."""
+
+    likes: str = "rm.image_likes"
+
+    def read(self, raw: str) -> int:
+        return read_id(raw)
+
+
+@dataclass(frozen=True)
+class InChoice(Filter):
+    """images: `choice=ID`: in that featured collection, when the caller may see the collection."""
+
+    items: str = "rm.choice_items"
+    choices: str = "rm.choices"
+
+    def read(self, raw: str) -> int:
+        return read_id(raw)
