@@ -16,7 +16,7 @@ from events.likes import ImageLiked, ImageUnliked
 from events.tags import TagDeleted
 from projectors.base import Projector
 from projectors.postgres import choice_rows, image_rows
-from projectors.postgres.image_indexes import IMAGE_INDEXES
+from projectors.postgres.image_indexes import IMAGE_COUNT_TABLES, IMAGE_INDEXES
 
 DDL = [
     "CREATE TABLE IF NOT EXISTS {s}.images ("
@@ -49,7 +49,7 @@ DDL = [
 
 class ImagesProjector(Projector):
     name = "images"
-    tables = ("images", "image_likes", "choices", "choice_items")
+    tables = ("images", "image_likes", "choices", "choice_items", *IMAGE_COUNT_TABLES)
 
     def ddl(self) -> Sequence[str]:
         return [*DDL, *IMAGE_INDEXES]
