@@ -1,0 +1,43 @@
+"""Each collection's list table: the parameters it accepts, its sorts, its rows, who sees them.
+
+API.md "Lists": `user` (also `user_id`), `tag`, `public`, `date`, `q` where a collection has those things;
+images also `choice` and `like`; models also `status`, `type`, `base_model`. A parameter a collection does not
+list here answers 422, so a client never believes a filter applied when it did not.
+"""
+
+from __future__ import annotations
+
+from query.filters import Contains, CreatedOn, Filter, Flag, InChoice, LikedBy, OneOf, OwnedBy, Tagged
+from query.listing import Collection
+
+MODEL_STATUSES = ("initial", "ready", "waiting", "running", "success", "error")
+MODEL_TYPES = ("lora", "ckp", "hyper", "ti")
+BASE_MODELS = ("SD1.5", "SD2")
+ROLES = ("user", "admin")
+
+_OWNER = OwnedBy()
+_OWNED: dict[str, Filter] = {"user": _OWNER, "user_id": _OWNER, "public": Flag(), "date": CreatedOn()}
+
+IMAGES = Collection(
+    name="images", table="rm.images", alias="i", counters="rm.image_counts",
+    params={**_OWNED, "tag": Tagged(), "q": Contains(("name", "prompt")), "choice": InChoice(), "like": LikedBy()},
+    sorts=("date-", "date+", "likes"),
+)
+
+MODELS = Collection(
+    name="models", table="rm.models", alias="m",
+    params={**_OWNED, "tag": Tagged(), "q": Contains(("name", "trigger_words")),
+            "status": OneOf("status", MODEL_STATUSES), "type": OneOf("type", MODEL_TYPES),
+            "base_model": OneOf("base_model", BASE_MODELS)},
+)
+
+PARAMS = Collection(name="params", table="rm.params", params={**_OWNED, "q": Contains(("name",))})
+
+DATASETS = Collection(name="datasets", table="rm.datasets", params={**_OWNED, "q": Contains(("name",))})
+
+CHOICES = Collection(name="choices", table="rm.choices", params={**_OWNED, "q": Contains(("name",))})
+
+TAGS = Collection(
+    name="tags", table="rm.tags", visibility="everyone",
+    params={"user": _OWNER, "user_id": _OWNER, "date": CreatedOn(), "q": Contains(("name",))},
+)
