@@ -14,10 +14,15 @@ class Input(BaseModel):
 
 
 class Page(BaseModel):
+    """A list page (docs/api.md "Lists"): `total` is exact when `total_exact`, otherwise a lower bound;
+    `cursor` opens the next page (send it as `?cursor=`) at the same cost however deep."""
+
     page: int
     page_size: int
     total: int
+    total_exact: bool = True
     next: bool
+    cursor: str | None = None
     list: list[Any]
 
 

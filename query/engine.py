@@ -81,7 +81,7 @@ def visibility_sql(collection: Collection, actor: Actor) -> Fragment:
 
 
 def where_sql(collection: Collection, conditions: tuple[Condition, ...], actor: Actor) -> Fragment:
-    clauses, params = [], []
+    clauses, params = [f"({collection.scope})"] if collection.scope else [], []
     for clause, values in [visibility_sql(collection, actor),
                            *(condition_sql(c.filter, c.values, collection.alias, actor) for c in conditions)]:
         clauses.append(f"({clause})")

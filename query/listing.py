@@ -61,6 +61,7 @@ class Collection:
     sorts: tuple[str, ...] = ("date-", "date+")
     visibility: Literal["public_or_own", "everyone"] = "public_or_own"
     alias: str = "t"  # the table's name in the SQL, and in the columns a route selects
+    scope: str = ""  # SQL over the alias that every listed row satisfies (e.g. not deleted); "" = all rows
     counters: str | None = None  # projected per-day counters (images: rm.image_counts; query/counted.py)
 
 

@@ -13,10 +13,11 @@ from infra.errors import NotFound
 from infra.http import ObjectId
 from infra.schemas_images import ImageOut, ImagePage
 from infra.settings import Settings
+from query.collections import IMAGES
 from query.consistency import Consistent
 from query.db import Pool
-from query.image_queries import IMAGE_FILTERS, IMAGE_SORTS, image_by_id, image_json, list_images
-from query.listing import parse_list_query
+from query.image_queries import image_by_id, image_json, list_images
+from query.listing import parse_list
 from query.read_models import read_model_ready
 
 router = APIRouter(tags=["images"])
@@ -43,9 +44,10 @@ async def record_view(app: FastAPI, user_id: int, image_id: int) -> None:
 
 @router.get("/api/images", response_model=ImagePage)
 async def get_images(request: Request, pool: Pool, actor: CurrentActor, _: Consistent) -> dict[str, Any]:
-    """Images you may see, newest first. Filters: `user`, `tag` (names or ids), `public`, `choice`, `like`
-    (a user id), `q` (name and prompt); `sort=date-|date+|likes`. Commas are alternatives, repeats all apply."""
-    query = parse_list_query(request.query_params, IMAGE_FILTERS, IMAGE_SORTS)
+    """Images you may see, newest first. Filters: `user`, `tag` (names or ids), `public`, `date`, `choice`,
+    `like` (a user id), `q` (name and prompt); `sort=date-|date+|likes`. Commas are alternatives, repeats all
+    apply. Paging: `page` and `page_size`, or the answer's `cursor` (docs/api.md "Lists")."""
+    query = parse_list(request.query_params, IMAGES)
     async with read_model_ready():
         return await list_images(pool, actor, query, request.app.state.blobs)
 
