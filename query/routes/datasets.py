@@ -11,10 +11,11 @@ from infra.authz import visible_sql
 from infra.errors import NotFound
 from infra.http import ObjectId
 from infra.schemas_catalog import DatasetOut, DatasetPage
-from query.catalog_lists import COMMON_FILTERS, common_where, fetch_page
+from query.collections import DATASETS
 from query.consistency import Consistent
 from query.db import Pool, fetch_one
-from query.listing import parse_list_query
+from query.engine import list_page
+from query.listing import parse_list
 
 router = APIRouter(tags=["datasets"])
 
@@ -25,9 +26,8 @@ COLUMNS = "id, name, items, public, user_id, created_at, updated_at"
 @router.get("/api/dataset", response_model=DatasetPage)
 async def list_datasets(request: Request, pool: Pool, actor: CurrentActor, _: Consistent) -> dict[str, Any]:
     """Datasets the caller may see, newest first. Filters: `user`, `public`, `date`, `q` (name)."""
-    query = parse_list_query(request.query_params, COMMON_FILTERS)
-    where = common_where(query, request.query_params, actor, text_columns=("name",))
-    return await fetch_page(pool, COLUMNS, "rm.datasets", where, query)
+    query = parse_list(request.query_params, DATASETS)
+    return await list_page(pool, DATASETS, query, actor, columns=COLUMNS)
 
 
 @router.get("/api/datasets/{dataset_id}", response_model=DatasetOut)

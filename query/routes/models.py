@@ -14,17 +14,13 @@ from infra.errors import NotFound
 from infra.http import ObjectId
 from infra.schemas_catalog import ModelOut, ModelPage
 from infra.storage import BlobStore
-from query.catalog_lists import COMMON_FILTERS, add_choice_filter, add_tag_filter, common_where, fetch_page
+from query.collections import MODELS
 from query.consistency import Consistent
 from query.db import Pool, fetch_one
-from query.listing import parse_list_query
+from query.engine import list_page
+from query.listing import parse_list
 
 router = APIRouter(tags=["models"])
-
-STATUSES = ("initial", "ready", "waiting", "running", "success", "error")
-TYPES = ("lora", "ckp", "hyper", "ti")
-BASE_MODELS = ("SD1.5", "SD2")
-FILTERS = COMMON_FILTERS | {"tag", "status", "type", "base_model"}
 
 # Tag names in the model's order (deleted tags drop out); the cover's blob key only when the caller may see the
 # cover image (a deleted or hidden cover shows as none).
@@ -61,14 +57,9 @@ async def list_models(request: Request, pool: Pool, actor: CurrentActor, url_of:
                       _: Consistent) -> dict[str, Any]:
     """Models the caller may see, newest first (`sort=date+`: oldest first). Filters: `user`, `tag` (name or
     id), `public`, `date`, `status`, `type`, `base_model`, `q` (name and trigger words)."""
-    query = parse_list_query(request.query_params, FILTERS)
-    where = common_where(query, request.query_params, actor, text_columns=("m.name", "m.trigger_words"))
-    add_tag_filter(where, query)
-    add_choice_filter(where, query, "status", "m.status", STATUSES)
-    add_choice_filter(where, query, "type", "m.type", TYPES)
-    add_choice_filter(where, query, "base_model", "m.base_model", BASE_MODELS)
+    query = parse_list(request.query_params, MODELS)
     columns, params = _columns(actor)
-    page = await fetch_page(pool, columns, "rm.models m", where, query, column_params=params)
+    page = await list_page(pool, MODELS, query, actor, columns=columns, column_params=params)
     page["list"] = [_shaped(row, url_of) for row in page["list"]]
     return page
 

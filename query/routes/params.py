@@ -11,10 +11,11 @@ from infra.authz import visible_sql
 from infra.errors import NotFound
 from infra.http import ObjectId
 from infra.schemas_catalog import ParamOut, ParamPage
-from query.catalog_lists import COMMON_FILTERS, common_where, fetch_page
+from query.collections import PARAMS
 from query.consistency import Consistent
 from query.db import Pool, fetch_one
-from query.listing import parse_list_query
+from query.engine import list_page
+from query.listing import parse_list
 
 router = APIRouter(tags=["params"])
 
@@ -24,9 +25,8 @@ COLUMNS = "id, name, data, public, user_id, created_at, updated_at"
 @router.get("/api/params", response_model=ParamPage)
 async def list_params(request: Request, pool: Pool, actor: CurrentActor, _: Consistent) -> dict[str, Any]:
     """Parameter sets the caller may see, newest first. Filters: `user`, `public`, `date`, `q` (name)."""
-    query = parse_list_query(request.query_params, COMMON_FILTERS)
-    where = common_where(query, request.query_params, actor, text_columns=("name",))
-    return await fetch_page(pool, COLUMNS, "rm.params", where, query)
+    query = parse_list(request.query_params, PARAMS)
+    return await list_page(pool, PARAMS, query, actor, columns=COLUMNS)
 
 
 @router.get("/api/params/{param_id}", response_model=ParamOut)
