@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from infra.errors import Invalid
-
 _PERIOD = re.compile(r"\d{4}(\d{2}(\d{2})?)?")
 
 
@@ -82,10 +80,3 @@ def parse_date(raw: str) -> DayRange:
     first, last = _period(text)
     return DayRange(first, last)
 
-
-def parse_date_filter(values: list[str]) -> list[list[DayRange]]:
-    """Every `date=` parameter of a query: one group per repetition (intersected), each a union of ranges."""
-    try:
-        return [[parse_date(part) for part in value.split(",")] for value in values]
-    except ValueError as exc:
-        raise Invalid(f"date: {exc}; use YYYY, YYYYMM or YYYYMMDD, with + or -, or A~B.", field="query.date") from None
