@@ -35,7 +35,7 @@ PARAMS = Collection(name="params", table="rm.params", params={**_OWNED, "q": Con
 
 DATASETS = Collection(name="datasets", table="rm.datasets", params={**_OWNED, "q": Contains(("name",))})
 
-CHOICES = Collection(name="choices", table="rm.choices", params={**_OWNED, "q": Contains(("name",))})
+CHOICES = Collection(name="choices", table="rm.choices", alias="c", params={**_OWNED, "q": Contains(("name",))})
 
 TAGS = Collection(
     name="tags", table="rm.tags", visibility="everyone",
