@@ -7,13 +7,13 @@ list here answers 422, so a client never believes a filter applied when it did n
 
 from __future__ import annotations
 
+from events.users import ROLES
 from query.filters import Contains, CreatedOn, Filter, Flag, InChoice, LikedBy, OneOf, OwnedBy, Tagged
 from query.listing import Collection
 
 MODEL_STATUSES = ("initial", "ready", "waiting", "running", "success", "error")
 MODEL_TYPES = ("lora", "ckp", "hyper", "ti")
 BASE_MODELS = ("SD1.5", "SD2")
-ROLES = ("user", "admin")
 
 _OWNER = OwnedBy()
 _OWNED: dict[str, Filter] = {"user": _OWNER, "user_id": _OWNER, "public": Flag(), "date": CreatedOn()}
@@ -40,4 +40,15 @@ CHOICES = Collection(name="choices", table="rm.choices", alias="c", params={**_O
 TAGS = Collection(
     name="tags", table="rm.tags", visibility="everyone",
     params={"user": _OWNER, "user_id": _OWNER, "date": CreatedOn(), "q": Contains(("name",))},
+)
+
+USERS = Collection(
+    name="users", table="rm.users", alias="u", visibility="everyone", scope="u.deleted_at IS NULL",
+    params={"q": Contains(("name",)), "role": OneOf("role", ROLES), "date": CreatedOn()},
+)
+
+# The route adds `user=` = the caller when none is given: an admin too lists their own sessions by default.
+SESSIONS = Collection(
+    name="sessions", table="rm.sessions", alias="s", visibility="own",
+    scope="s.ended_at IS NULL AND s.expires_at > now()", params={"user": _OWNER, "user_id": _OWNER},
 )

@@ -76,7 +76,8 @@ def condition_sql(flt: Filter, values: tuple[Any, ...], a: str, actor: Actor) ->
 def visibility_sql(collection: Collection, actor: Actor) -> Fragment:
     if collection.visibility == "everyone":
         return "true", []
-    clause, params = visible_sql(actor, f"{collection.alias}.user_id", f"{collection.alias}.public")
+    public = "false" if collection.visibility == "own" else f"{collection.alias}.public"  # "own": nothing public
+    clause, params = visible_sql(actor, f"{collection.alias}.user_id", public)
     return clause, list(params)
 
 

@@ -59,7 +59,7 @@ class Collection:
     table: str  # the read-model table, e.g. "rm.images"
     params: Mapping[str, Filter]  # accepted parameter names (aliases too) -> their filter
     sorts: tuple[str, ...] = ("date-", "date+")
-    visibility: Literal["public_or_own", "everyone"] = "public_or_own"
+    visibility: Literal["public_or_own", "own", "everyone"] = "public_or_own"  # "own": the owner's; admin: all
     alias: str = "t"  # the table's name in the SQL, and in the columns a route selects
     scope: str = ""  # SQL over the alias that every listed row satisfies (e.g. not deleted); "" = all rows
     counters: str | None = None  # projected per-day counters (images: rm.image_counts; query/counted.py)

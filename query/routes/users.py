@@ -12,9 +12,11 @@ from infra.actor import Actor
 from infra.auth import CurrentActor, RequiredUser
 from infra.errors import NotFound
 from infra.http import ObjectId
+from query.collections import USERS
 from query.consistency import Consistent
-from query.db import Pool, fetch_all, fetch_one
-from query.listing import parse_list_query
+from query.db import Pool, fetch_one
+from query.engine import list_page
+from query.listing import parse_list
 
 router = APIRouter(tags=["users"])
 
@@ -30,30 +32,11 @@ def shown(actor: Actor, row: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("/api/users", response_model=UserPage)
 async def list_users(request: Request, pool: Pool, actor: CurrentActor, _: Consistent) -> dict[str, Any]:
-    """Users, newest first (`sort=date+`: oldest first); `q` matches names, `role` filters by role."""
-    query = parse_list_query(request.query_params, {"q", "role"})
-    where: list[str] = ["deleted_at IS NULL"]
-    params: list[Any] = []
-    for group in query.filters.get("q", []):
-        where.append("(" + " OR ".join(["name ILIKE %s"] * len(group)) + ")")
-        params += [f"%{v}%" for v in group]
-    for group in query.filters.get("role", []):
-        where.append("role = ANY(%s)")
-        params.append(group)
-    order = "created_at DESC, id DESC" if query.sort == "date-" else "created_at ASC, id ASC"
-    clause = " AND ".join(where)
-    rows = await fetch_all(
-        pool,
-        f"SELECT {COLUMNS}, count(*) OVER () AS total FROM rm.users WHERE {clause} ORDER BY {order}"
-        " LIMIT %s OFFSET %s",
-        [*params, query.page_size + 1, query.offset],
-    )
-    total = rows[0]["total"] if rows else 0
-    if not rows and query.page > 1:
-        counted = await fetch_one(pool, f"SELECT count(*) AS n FROM rm.users WHERE {clause}", params)
-        total = counted["n"] if counted else 0
-    return {"page": query.page, "page_size": query.page_size, "total": total,
-            "next": len(rows) > query.page_size, "list": [shown(actor, r) for r in rows[: query.page_size]]}
+    """Users, newest first (`sort=date+`: oldest first); `q` matches names, `role` filters by role, `date` the
+    sign-up day."""
+    page = await list_page(pool, USERS, parse_list(request.query_params, USERS), actor, columns=COLUMNS)
+    page["list"] = [shown(actor, row) for row in page["list"]]
+    return page
 
 
 async def _live_user(pool: Pool, number: int) -> dict[str, Any]:
