@@ -15,7 +15,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -121,9 +121,6 @@ class ListQuery:
     sort: str = "date-"
     conditions: tuple[Condition, ...] = ()
     cursor: Cursor | None = None
-    # The raw groups of the first list implementation (name -> repetitions -> values); removed once every
-    # collection's route goes through query/engine.py.
-    filters: dict[str, list[list[str]]] = field(default_factory=dict)
 
     @property
     def offset(self) -> int:
@@ -196,33 +193,3 @@ def parse_list(params: QueryParams, collection: Collection) -> ListQuery:
     return ListQuery(page=page, page_size=page_size, sort=sort, conditions=_conditions(params, collection),
                      cursor=cursor)
 
-
-def parse_list_query(params: QueryParams, allowed: set[str], sorts: set[str] | None = None) -> ListQuery:
-    """The first implementation's parser (raw value groups); kept until every route uses `parse_list`."""
-    sorts = sorts or {"date-", "date+"}
-    unknown = sorted(set(params.keys()) - allowed - {"page", *PAGE_SIZE_NAMES, "sort"})
-    if unknown:
-        raise Invalid(f"Unknown query parameter(s): {', '.join(unknown)}.", field=f"query.{unknown[0]}")
-    page = 1
-    page_size = DEFAULT_PAGE_SIZE
-    if "page" in params:
-        page = _number("page", params.getlist("page")[-1], MAX_PAGE)
-    for alias in PAGE_SIZE_NAMES:
-        if alias in params:
-            page_size = _number(alias, params.getlist(alias)[-1], MAX_PAGE_SIZE)
-    sort = "date-"
-    if "sort" in params:
-        sort = params.getlist("sort")[-1].replace(" ", "+")
-        if sort not in sorts:
-            raise Invalid(f"sort must be one of {', '.join(sorted(sorts))}.", field="query.sort")
-    filters: dict[str, list[list[str]]] = {}
-    for name in allowed:
-        groups = []
-        for raw in params.getlist(name):
-            values = [v.strip() for v in raw.split(",")]
-            if not all(values):
-                raise Invalid(f"{name} has an empty value.", field=f"query.{name}")
-            groups.append(values)
-        if groups:
-            filters[name] = groups
-    return ListQuery(page=page, page_size=page_size, filters=filters, sort=sort)
