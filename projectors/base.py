@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
-
-from psycopg import AsyncCursor
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from events.codec import decode_message
+
+if TYPE_CHECKING:
+    from projectors.buffered import BufferedCursor
+
 
 LIVE_SCHEMA = "rm"
 REBUILD_SCHEMA = "rm_rebuild"
@@ -27,9 +29,10 @@ class Projector(ABC):
         """CREATE statements (with `{s}` for the schema) for this projector's tables and indexes."""
 
     @abstractmethod
-    async def apply(self, cur: AsyncCursor[Any], s: str, seq: int, event: Any) -> None:
+    async def apply(self, cur: BufferedCursor, s: str, seq: int, event: Any) -> None:
         """Change the tables for one event. Called in stream order, inside the batch's transaction.
-        `seq` is the event's stream sequence; events a projector does not know are ignored."""
+        `seq` is the event's stream sequence; events a projector does not know are ignored. The cursor buffers
+        writes (see projectors/buffered.py): a statement that reads sees every earlier write."""
 
     # False for a stream whose old messages expire (image views): its sequences have gaps at the start, which
     # then are no sign of a consumer that ran ahead of the checkpoint.

@@ -30,6 +30,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from projectors import checkpoints
 from projectors.base import LIVE_SCHEMA, Projector
+from projectors.buffered import BufferedCursor
+from projectors.fetch import BatchFetcher
 
 log = logging.getLogger("aidraw.projector")
 
@@ -55,7 +57,7 @@ class ProjectionRunner:
     durable: bool = True
     on_progress: Callable[[int], None] | None = None
     position: int = 0
-    _sub: Any = field(default=None, repr=False)
+    _sub: BatchFetcher | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.checkpoint_name = self.checkpoint_name or self.projector.name
@@ -86,6 +88,8 @@ class ProjectionRunner:
                         if conn.broken:
                             raise
         finally:
+            if self._sub is not None:
+                await self._sub.stop()
             await nc.close()
         return self.position
 
@@ -111,10 +115,9 @@ class ProjectionRunner:
         async with conn.transaction():
             self.position = await checkpoints.lock_and_read(conn, self.checkpoint_name)
 
-    async def _subscribe(self, js: JetStreamContext) -> Any:
+    async def _subscribe(self, js: JetStreamContext) -> BatchFetcher:
         if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
+            await self._sub.stop()
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=self.position + 1,
@@ -127,34 +130,34 @@ class ProjectionRunner:
             with contextlib.suppress(nats.js.errors.NotFoundError):
                 await js.delete_consumer(self.target.stream, self.consumer_name)
             config.durable_name = self.consumer_name
-            await js.add_consumer(self.target.stream, config)
-            self._sub = await js.pull_subscribe_bind(durable=self.consumer_name, stream=self.target.stream)
-        else:
-            info = await js.add_consumer(self.target.stream, config)
-            self._sub = await js.pull_subscribe_bind(name=info.name, stream=self.target.stream)
+        info = await js.add_consumer(self.target.stream, config)
+        self._sub = await BatchFetcher(js._nc, self.target.stream, info.name).start()
         return self._sub
 
     async def _follow(self, conn: psycopg.AsyncConnection[Any], js: JetStreamContext, stop: asyncio.Event,
                       until: int | None) -> None:
         sub = await self._subscribe(js)
-        while not stop.is_set():
-            if until is not None and self.position >= until:
-                return
-            try:
-                wanted = self.batch_size if until is None else max(1, min(self.batch_size, until - self.position))
-                msgs = await sub.fetch(wanted, timeout=0.5)
-            except nats.errors.TimeoutError:
-                continue
-            if until is not None:
-                msgs = [m for m in msgs if m.metadata.sequence.stream <= until]
-            if msgs:
-                await self._apply_batch(conn, msgs)  # fetch -> apply -> commit
-                await msgs[-1].ack_sync()  # -> ack (AckPolicy.ALL covers the whole batch)
+        # The next batch is fetched while this one is applied: NATS and PostgreSQL work side by side.
+        upcoming = asyncio.ensure_future(sub.fetch(self.batch_size, timeout=0.5))
+        try:
+            while not stop.is_set() and (until is None or self.position < until):
+                msgs = await upcoming  # fetch
+                upcoming = asyncio.ensure_future(sub.fetch(self.batch_size, timeout=0.5))
+                if until is not None:
+                    msgs = [m for m in msgs if m.metadata.sequence.stream <= until]
+                if msgs:
+                    await self._apply_batch(conn, msgs)  # -> apply -> commit
+                    await msgs[-1].ack()  # -> ack (AckPolicy.ALL covers the whole batch)
+        finally:
+            upcoming.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await upcoming
 
     async def _apply_batch(self, conn: psycopg.AsyncConnection[Any], msgs: list[Msg]) -> None:
         async with conn.transaction():
             committed = position = await checkpoints.lock_and_read(conn, self.checkpoint_name)
-            async with conn.cursor() as cur:
+            async with conn.cursor() as raw:
+                cur = BufferedCursor(raw)  # runs of one statement go out as one executemany
                 for msg in msgs:
                     seq = msg.metadata.sequence.stream
                     if seq <= position:
@@ -166,6 +169,7 @@ class ProjectionRunner:
                     if event is not None:
                         await self.projector.apply(cur, self.schema, seq, event)
                     position = seq
+                await cur.flush()
             await checkpoints.store(conn, self.checkpoint_name, position)
         self.position = position
         if self.on_progress is not None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from psycopg import AsyncCursor
-
 from events.ids import split_uuid
 from events.tags import TagCreated, TagDeleted, TagRenamed
 from projectors.base import Projector
+from projectors.buffered import BufferedCursor
 
 
 def _id(event: Any) -> int:
@@ -31,7 +30,7 @@ class TagsProjector(Projector):
             "CREATE INDEX IF NOT EXISTS tags_created ON {s}.tags (created_at DESC, id DESC)",
         ]
 
-    async def apply(self, cur: AsyncCursor[Any], s: str, seq: int, event: Any) -> None:
+    async def apply(self, cur: BufferedCursor, s: str, seq: int, event: Any) -> None:
         if isinstance(event, TagCreated):
             await cur.execute(
                 self.sql("INSERT INTO {s}.tags (id, name, user_id, created_at, updated_at, version)"
