@@ -11,6 +11,8 @@ nats-py 2.16's StreamConfig knows all these fields (`allow_atomic` included), so
 
 from __future__ import annotations
 
+import os
+
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
@@ -18,6 +20,14 @@ from events.bridge import NatsBridge
 
 # JetStream's "stream name already in use with a different configuration".
 _STREAM_NAME_IN_USE = 10058
+
+
+def stream_replicas() -> int:
+    """AIDRAW_STREAM_REPLICAS: 1 on one server (embedded), 3 on the compose cluster (R3)."""
+    raw = os.environ.get("AIDRAW_STREAM_REPLICAS", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= 5:
+        raise ValueError(f"AIDRAW_STREAM_REPLICAS={raw!r}: use a number of replicas from 1 to 5")
+    return int(raw)
 
 
 def stream_config(name: str, prefix: str, duplicate_window_s: float = 120.0) -> StreamConfig:
@@ -32,6 +42,7 @@ def stream_config(name: str, prefix: str, duplicate_window_s: float = 120.0) -> 
         allow_atomic=True,
         allow_direct=True,
         duplicate_window=duplicate_window_s,
+        num_replicas=stream_replicas(),
     )
 
 

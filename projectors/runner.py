@@ -67,7 +67,29 @@ class ProjectionRunner:
         return "proj_" + "".join(c if c.isalnum() else "_" for c in self.checkpoint_name)
 
     async def run(self, stop: asyncio.Event, until: int | None = None) -> int:
-        """Project until `stop` is set, or until the checkpoint reaches `until`. Returns the final position."""
+        """Project until `stop` is set, or until the checkpoint reaches `until`. Returns the final position.
+
+        A failure (a server gone, or an event this projector cannot apply) never takes other projections down:
+        it is logged and retried from the checkpoint with a growing pause, so a fixed bug or a returning server
+        resumes the projection where it stopped. A bounded run (`until`, a rebuild) gives up after a few tries."""
+        pause, failures = 0.5, 0
+        while not stop.is_set():
+            try:
+                await self._run_once(stop, until)
+                return self.position
+            except Exception:
+                failures += 1
+                log.exception("projection failed; retrying from the checkpoint",
+                              extra={"projector": self.checkpoint_name, "position": self.position,
+                                     "failures": failures})
+                if until is not None and failures >= 3:
+                    raise
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+                pause = min(pause * 2, 30.0)
+        return self.position
+
+    async def _run_once(self, stop: asyncio.Event, until: int | None) -> None:
         nc = await nats.connect(self.target.nats_url, max_reconnect_attempts=-1, name=self.consumer_name)
         js = nc.jetstream()
         try:
@@ -77,21 +99,15 @@ class ProjectionRunner:
                 while not stop.is_set():
                     try:
                         await self._follow(conn, js, stop, until)
-                        break
+                        return
                     except _Gap:
                         log.info("consumer ran ahead of the checkpoint; repositioning",
                                  extra={"projector": self.checkpoint_name, "position": self.position})
-                    except (TimeoutError, psycopg.OperationalError, nats.errors.Error) as exc:
-                        log.warning("projection interrupted; resuming from the checkpoint",
-                                    extra={"projector": self.checkpoint_name, "error": str(exc)})
-                        await asyncio.sleep(0.5)
-                        if conn.broken:
-                            raise
         finally:
             if self._sub is not None:
                 await self._sub.stop()
+                self._sub = None
             await nc.close()
-        return self.position
 
     async def _become_leader(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
         key = zlib.crc32(self.checkpoint_name.encode()) & 0x7FFFFFFF  # pg_try_advisory_lock(int, int)
