@@ -1,0 +1,94 @@
+"""`make run`'s command, as a new user meets it: start, use, Ctrl-C, start again and find everything."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from aidraw.services import free_port
+
+
+def start(data_dir: Path, port: int) -> subprocess.Popen[str]:
+    env = dict(os.environ, AIDRAW_DATA_DIR=str(data_dir), AIDRAW_PORT=str(port), AIDRAW_LOG_LEVEL="WARNING")
+    for name in ("AIDRAW_NATS_URL", "AIDRAW_DATABASE_URL"):
+        env.pop(name, None)
+    return subprocess.Popen([sys.executable, "-m", "aidraw.cli", "run"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def wait_ready(url: str, proc: subprocess.Popen[str], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the system did not become ready")
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    return out
+
+
+def test_run_serves_stops_cleanly_and_restarts_with_every_event(tmp_path: Path) -> None:
+    data, port = tmp_path / "var", free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start(data, port)
+    try:
+        wait_ready(url, proc)
+        with httpx.Client(base_url=url, timeout=30) as client:
+            assert client.post("/api/users", json={"name": "ada", "email": "ada@example.org",
+                                                   "password": "correct horse"}).status_code == 201
+            token = client.post("/api/sessions", json={"name": "ada", "password": "correct horse"}).json()["token"]
+            tag = client.post("/api/tags", json={"name": "lighthouse"},
+                              headers={"Authorization": f"Bearer {token}"}).json()
+            mine = client.get(f"/api/tags/{tag['id']}", headers={"Authorization": f"Bearer {token}"})
+            assert mine.status_code == 200  # read-your-writes: the writer sees its tag at once
+    finally:
+        out = stop(proc)
+    assert "aidraw stopped" in out
+
+    proc = start(data, port)
+    try:
+        wait_ready(url, proc)
+        with httpx.Client(base_url=url, timeout=30) as client:
+            assert client.get(f"/api/tags/{tag['id']}").json()["name"] == "lighthouse"
+            again = client.post("/api/sessions", json={"name": "ada", "password": "correct horse"})
+            assert again.status_code == 201
+            assert client.get("/openapi.json").status_code == 200 and client.get("/docs").status_code == 200
+    finally:
+        stop(proc)
+
+
+def test_a_port_in_use_is_a_clear_message(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = start(tmp_path / "var", port)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert f"Port {port}" in out and "already in use" in out and "Traceback" not in out
+
+
+def test_a_data_folder_of_another_version_is_a_clear_message(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    data.mkdir()
+    (data / "LAYOUT_VERSION").write_text("999\n")
+    proc = start(data, free_port())
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "layout version 999" in out and "Traceback" not in out
