@@ -7,7 +7,7 @@ counters together with the images.
 `image_counts` holds, per UTC day of `created_at` and per public flag, how many images exist for the whole
 gallery (user_id = 0, tag_id = 0), per owner (user_id, 0), per tag (0, tag_id) and per owner and tag. A row
 trigger keeps it equal to `images` in the projector's own transaction (so a page's rows and its `total` can
-never disagree), and removes rows that reach zero (so a rebuild gives the same rows as the live copy). The list
+never disagree), and deletes rows that reach zero (so a rebuild gives the same rows as the live copy). The list
 engine answers `total` from it, and finds page N of a date order by summing days instead of reading N pages of
 rows (query/counted.py).
 
@@ -34,35 +34,37 @@ RETURNS TABLE (user_id bigint, tag_id bigint) LANGUAGE sql IMMUTABLE PARALLEL SA
                    unnest(ARRAY[0::bigint] || ARRAY(SELECT DISTINCT unnest(tags))) AS t
 $fn$"""
 
-# One statement applies a row change: the old row's keys -1, the new row's +1, netted; rows reaching 0 are
-# deleted, the others upserted. Written with named slots, rendered as plpgsql variables (static) or as $n
-# parameters (EXECUTE).
+# A row change is the old row's keys -1 and the new row's +1, netted, upserted through the primary key; then, only
+# when a row went away or changed, the old keys' rows that reached 0 are deleted, one primary-key lookup each (a
+# set-based DELETE got a cached generic plan that scanned the whole table on every insert). Written with named
+# slots, rendered as plpgsql variables (static) or as $n parameters (EXECUTE).
 _SLOTS = ("o_user", "o_tags", "o_at", "o_public", "n_user", "n_tags", "n_at", "n_public", "had_old", "has_new")
-_APPLY_DELTA = """
-WITH delta AS (
-  SELECT k.user_id, k.tag_id, k.day, k.public, sum(k.n)::integer AS n FROM (
-    SELECT c.user_id, c.tag_id, ({o_at} AT TIME ZONE 'UTC')::date AS day, {o_public} AS public, -1 AS n
-      FROM public.aidraw_image_count_keys({o_user}, {o_tags}) c WHERE {had_old}
-    UNION ALL
-    SELECT c.user_id, c.tag_id, ({n_at} AT TIME ZONE 'UTC')::date, {n_public}, 1
-      FROM public.aidraw_image_count_keys({n_user}, {n_tags}) c WHERE {has_new}) k
-  GROUP BY 1, 2, 3, 4 HAVING sum(k.n) <> 0),
-gone AS (
-  DELETE FROM {table} c USING delta d
-  WHERE (c.user_id, c.tag_id, c.day, c.public) = (d.user_id, d.tag_id, d.day, d.public) AND c.n + d.n = 0
-  RETURNING c.user_id, c.tag_id, c.day, c.public)
+_UPSERT = """
 INSERT INTO {table} AS c (user_id, tag_id, day, public, n)
-SELECT d.user_id, d.tag_id, d.day, d.public, d.n FROM delta d
-WHERE NOT EXISTS (SELECT 1 FROM gone g
-                  WHERE (g.user_id, g.tag_id, g.day, g.public) = (d.user_id, d.tag_id, d.day, d.public))
+SELECT k.user_id, k.tag_id, k.day, k.public, sum(k.n)::integer FROM (
+  SELECT c.user_id, c.tag_id, ({o_at} AT TIME ZONE 'UTC')::date AS day, {o_public} AS public, -1 AS n
+    FROM public.aidraw_image_count_keys({o_user}, {o_tags}) c WHERE {had_old}
+  UNION ALL
+  SELECT c.user_id, c.tag_id, ({n_at} AT TIME ZONE 'UTC')::date, {n_public}, 1
+    FROM public.aidraw_image_count_keys({n_user}, {n_tags}) c WHERE {has_new}) k
+GROUP BY 1, 2, 3, 4 HAVING sum(k.n) <> 0
 ON CONFLICT (user_id, tag_id, day, public) DO UPDATE SET n = c.n + excluded.n"""
+_PRUNE = "DELETE FROM {table} WHERE user_id = {key_user} AND tag_id = {key_tag} AND day = {day} AND public = {public}" \
+         " AND n = 0"
 
 
 def _static(schema: str) -> str:
-    return _APPLY_DELTA.format(table=f"{schema}.image_counts", **{slot: slot for slot in _SLOTS})
+    table = f"{schema}.image_counts"
+    prune = _PRUNE.format(table=table, key_user="old_key.user_id", key_tag="old_key.tag_id",
+                          day="(o_at AT TIME ZONE 'UTC')::date", public="o_public")
+    return f"""{_UPSERT.format(table=table, **{slot: slot for slot in _SLOTS})};
+    IF had_old THEN
+      FOR old_key IN SELECT * FROM public.aidraw_image_count_keys(o_user, o_tags) LOOP {prune}; END LOOP;
+    END IF"""
 
 
-_DYNAMIC = _APPLY_DELTA.format(table="%1$I.image_counts", **{slot: f"${n}" for n, slot in enumerate(_SLOTS, 1)})
+_DYNAMIC_UPSERT = _UPSERT.format(table="%1$I.image_counts", **{slot: f"${n}" for n, slot in enumerate(_SLOTS, 1)})
+_DYNAMIC_PRUNE = _PRUNE.format(table="%1$I.image_counts", key_user="$1", key_tag="$2", day="$3", public="$4")
 
 _TRIGGER_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION public.aidraw_count_images() RETURNS trigger LANGUAGE plpgsql AS $fn$
@@ -71,6 +73,7 @@ DECLARE
   n_user bigint; n_tags bigint[]; n_at timestamptz; n_public boolean;
   had_old boolean := TG_OP <> 'INSERT';
   has_new boolean := TG_OP <> 'DELETE';
+  old_key record;
 BEGIN
   IF had_old THEN o_user := OLD.user_id; o_tags := OLD.tag_ids; o_at := OLD.created_at; o_public := OLD.public;
   END IF;
@@ -79,8 +82,14 @@ BEGIN
   IF TG_TABLE_SCHEMA = '{LIVE_SCHEMA}' THEN{_static(LIVE_SCHEMA)};
   ELSIF TG_TABLE_SCHEMA = '{REBUILD_SCHEMA}' THEN{_static(REBUILD_SCHEMA)};
   ELSE
-    EXECUTE format($q${_DYNAMIC}$q$, TG_TABLE_SCHEMA)
+    EXECUTE format($q${_DYNAMIC_UPSERT}$q$, TG_TABLE_SCHEMA)
       USING o_user, o_tags, o_at, o_public, n_user, n_tags, n_at, n_public, had_old, has_new;
+    IF had_old THEN
+      FOR old_key IN SELECT * FROM public.aidraw_image_count_keys(o_user, o_tags) LOOP
+        EXECUTE format($q${_DYNAMIC_PRUNE}$q$, TG_TABLE_SCHEMA)
+          USING old_key.user_id, old_key.tag_id, (o_at AT TIME ZONE 'UTC')::date, o_public;
+      END LOOP;
+    END IF;
   END IF;
   RETURN NULL;
 END
