@@ -11,12 +11,11 @@ from __future__ import annotations
 from functools import singledispatchmethod
 from typing import Any
 
-from eventsourcing.domain import Aggregate
-
+from command.aggregate import NumberedAggregate
 from command.app import CommandApp, retry_on_conflict
 from command.images import MAX_NAME, clean_text, load_visible_image
 from events.choices import ChoiceChanged, ChoiceCreated, ChoiceDeleted
-from events.ids import aggregate_uuid, new_id, split_uuid
+from events.ids import aggregate_uuid, new_id
 from infra.actor import Actor
 from infra.authz import check_can_change
 from infra.errors import Invalid, NotFound
@@ -24,19 +23,13 @@ from infra.errors import Invalid, NotFound
 MAX_ITEMS = 500
 
 
-class Choice(Aggregate):
+class Choice(NumberedAggregate):
     def __init__(self, user_id: int, name: str, public: bool, items: list[dict[str, Any]]) -> None:
         self.user_id = user_id
         self.name = name
         self.public = public
         self.items = items
         self.deleted = False
-
-    @property
-    def number(self) -> int:
-        split = split_uuid(self.id)
-        assert split is not None
-        return split[1]
 
     def change(self, name: str | None, public: bool | None, items: list[dict[str, Any]] | None) -> None:
         name = None if name == self.name else name

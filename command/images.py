@@ -11,11 +11,10 @@ from dataclasses import asdict, dataclass, field
 from functools import singledispatchmethod
 from typing import Any
 
-from eventsourcing.domain import Aggregate
-
+from command.aggregate import NumberedAggregate
 from command.app import CommandApp, retry_on_conflict
 from command.tag_refs import resolve_tags, retry_on_tag_race
-from events.ids import aggregate_uuid, new_id, split_uuid
+from events.ids import aggregate_uuid, new_id
 from events.images import ImageChanged, ImageDeleted, ImageUploaded
 from infra.actor import Actor
 from infra.authz import can_see, check_can_change
@@ -59,7 +58,7 @@ class NewImage:
     task_id: int | None = None
 
 
-class Image(Aggregate):
+class Image(NumberedAggregate):
     def __init__(self, user_id: int, name: str, prompt: str, negative_prompt: str, width: int, height: int,
                  num_inference_steps: int | None, guidance_scale: float | None, scheduler: str | None,
                  seed: int | None, from_image: str | None, model_id: int | None, loras: list[Any],
@@ -86,12 +85,6 @@ class Image(Aggregate):
         self.task_id = task_id
         self.descriptor = descriptor
         self.deleted = False
-
-    @property
-    def number(self) -> int:
-        split = split_uuid(self.id)
-        assert split is not None
-        return split[1]
 
     def change(self, name: str | None, tag_ids: list[int] | None, public: bool | None) -> None:
         """Record only what really changes; nothing at all when nothing does."""

@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import re
 
-from eventsourcing.domain import Aggregate
-
-from events.ids import split_uuid
+from command.aggregate import NumberedAggregate
 from infra.actor import Actor
 from infra.authz import check_can_change
 from infra.errors import Invalid
 
 
-class OwnedAggregate(Aggregate):
+class OwnedAggregate(NumberedAggregate):
     # Set by each subclass's __init__ (from its Created event); declared here for the shared helpers.
     user_id: int
     public: bool
     deleted: bool
     what = "object"  # how error messages name it
-
-    @property
-    def number(self) -> int:
-        split = split_uuid(self.id)
-        assert split is not None
-        return split[1]
 
     def check_can_change(self, actor: Actor) -> None:
         """Owner or admin; others get 404 for a private object and 403 for a public one (infra/authz.py)."""

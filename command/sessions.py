@@ -8,13 +8,12 @@ from datetime import UTC, datetime, timedelta
 from functools import singledispatchmethod
 from typing import Any
 
-from eventsourcing.domain import Aggregate
-
 from command.accounts import UserView, view
+from command.aggregate import NumberedAggregate
 from command.app import CommandApp, retry_on_conflict
 from command.personal import PersonalData
 from command.users import User
-from events.ids import aggregate_uuid, new_id, split_uuid
+from events.ids import aggregate_uuid, new_id
 from events.sessions import SessionEnded, SessionExtended, SessionStarted
 from infra.actor import Actor
 from infra.errors import Invalid, NotFound, RateLimited, Unauthorized
@@ -28,7 +27,7 @@ MAX_USER_AGENT = 300
 WRONG_LOGIN = "Wrong name, email or password."
 
 
-class Session(Aggregate):
+class Session(NumberedAggregate):
     def __init__(self, user_id: int, user_version: int, token_hash: str, user_agent: str,
                  expires_at: datetime) -> None:
         self.user_id = user_id
@@ -37,12 +36,6 @@ class Session(Aggregate):
         self.sealed_user_agent = user_agent
         self.expires_at = expires_at
         self.ended = False
-
-    @property
-    def number(self) -> int:
-        split = split_uuid(self.id)
-        assert split is not None
-        return split[1]
 
     def extend(self, expires_at: datetime) -> None:
         self.trigger_event(SessionExtended, expires_at=expires_at)

@@ -7,11 +7,10 @@ from datetime import datetime
 from functools import singledispatchmethod
 from typing import Any
 
-from eventsourcing.domain import Aggregate
-
+from command.aggregate import NumberedAggregate
 from command.app import CommandApp, retry_on_conflict
 from command.claims import claim
-from events.ids import aggregate_uuid, new_id, split_uuid
+from events.ids import aggregate_uuid, new_id
 from events.jetstream import ClaimConflict
 from events.tags import TagCreated, TagDeleted, TagRenamed
 from infra.actor import Actor
@@ -36,17 +35,11 @@ def clean_tag_name(raw: str) -> str:
     return name
 
 
-class Tag(Aggregate):
+class Tag(NumberedAggregate):
     def __init__(self, name: str, user_id: int | None) -> None:
         self.name = name
         self.user_id = user_id
         self.deleted = False
-
-    @property
-    def number(self) -> int:
-        split = split_uuid(self.id)
-        assert split is not None
-        return split[1]
 
     @property
     def created_at(self) -> datetime:

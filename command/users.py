@@ -7,9 +7,7 @@ from datetime import datetime
 from functools import singledispatchmethod
 from typing import Any
 
-from eventsourcing.domain import Aggregate
-
-from events.ids import split_uuid
+from command.aggregate import NumberedAggregate
 from events.users import (
     UserDeleted,
     UserEmailChanged,
@@ -48,7 +46,7 @@ def clean_email(raw: str, field: str = "body.email") -> str:
     return email
 
 
-class User(Aggregate):
+class User(NumberedAggregate):
     """Personal fields are kept sealed, as the events carry them; command/personal.py opens them."""
 
     def __init__(self, name: str, email: str, password_hash: str, role: str) -> None:
@@ -58,12 +56,6 @@ class User(Aggregate):
         self.role = role
         self.deleted = False
         self.erased = False
-
-    @property
-    def number(self) -> int:
-        split = split_uuid(self.id)
-        assert split is not None
-        return split[1]
 
     @property
     def created_at(self) -> datetime:
