@@ -20,7 +20,6 @@ from command.routes import sessions as command_sessions
 from command.routes import tags as command_tags
 from command.routes import users as command_users
 from command.sessions import SessionExtender
-from events.jetstream import JetStreamApplicationRecorder
 from infra import passwords
 from infra.auth import current_actor
 from infra.errors import install_problem_handlers
@@ -101,5 +100,3 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         app.include_router(router)
     return app
 
-
-__all__ = ["JetStreamApplicationRecorder", "create_app"]
