@@ -46,6 +46,7 @@ Errors are `application/problem+json`."""
 def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.blobs = blob_store_from_env(settings.data_dir)  # image files: local (served at /api/blobs) or S3
         commands = await run_in_threadpool(CommandApp, settings, nats_url)
         app.state.commands = commands
         app.state.event_log = commands.recorder
@@ -67,7 +68,6 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     app = FastAPI(title="aidraw", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
                   dependencies=[Depends(current_actor)])
     app.state.settings = settings
-    app.state.blobs = blob_store_from_env(settings.data_dir)  # image files: local (served at /api/blobs) or S3
     app.state.read_pool = make_pool(database_url)
     app.state.watcher = ProjectionWatcher(database_url, [p.name for p in PROJECTORS])
     app.state.caller_sequences = CallerSequences()

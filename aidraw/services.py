@@ -22,6 +22,8 @@ import psycopg
 
 # Bump when the layout of the data folder changes in a way an older or newer version cannot read.
 DATA_LAYOUT_VERSION = "1"
+# What aidraw itself puts in a data folder: a folder holding only these is adopted.
+OWN_ENTRIES = {"LAYOUT_VERSION", "nats", "postgres", "blobs", "run"}
 
 
 class ServiceError(RuntimeError):
@@ -56,7 +58,7 @@ def check_data_dir(data_dir: Path) -> None:
                 f"this version reads layout {DATA_LAYOUT_VERSION}. Use another folder (AIDRAW_DATA_DIR) "
                 f"or the aidraw version that wrote it."
             )
-    elif any(data_dir.iterdir()):
+    elif any(entry.name not in OWN_ENTRIES for entry in data_dir.iterdir()):
         raise ServiceError(
             f"The data folder {data_dir} is not empty and was not written by aidraw. "
             f"Choose an empty or new folder with AIDRAW_DATA_DIR."

@@ -92,3 +92,12 @@ def test_a_data_folder_of_another_version_is_a_clear_message(tmp_path: Path) -> 
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert "layout version 999" in out and "Traceback" not in out
+
+
+def test_a_data_folder_with_only_aidraw_entries_is_adopted(tmp_path: Path) -> None:
+    from aidraw.services import check_data_dir
+
+    data = tmp_path / "var"
+    (data / "blobs" / ".tmp").mkdir(parents=True)
+    check_data_dir(data)
+    assert (data / "LAYOUT_VERSION").read_text().strip() == "1"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from fastapi.routing import APIRoute, APIWebSocketRoute
@@ -30,5 +32,6 @@ def _flatten(routes: list[BaseRoute], prefix: str = "") -> list[tuple[str, str]]
 
 def app_routes() -> set[tuple[str, str]]:
     """The routes of the app as `aidraw api` builds it (nothing is connected: the lifespan does not run)."""
-    app = create_app(Settings(), "nats://127.0.0.1:1", "postgresql://nobody@127.0.0.1:1/none")
+    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="aidraw-routes-")))
+    app = create_app(settings, "nats://127.0.0.1:1", "postgresql://nobody@127.0.0.1:1/none")
     return set(_flatten(list(app.router.routes)))
