@@ -12,6 +12,7 @@ paging, and `total`. The answer is `{page, page_size, total, total_exact, next, 
   at most one day's rows); any other page N reads the N-1 pages before it (OFFSET), which is why `cursor` exists.
 
 Rows, counters and counts of one answer are read in one REPEATABLE READ snapshot, so they never disagree.
+Like and collection filters pick their plan by the size of their id set (query/id_sets.py).
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from infra.actor import Actor
 from infra.authz import visible_sql
-from query import counted
-from query.filters import Contains, CreatedOn, Filter, Flag, InChoice, LikedBy, OneOf, OwnedBy, Tagged
+from query import counted, id_sets
+from query.filters import Contains, CreatedOn, Filter, Flag, OneOf, OwnedBy, Tagged
+from query.id_sets import IdSet
 from query.listing import Collection, Condition, Cursor, ListQuery, Order
 
-COUNT_CAP = 10_000
+COUNT_CAP = 1_000
 TAGS_TABLE = "rm.tags"
 
 Fragment = tuple[str, list[Any]]
@@ -38,7 +40,7 @@ def _like_pattern(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def condition_sql(flt: Filter, values: tuple[Any, ...], a: str, actor: Actor) -> Fragment:
+def condition_sql(flt: Filter, values: tuple[Any, ...], a: str) -> Fragment:
     """Rows of alias `a` matching any of `values` of `flt` (tag names already resolved to ids)."""
     match flt:
         case OwnedBy(column) | OneOf(column, _):
@@ -64,13 +66,7 @@ def condition_sql(flt: Filter, values: tuple[Any, ...], a: str, actor: Actor) ->
         case Contains(columns):
             return (" OR ".join(f"{a}.{col} ILIKE %s" for _ in values for col in columns),
                     [_like_pattern(v) for v in values for _ in columns])
-        case LikedBy(likes):
-            return f"{a}.id IN (SELECT l.image_id FROM {likes} l WHERE l.user_id = ANY(%s))", [list(values)]
-        case InChoice(items, choices):
-            seen, seen_params = visible_sql(actor, "c.user_id", "c.public")
-            return (f"{a}.id IN (SELECT ci.image_id FROM {items} ci JOIN {choices} c ON c.id = ci.choice_id"
-                    f" WHERE ci.choice_id = ANY(%s) AND {seen})", [list(values), *seen_params])
-    raise TypeError(f"no SQL for filter {flt!r}")
+    raise TypeError(f"no SQL for filter {flt!r} (id-set filters are query/id_sets.py's)")
 
 
 def visibility_sql(collection: Collection, actor: Actor) -> Fragment:
@@ -81,10 +77,18 @@ def visibility_sql(collection: Collection, actor: Actor) -> Fragment:
     return clause, list(params)
 
 
-def where_sql(collection: Collection, conditions: tuple[Condition, ...], actor: Actor) -> Fragment:
+def where_sql(collection: Collection, conditions: tuple[Condition, ...], actor: Actor,
+              sets: dict[int, IdSet], leave_out: int | None = None) -> Fragment:
+    """Scope, visibility and every condition (but the one at `leave_out`), all of which must hold."""
+    a = collection.alias
     clauses, params = [f"({collection.scope})"] if collection.scope else [], []
-    for clause, values in [visibility_sql(collection, actor),
-                           *(condition_sql(c.filter, c.values, collection.alias, actor) for c in conditions)]:
+    fragments = [visibility_sql(collection, actor)]
+    for position, c in enumerate(conditions):
+        if position == leave_out:
+            continue
+        found = sets.get(position)
+        fragments.append((found.condition(a), found.params) if found else condition_sql(c.filter, c.values, a))
+    for clause, values in fragments:
         clauses.append(f"({clause})")
         params += values
     return " AND ".join(clauses), params
@@ -138,21 +142,28 @@ def _answer(query: ListQuery, rows: list[dict[str, Any]], total: int, exact: boo
 
 async def list_page(pool: AsyncConnectionPool, collection: Collection, query: ListQuery, actor: Actor,
                     columns: str | None = None, column_params: tuple[Any, ...] = (),
-                    count_cap: int = COUNT_CAP) -> dict[str, Any]:
+                    count_cap: int = COUNT_CAP, small_set: int = id_sets.SMALL_SET) -> dict[str, Any]:
     """One page of `collection` for `actor`. `columns` is the route's select list over the collection's alias
-    (default: every column), evaluated for the page's rows only."""
+    (default: every column), evaluated for the page's rows only. `count_cap` and `small_set` are the tuning
+    limits above and in query/id_sets.py (tests vary them to reach every plan with few rows)."""
     async with pool.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        return await _page(cur, collection, query, actor, columns, column_params, count_cap)
+        # One snapshot for rows and counts; and plans made for the actual values every time: a list's best plan
+        # depends on them (a rare or a popular tag, a day or three years), and the connection's prepared
+        # statements would otherwise settle on one generic plan after five executions.
+        await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
+                          " SET LOCAL plan_cache_mode = force_custom_plan")
+        return await _page(cur, collection, query, actor, columns, column_params, count_cap, small_set)
 
 
 async def _page(cur: AsyncCursor[dict[str, Any]], collection: Collection, query: ListQuery, actor: Actor,
-                columns: str | None, column_params: tuple[Any, ...], count_cap: int) -> dict[str, Any]:
+                columns: str | None, column_params: tuple[Any, ...], count_cap: int,
+                small_set: int) -> dict[str, Any]:
     conditions = await resolve_tags(cur, query.conditions)
     if conditions is None:
         return _answer(query, [], 0, True, False)
     a, size, offset = collection.alias, query.page_size, query.offset
-    where, params = where_sql(collection, conditions, actor)
+    sets = await id_sets.measure(cur, conditions, actor, small_set)
+    where, params = where_sql(collection, conditions, actor, sets)
     plan = counted.plan_counts(conditions, actor) if collection.counters else None
     rows_sql = _RowsSql(collection, query, columns or f"{a}.*", list(column_params), where, params)
 
@@ -174,8 +185,14 @@ async def _page(cur: AsyncCursor[dict[str, Any]], collection: Collection, query:
     seen = query.offset + len(rows) if rows else 0  # past the end, the rows skipped may not exist
     if not more and (rows or query.offset == 0):
         return _answer(query, rows, seen, True, more)  # this page is the last: everything was seen
-    await cur.execute(f"SELECT count(*) AS n FROM (SELECT 1 FROM {collection.table} {a} WHERE {where}"
-                      " LIMIT %s) capped", [*params, count_cap + 1])
+    driver = next((position for position, found in sets.items() if not found.small), None)
+    if driver is not None and all(not found.small for found in sets.values()):
+        rest, rest_params = where_sql(collection, conditions, actor, sets, leave_out=driver)
+        await cur.execute(id_sets.driven_count_sql(sets[driver], collection.table, a, rest),
+                          [*sets[driver].params, *rest_params, count_cap + 1])
+    else:
+        await cur.execute(f"SELECT count(*) AS n FROM (SELECT 1 FROM {collection.table} {a} WHERE {where}"
+                          " LIMIT %s) capped", [*params, count_cap + 1])
     row = await cur.fetchone()
     matched = int(row["n"]) if row else 0
     if matched <= count_cap:

@@ -31,6 +31,7 @@ from projectors.postgres.tags import TagsProjector
 from query.collections import IMAGES
 from query.db import make_pool
 from query.engine import COUNT_CAP, list_page
+from query.id_sets import SMALL_SET
 from query.listing import parse_list
 from tests.reference_lists import (
     Caller,
@@ -176,10 +177,10 @@ class Engine:
         self.pool: AsyncConnectionPool = make_pool(url, max_size=2)
         self.runner.run(self.pool.open(wait=True))
 
-    def page(self, query_string: str, caller: Caller, cap: int) -> dict[str, Any]:
+    def page(self, query_string: str, caller: Caller, cap: int, small_set: int = SMALL_SET) -> dict[str, Any]:
         query = parse_list(QueryParams(query_string), IMAGES)
         answer = self.runner.run(list_page(self.pool, IMAGES, query, actor_of(caller), columns="i.id",
-                                           count_cap=cap))
+                                           count_cap=cap, small_set=small_set))
         answer["ids"] = [row["id"] for row in answer.pop("list")]
         return answer
 
@@ -234,9 +235,10 @@ def test_every_page_and_the_cursor_walk_match_the_reference(
     for query in data.draw(st.lists(image_queries(gallery), min_size=1, max_size=6)):
         caller, size = data.draw(callers), data.draw(st.integers(1, 7))
         cap = data.draw(st.sampled_from([COUNT_CAP, 2]))
+        small_set = data.draw(st.sampled_from([SMALL_SET, 1]))  # 1: most like and collection sets are "large"
         full = expected_list(gallery, caller, query)
         for page in range(1, len(full) // size + 3):
-            answer = engine.page(to_query_string(query, rng, page, size), caller, cap)
+            answer = engine.page(to_query_string(query, rng, page, size), caller, cap, small_set)
             ids, more = expected_page(full, page, size)
             assert (answer["ids"], answer["next"]) == (ids, more), (page, to_query_string(query, rng, page, size))
             assert (answer["page"], answer["page_size"]) == (page, size)
@@ -244,7 +246,7 @@ def test_every_page_and_the_cursor_walk_match_the_reference(
         walked, page, cursor = [], 1, None
         while True:
             base = to_query_string(query, rng, None, size)
-            answer = engine.page(base + (f"&cursor={cursor}" if cursor else ""), caller, cap)
+            answer = engine.page(base + (f"&cursor={cursor}" if cursor else ""), caller, cap, small_set)
             assert answer["page"] == page
             check_total(answer, full, cap)
             walked += answer["ids"]
@@ -268,8 +270,8 @@ def test_each_filter_family_alone_matches_the_reference(
     write(url, gallery, first, deleted)
     rng = random.Random(data.draw(st.integers(0, 2**32)))
     for query in data.draw(st.lists(image_queries(gallery, families), min_size=5, max_size=15)):
-        caller = data.draw(callers)
+        caller, small_set = data.draw(callers), data.draw(st.sampled_from([SMALL_SET, 1]))
         full = expected_list(gallery, caller, query)
-        answer = engine.page(to_query_string(query, rng, 1, 100), caller, COUNT_CAP)
+        answer = engine.page(to_query_string(query, rng, 1, 100), caller, COUNT_CAP, small_set)
         assert (answer["ids"], answer["total"], answer["next"]) == (full, len(full), False), \
             (caller, to_query_string(query, rng, 1, 100))
