@@ -70,7 +70,7 @@ class Loaded:
     tag_ids: list[int]  # by popularity
     tag_names: list[str]
     liker_ids: list[int]  # by number of likes given
-    choice_ids: list[int]  # largest first
+    choice_ids: list[int]  # the public collections, largest first
     image_count: int = 0
     like_count: int = 0
     events: int = 0
@@ -168,7 +168,8 @@ def _choices(appender: Appender, count: int, users: list[int], images: list[int]
         choice = Choice._create(ChoiceCreated, id=aggregate_uuid("choice", new_id()), user_id=users[owner()],
                                 name=" ".join(rng.sample(WORDS, 2)), public=rng.random() < 0.8, items=items)
         appender.add(choice)
-        made.append((size, _number(choice)))
+        if choice.public:
+            made.append((size, _number(choice)))
     return [number for _, number in sorted(made, reverse=True)]
 
 
