@@ -27,3 +27,4 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.append
 	$(BIN)/python -m bench.project
+	$(BIN)/python -m bench.lists
