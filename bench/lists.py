@@ -1,8 +1,9 @@
 """Image lists at scale: load a gallery (default one million images) through the real event path, then time a
-matrix of list queries three ways in the same run, interleaved: through the HTTP API, through the list engine
-in-process (the API's SQL without HTTP and JSON), and as plain SQL (ORDER BY + OFFSET page and an exact
-count(*): what a straightforward implementation runs). Prints p50/p99 per query and the load time; asserts
-nothing. Its own nats-server (`sync_interval: always`) and PostgreSQL (fsync on), under --dir, kept for --reuse.
+matrix of list queries three ways in the same run, interleaved in a random order each round: through the HTTP
+API, through the list engine in-process (the API's SQL without HTTP and JSON), and as plain SQL (ORDER BY +
+OFFSET page and an exact count(*): what a straightforward implementation runs). Prints p50/p99 per query and
+the load time; asserts nothing. Its own nats-server (`sync_interval: always`) and PostgreSQL (fsync on), under
+--dir, kept for --reuse.
 
     .venv/bin/python -m bench.lists [--images 1000000] [--rounds 50] [--dir /tmp/aidraw-bench-lists] [--reuse]
 """
@@ -101,6 +102,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/aidraw-bench-lists"))
     parser.add_argument("--reuse", action="store_true", help="query the gallery a previous run loaded")
+    parser.add_argument("--only", default="", help="run only the queries whose name contains this")
     args = parser.parse_args()
     folder: Path = args.dir
     if not args.reuse and folder.exists() and any(folder.iterdir()):
@@ -131,8 +133,10 @@ def main() -> None:
                                if k != "projected_s"})
         else:
             loaded = load(env, folder, database_url, nats.url, me["id"], args.images)
-        print(f"\n{len(MATRIX)} queries x {args.rounds} rounds; API, engine in-process and plain SQL interleaved\n")
-        table = asyncio.run(run_matrix(url, database_url, me, loaded, args.rounds))
+        chosen = [bench for bench in MATRIX if args.only in bench.name]
+        print(f"\n{len(chosen)} queries x {args.rounds} rounds; API, engine in-process and plain SQL interleaved"
+              " (random order each round)\n")
+        table = asyncio.run(run_matrix(url, database_url, me, loaded, args.rounds, chosen))
         print(table)
         (folder / "table.md").write_text(table + "\n")
     finally:

@@ -107,7 +107,10 @@ IMAGE_INDEXES: list[str] = [
     # q=: substring search (ILIKE '%text%') in names and prompts.
     "CREATE INDEX IF NOT EXISTS images_name_trgm ON {s}.images USING gin (name gin_trgm_ops)",
     "CREATE INDEX IF NOT EXISTS images_prompt_trgm ON {s}.images USING gin (prompt gin_trgm_ops)",
-    # like=: the images a user liked, newest like first (the primary key (user_id, image_id) serves lookups).
+    # The planner's estimates for `q=` (ILIKE) and for tag arrays come from sampled statistics; the default sample
+    # misjudged common words and tags by 100x at a million images (sorting 37,000 matches for a page of 20).
+    "ALTER TABLE {s}.images ALTER COLUMN name SET STATISTICS 1000, ALTER COLUMN prompt SET STATISTICS 1000,"
+    " ALTER COLUMN tag_ids SET STATISTICS 1000",
     "CREATE TABLE IF NOT EXISTS {s}.image_counts (user_id bigint NOT NULL, tag_id bigint NOT NULL,"
     " day date NOT NULL, public boolean NOT NULL, n integer NOT NULL,"
     " PRIMARY KEY (user_id, tag_id, day, public))",
