@@ -185,19 +185,28 @@ async def _page(cur: AsyncCursor[dict[str, Any]], collection: Collection, query:
     seen = query.offset + len(rows) if rows else 0  # past the end, the rows skipped may not exist
     if not more and (rows or query.offset == 0):
         return _answer(query, rows, seen, True, more)  # this page is the last: everything was seen
+    matched = await _capped_count(cur, collection, conditions, actor, sets, count_cap)
+    if matched <= count_cap:
+        return _answer(query, rows, matched, True, more)
+    return _answer(query, rows, max(count_cap, seen + int(more)), False, more)
+
+
+async def _capped_count(cur: AsyncCursor[dict[str, Any]], collection: Collection, conditions: tuple[Condition, ...],
+                        actor: Actor, sets: dict[int, IdSet], cap: int) -> int:
+    """How many rows match, counting no further than cap + 1; driven from a large id set when that is the only
+    kind of id set (a small one makes the plain count cheap: its rows are fetched by id)."""
+    a = collection.alias
     driver = next((position for position, found in sets.items() if not found.small), None)
     if driver is not None and all(not found.small for found in sets.values()):
         rest, rest_params = where_sql(collection, conditions, actor, sets, leave_out=driver)
         await cur.execute(id_sets.driven_count_sql(sets[driver], collection.table, a, rest),
-                          [*sets[driver].params, *rest_params, count_cap + 1])
+                          [*sets[driver].params, *rest_params, cap + 1])
     else:
+        where, params = where_sql(collection, conditions, actor, sets)
         await cur.execute(f"SELECT count(*) AS n FROM (SELECT 1 FROM {collection.table} {a} WHERE {where}"
-                          " LIMIT %s) capped", [*params, count_cap + 1])
+                          " LIMIT %s) capped", [*params, cap + 1])
     row = await cur.fetchone()
-    matched = int(row["n"]) if row else 0
-    if matched <= count_cap:
-        return _answer(query, rows, matched, True, more)
-    return _answer(query, rows, max(count_cap, seen + int(more)), False, more)
+    return int(row["n"]) if row else 0
 
 
 class _RowsSql:
