@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -116,6 +117,14 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         return problem(exc.status_code, titles.get(exc.status_code, "Error"), detail,
                        headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(psycopg.errors.UndefinedTable)
+    async def _read_model_missing(request: Request, exc: psycopg.errors.UndefinedTable) -> JSONResponse:
+        # A projector creates its tables when it first starts: until then (a fresh deployment, a projector not
+        # yet running) a query has nothing to read. That is a wait, not a server error.
+        log.warning("read model missing", extra={"path": request.url.path, "error": str(exc).splitlines()[0]})
+        return problem(503, "Service Unavailable", "The read models are still being built; try again shortly.",
+                       headers={"Retry-After": "2"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -21,7 +21,6 @@ from query.consistency import Consistent
 from query.db import Pool, fetch_one
 from query.engine import list_page
 from query.listing import parse_list
-from query.read_models import read_model_ready
 
 router = APIRouter(tags=["choices"])
 
@@ -40,8 +39,7 @@ async def list_choices(request: Request, pool: Pool, actor: CurrentActor, _: Con
     """Featured collections you may see, newest first; filters `user`, `public`, `date`, `q` (name)."""
     query = parse_list(request.query_params, CHOICES)
     columns, params = _columns(actor)
-    async with read_model_ready():
-        return await list_page(pool, CHOICES, query, actor, columns=columns, column_params=tuple(params))
+    return await list_page(pool, CHOICES, query, actor, columns=columns, column_params=tuple(params))
 
 
 @router.get("/api/choices/{choice_id}", response_model=ChoiceOut)
@@ -49,9 +47,8 @@ async def get_choice(choice_id: ObjectId, pool: Pool, actor: CurrentActor, _: Co
     """One featured collection (404 when it does not exist or is another user's private one)."""
     columns, column_params = _columns(actor)
     visible, params = visible_sql(actor, "c.user_id", "c.public")
-    async with read_model_ready():
-        row = await fetch_one(pool, f"SELECT {columns} FROM rm.choices c WHERE c.id = %s AND {visible}",
-                              [*column_params, choice_id, *params])
+    row = await fetch_one(pool, f"SELECT {columns} FROM rm.choices c WHERE c.id = %s AND {visible}",
+                          [*column_params, choice_id, *params])
     if row is None:
         raise NotFound(f"No featured collection with id {choice_id}.")
     return row

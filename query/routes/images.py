@@ -18,7 +18,6 @@ from query.consistency import Consistent
 from query.db import Pool
 from query.image_queries import image_by_id, image_json, list_images
 from query.listing import parse_list
-from query.read_models import read_model_ready
 
 router = APIRouter(tags=["images"])
 log = logging.getLogger("aidraw.views")
@@ -48,16 +47,14 @@ async def get_images(request: Request, pool: Pool, actor: CurrentActor, _: Consi
     `like` (a user id), `q` (name and prompt); `sort=date-|date+|likes`. Commas are alternatives, repeats all
     apply. Paging: `page` and `page_size`, or the answer's `cursor` (docs/api.md "Lists")."""
     query = parse_list(request.query_params, IMAGES)
-    async with read_model_ready():
-        return await list_images(pool, actor, query, request.app.state.blobs)
+    return await list_images(pool, actor, query, request.app.state.blobs)
 
 
 @router.get("/api/images/{image_id}", response_model=ImageOut)
 async def get_image(image_id: ObjectId, request: Request, background: BackgroundTasks, pool: Pool,
                     actor: CurrentActor, _: Consistent) -> dict[str, Any]:
     """One image (404 when it does not exist or is another user's private image)."""
-    async with read_model_ready():
-        row = await image_by_id(pool, actor, image_id)
+    row = await image_by_id(pool, actor, image_id)
     if row is None:
         raise NotFound(f"No image with id {image_id}.")
     if actor.user_id is not None:
