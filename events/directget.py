@@ -53,10 +53,10 @@ def _refusal(msg: Msg, stream: str) -> Exception:
                              description or str(error.get("description", "direct get failed")))
 
 
-async def get_last(nc: Client, stream: str, subject: str, timeout: float) -> StoredMsg | None:
-    """The last message stored on `subject`, None when it has none."""
+async def _get_one(nc: Client, stream: str, api: str, payload: bytes, timeout: float) -> StoredMsg | None:
+    """One direct get: the message, None when there is none, an error for any other refusal."""
     try:
-        reply = await nc.request(f"$JS.API.DIRECT.GET.{stream}.{subject}", b"", timeout=timeout)
+        reply = await nc.request(api, payload, timeout=timeout)
     except NoRespondersError:
         raise NoStreamError(f"stream {stream} does not answer direct gets") from None
     status = _status(reply)
@@ -65,21 +65,16 @@ async def get_last(nc: Client, stream: str, subject: str, timeout: float) -> Sto
     if status is not None:
         raise _refusal(reply, stream)
     return _stored(reply)
+
+
+async def get_last(nc: Client, stream: str, subject: str, timeout: float) -> StoredMsg | None:
+    """The last message stored on `subject`, None when it has none."""
+    return await _get_one(nc, stream, f"$JS.API.DIRECT.GET.{stream}.{subject}", b"", timeout)
 
 
 async def get_seq(nc: Client, stream: str, seq: int, timeout: float) -> StoredMsg | None:
     """The message at sequence `seq` (or, when that one is gone, the next one), None past the end."""
-    try:
-        reply = await nc.request(f"$JS.API.DIRECT.GET.{stream}", json.dumps({"seq": seq}).encode(),
-                                 timeout=timeout)
-    except NoRespondersError:
-        raise NoStreamError(f"stream {stream} does not answer direct gets") from None
-    status = _status(reply)
-    if status == "404":
-        return None
-    if status is not None:
-        raise _refusal(reply, stream)
-    return _stored(reply)
+    return await _get_one(nc, stream, f"$JS.API.DIRECT.GET.{stream}", json.dumps({"seq": seq}).encode(), timeout)
 
 
 def stored_time(msg: StoredMsg) -> float:
