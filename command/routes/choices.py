@@ -8,11 +8,11 @@ from command.app import CommandApp
 from command.choices import Choice, change_choice, create_choice, delete_choice
 from command.images import load_visible_image
 from command.routes.deps import Commands, IdempotencyKey
-from events.ids import split_uuid
+from command.routes.idempotent import created_again
 from events.jetstream import DuplicateRequest
 from infra.actor import Actor
 from infra.auth import RequiredUser
-from infra.errors import Conflict, NotFound
+from infra.errors import NotFound
 from infra.http import ObjectId, written
 from infra.schemas_images import ChoiceIn, ChoiceItemOut, ChoiceOut, ChoicePatch
 
@@ -33,16 +33,6 @@ def choice_out(app: CommandApp, actor: Actor, choice: Choice) -> ChoiceOut:
                      created_at=choice.created_on, updated_at=choice.modified_on)
 
 
-def _created_again(app: CommandApp, actor: Actor, dup: DuplicateRequest) -> tuple[Choice, int]:
-    for originator_id, _ in dup.events:
-        split = split_uuid(originator_id)
-        if split is not None and split[0] == "choice":
-            choice = app.load(Choice, "choice", split[1])
-            if actor.owns(choice.user_id):
-                return choice, dup.sequence
-    raise Conflict("This Idempotency-Key was already used for a different request.")
-
-
 @router.post("/api/choices", status_code=201, response_model=ChoiceOut)
 def post_choice(body: ChoiceIn, response: Response, app: Commands, actor: RequiredUser,
                 key: IdempotencyKey) -> ChoiceOut:
@@ -52,7 +42,7 @@ def post_choice(body: ChoiceIn, response: Response, app: Commands, actor: Requir
         choice, seq = create_choice(app, actor, body.name, body.public,
                                     [item.model_dump() for item in body.items], idempotency_key=key)
     except DuplicateRequest as dup:
-        choice, seq = _created_again(app, actor, dup)
+        choice, seq = created_again(app, Choice, "choice", actor, dup)
     written(response, seq)
     response.headers["Location"] = f"/api/choices/{choice.number}"
     return choice_out(app, actor, choice)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from command.aggregate import NumberedAggregate
 from command.app import CommandApp
-from command.owned import OwnedAggregate
 from events.ids import split_uuid
 from events.jetstream import DuplicateRequest
 from infra.actor import Actor
 from infra.errors import Conflict
 
-Owned = TypeVar("Owned", bound=OwnedAggregate)
+Owned = TypeVar("Owned", bound=NumberedAggregate)  # anything created with an owner (`user_id`)
 
 
 def created_again(app: CommandApp, cls: type[Owned], kind: str, actor: Actor,
@@ -22,6 +22,6 @@ def created_again(app: CommandApp, cls: type[Owned], kind: str, actor: Actor,
         split = split_uuid(originator_id)
         if split is not None and split[0] == kind:
             found = app.load(cls, kind, split[1])
-            if actor.owns(found.user_id):
+            if actor.owns(getattr(found, "user_id", None)):
                 return found, dup.sequence
     raise Conflict("This Idempotency-Key was already used for a different request.")

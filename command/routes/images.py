@@ -12,12 +12,10 @@ from command.app import CommandApp
 from command.image_upload import default_name, prepare_image, read_upload, store_with_blobs
 from command.images import MAX_NAME, MAX_PROMPT, Image, NewImage, change_image, clean_text, delete_image, upload_image
 from command.routes.deps import Commands, IdempotencyKey
+from command.routes.idempotent import created_again
 from command.tag_refs import clean_tag_names, tag_names
-from events.ids import split_uuid
 from events.jetstream import DuplicateRequest
-from infra.actor import Actor
 from infra.auth import RequiredUser
-from infra.errors import Conflict
 from infra.http import ObjectId, written
 from infra.schemas_images import ImageOut, ImagePatch, ImageUser
 from infra.settings import Settings
@@ -64,17 +62,6 @@ async def image_out(request: Request, app: CommandApp, image: Image) -> ImageOut
         task_id=image.task_id, created_at=image.created_on, updated_at=image.modified_on)
 
 
-def _created_again(app: CommandApp, actor: Actor, dup: DuplicateRequest) -> tuple[Image, int]:
-    """The image the first request with this Idempotency-Key made; never another user's."""
-    for originator_id, _ in dup.events:
-        split = split_uuid(originator_id)
-        if split is not None and split[0] == "image":
-            image = app.load(Image, "image", split[1])
-            if actor.owns(image.user_id):
-                return image, dup.sequence
-    raise Conflict("This Idempotency-Key was already used for a different request.")
-
-
 @router.post("/api/images", status_code=201, response_model=ImageOut, openapi_extra=UPLOAD_BODY)
 async def post_image(request: Request, response: Response, app: Commands, actor: RequiredUser,
                      key: IdempotencyKey) -> ImageOut:
@@ -98,7 +85,7 @@ async def post_image(request: Request, response: Response, app: Commands, actor:
         image, seq = await store_with_blobs(request.app.state.read_pool, request.app.state.blobs, prepared,
                                             lambda: upload_image(app, actor, new, tags, idempotency_key=key))
     except DuplicateRequest as dup:
-        image, seq = await run_in_threadpool(_created_again, app, actor, dup)
+        image, seq = await run_in_threadpool(created_again, app, Image, "image", actor, dup)
     written(response, seq)
     response.headers["Location"] = f"/api/images/{image.number}"
     return await image_out(request, app, image)

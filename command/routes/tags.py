@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from command.routes.deps import Caller, Commands, IdempotencyKey
+from command.routes.idempotent import created_again
 from command.tags import Tag, create_tag, delete_tag, rename_tag
-from events.ids import split_uuid
 from events.jetstream import DuplicateRequest
 from infra.http import ObjectId, written
 from infra.schemas import TagIn, TagOut, TagPatch
@@ -25,9 +25,7 @@ def post_tag(body: TagIn, response: Response, app: Commands, actor: Caller, key:
     try:
         tag, seq = create_tag(app, actor, body.name, idempotency_key=key)
     except DuplicateRequest as dup:
-        split = split_uuid(dup.events[0][0])
-        assert split is not None
-        tag, seq = app.load(Tag, "tag", split[1]), dup.sequence
+        tag, seq = created_again(app, Tag, "tag", actor, dup)
     written(response, seq)
     response.headers["Location"] = f"/api/tags/{tag.number}"
     return tag_out(tag)

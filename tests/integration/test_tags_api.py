@@ -147,6 +147,15 @@ def test_same_idempotency_key_creates_once(system: System, creator: Account) -> 
         assert client.get("/api/tags", params={"q": name}).json()["total"] == 1
 
 
+def test_another_users_idempotency_key_never_hands_out_their_tag(system: System, creator: Account) -> None:
+    other = new_account(system, "other")
+    key = uuid.uuid4().hex
+    with system.client(creator.token) as client:
+        assert client.post("/api/tags", json={"name": unique()}, headers={"Idempotency-Key": key}).status_code == 201
+    with system.client(other.token) as client:
+        assert_problem(client.post("/api/tags", json={"name": unique()}, headers={"Idempotency-Key": key}), 409)
+
+
 def test_concurrent_creates_of_one_name_give_one_tag(system: System, creator: Account) -> None:
     name = unique("race")
 
