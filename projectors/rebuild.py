@@ -2,7 +2,9 @@
 
 1. Build a fresh copy in schema `rm_rebuild` (checkpoint `<name>@rebuild`) up to the log's current end, with a
    progress bar; the live copy keeps serving meanwhile.
-2. Lock the live checkpoint row: the live projector's next batch waits. Bring the fresh copy to exactly the live
+2. While a live projector runs (it holds its leader lock), wait for it to reach the fresh copy's position, so the
+   two can be compared (bounded: a stuck live projector does not hold the rebuild).
+3. Lock the live checkpoint row: the live projector's next batch waits. Bring the fresh copy to exactly the live
    position, compare the two copies row by row, then drop the live tables and move the fresh ones into `rm`, in
    that same transaction. Queries see the old tables until the commit and the new ones after it.
 """
@@ -10,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +21,9 @@ import psycopg
 
 from projectors import checkpoints
 from projectors.base import LIVE_SCHEMA, REBUILD_SCHEMA, Projector
-from projectors.runner import ProjectionRunner, Target
+from projectors.runner import ProjectionRunner, Target, leader_lock
+
+LIVE_CATCH_UP_S = 30.0
 
 
 @dataclass
@@ -48,8 +53,24 @@ async def _differences(conn: psycopg.AsyncConnection[Any], table: str) -> int:
     return int(row[0]) if row else 0
 
 
+async def _await_live(conn: psycopg.AsyncConnection[Any], name: str, position: int, timeout: float) -> None:
+    """Wait until the live projector, if one is running, has projected up to `position` (or `timeout` passes)."""
+    deadline = time.monotonic() + timeout
+    classid, objid = leader_lock(name)
+    while time.monotonic() < deadline:
+        if await checkpoints.read(conn, name) >= position:
+            return
+        held = await (await conn.execute(
+            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s AND objsubid = 2 "
+            "AND granted", (classid, objid))).fetchone()
+        if not held:
+            return
+        await asyncio.sleep(0.1)
+
+
 async def rebuild(projector: Projector, target: Target, log_end: int,
-                  progress: Callable[[int], None] | None = None) -> RebuildReport:
+                  progress: Callable[[int], None] | None = None,
+                  live_catch_up_s: float = LIVE_CATCH_UP_S) -> RebuildReport:
     name = projector.name
     async with await psycopg.AsyncConnection.connect(target.database_url) as conn:
         await checkpoints.setup(conn)
@@ -57,6 +78,8 @@ async def rebuild(projector: Projector, target: Target, log_end: int,
             await conn.execute(f"DROP SCHEMA IF EXISTS {REBUILD_SCHEMA} CASCADE")
             await conn.execute("DELETE FROM public.projection_checkpoints WHERE name = %s", (f"{name}@rebuild",))
     built = await _build_to(projector, target, log_end, progress)
+    async with await psycopg.AsyncConnection.connect(target.database_url, autocommit=True) as conn:
+        await _await_live(conn, name, built, live_catch_up_s)
 
     async with await psycopg.AsyncConnection.connect(target.database_url) as conn, conn.transaction():
         live = await checkpoints.lock_and_read(conn, name)  # the live projector waits from here

@@ -34,6 +34,7 @@ from projectors.buffered import BufferedCursor
 from projectors.fetch import BatchFetcher
 
 log = logging.getLogger("aidraw.projector")
+LEADER_LOCK_CLASS = 7263002
 
 
 class _Gap(Exception):
@@ -45,6 +46,11 @@ class Target:
     nats_url: str
     stream: str
     database_url: str
+
+
+def leader_lock(checkpoint_name: str) -> tuple[int, int]:
+    """The two-int advisory lock key its active instance holds (pg_locks: classid, objid, objsubid 2)."""
+    return LEADER_LOCK_CLASS, zlib.crc32(checkpoint_name.encode()) & 0x7FFFFFFF
 
 
 @dataclass
@@ -110,10 +116,10 @@ class ProjectionRunner:
             await nc.close()
 
     async def _become_leader(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
-        key = zlib.crc32(self.checkpoint_name.encode()) & 0x7FFFFFFF  # pg_try_advisory_lock(int, int)
         await conn.set_autocommit(True)
         while not stop.is_set():
-            row = await (await conn.execute("SELECT pg_try_advisory_lock(7263002, %s)", (key,))).fetchone()
+            row = await (await conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
+                                            leader_lock(self.checkpoint_name))).fetchone()
             if row and row[0]:
                 break
             await asyncio.sleep(1.0)
