@@ -28,7 +28,7 @@ from infra.keys import PostgresKeyStore
 from infra.ratelimit import LoginThrottle
 from infra.settings import Settings
 from infra.storage.factory import blob_store_from_env
-from query.consistency import CallerSequences, ProjectionWatcher, caller_key, token_caller_key
+from query.consistency import STALE_HEADER, CallerSequences, ProjectionWatcher, caller_key, token_caller_key
 from query.db import make_pool
 from query.routes import audit
 from query.routes import datasets as query_datasets
@@ -85,6 +85,8 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
             issued = getattr(request.state, "issued_token", None)  # a login: its token's reads wait for it too
             if issued:
                 app.state.caller_sequences.wrote(token_caller_key(issued), int(seq))
+        if getattr(request.state, "stale", False):
+            response.headers[STALE_HEADER] = "stale"
         route = request.scope.get("route")
         ops.REQUEST_LATENCY.labels(request.method, getattr(route, "path", "unmatched"),
                                    str(response.status_code)).observe(time.perf_counter() - started)

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from typing import Annotated
 
 import psycopg
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Request
 
 from infra.http import SEQUENCE_HEADER
 from infra.tokens import presented_token
@@ -23,6 +23,7 @@ from infra.tokens import presented_token
 log = logging.getLogger("aidraw.consistency")
 
 CHANNEL = "aidraw_projection"
+STALE_HEADER = "X-Consistency"
 
 
 class CallerSequences:
@@ -132,7 +133,7 @@ def caller_key(request: Request) -> str:
     return f"a:{client}:{request.headers.get('user-agent', '')}"
 
 
-async def consistent_read(request: Request, response: Response) -> None:
+async def consistent_read(request: Request) -> None:
     """Dependency of every query route: wait until this caller's own writes are visible."""
     watcher: ProjectionWatcher = request.app.state.watcher
     sequences: CallerSequences = request.app.state.caller_sequences
@@ -141,7 +142,7 @@ async def consistent_read(request: Request, response: Response) -> None:
     if explicit and explicit.isdigit():
         wanted = max(wanted, int(explicit))
     if wanted and not await watcher.wait_for(wanted, request.app.state.settings.read_your_writes_timeout_s):
-        response.headers["X-Consistency"] = "stale"
+        request.state.stale = True  # the app's middleware marks the answer, an error answer (a 404) included
 
 
 Consistent = Annotated[None, Depends(consistent_read)]

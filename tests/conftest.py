@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from aidraw.services import NatsServer, PostgresServer
+from tests.catalog_accounts import People, make_people
 from tests.system import System
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -66,3 +67,9 @@ def system(nats_server: NatsServer, postgres_server: PostgresServer, servers_dir
     sut = System(nats_server.url, url, stream, servers_dir / f"system-{number}").start()
     yield sut
     sut.stop()
+
+
+@pytest.fixture(scope="module")
+def people(system: System) -> People:
+    """Alice, Bob and an admin, signed up on this module's system."""
+    return make_people(system)

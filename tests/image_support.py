@@ -3,26 +3,15 @@ background work (views, the blob reaper) that no answer waits for."""
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from aidraw.roles import PROJECTORS
-from aidraw.services import NatsServer, PostgresServer
 from events.bridge import NatsBridge
 from events.stream import stream_last_sequence
 from projectors.checkpoints import read_all_sync
-from tests.accounts import system_with
 from tests.system import System
-
-
-@contextlib.contextmanager
-def patient_system(nats_server: NatsServer, postgres_server: PostgresServer, servers_dir: Path) -> Iterator[System]:
-    """A system whose read-your-writes wait is long enough for a busy test machine (the default 2 s is a
-    production answer-time bound, not a test's)."""
-    with system_with(nats_server, postgres_server, servers_dir, AIDRAW_READ_YOUR_WRITES_TIMEOUT="20") as sut:
-        yield sut
 
 
 def blob_files(system: System) -> set[Path]:

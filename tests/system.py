@@ -43,7 +43,9 @@ class System:
             AIDRAW_SUBJECT_PREFIX=self.prefix,
             AIDRAW_DATA_DIR=str(self.data_dir),
             AIDRAW_PORT=str(self.port),
-            **{"AIDRAW_LOG_LEVEL": "WARNING", **self.extra_env},  # extra_env may change the level
+            # A busy test machine can take longer than the production answer-time bound (2 s) to project a
+            # write; tests that check the bound itself set a short one through extra_env.
+            **{"AIDRAW_LOG_LEVEL": "WARNING", "AIDRAW_READ_YOUR_WRITES_TIMEOUT": "20", **self.extra_env},
         )
 
     def start_role(self, role: str, *args: str) -> subprocess.Popen[bytes]:

@@ -9,16 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.catalog_accounts import People, Person, assert_problem, client_of, make_people
+from tests.catalog_accounts import People, Person, assert_problem, client_of
 from tests.catalog_objects import create_choice, delete, upload_image
 from tests.system import System
 
 BLOB_URL = "/api/blobs/ab/cd/abcd" + "0" * 60 + ".png"
-
-
-@pytest.fixture(scope="module")
-def people(system: System) -> People:
-    return make_people(system)
 
 
 @pytest.fixture(scope="module")

@@ -6,29 +6,15 @@ import io
 import struct
 import uuid
 import zlib
-from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 from PIL import Image
 
-from aidraw.services import NatsServer, PostgresServer
-from tests.catalog_accounts import People, Person, assert_problem, client_of, make_people
+from tests.catalog_accounts import People, Person, assert_problem, client_of
 from tests.image_files import SECRET, jpeg_with_gps, picture, upload
-from tests.image_support import blob_files, eventually, log_end, patient_system, wait_projected
+from tests.image_support import blob_files, eventually, log_end, wait_projected
 from tests.system import System
-
-
-@pytest.fixture(scope="module")
-def system(nats_server: NatsServer, postgres_server: PostgresServer, servers_dir: Path) -> Iterator[System]:
-    with patient_system(nats_server, postgres_server, servers_dir) as sut:
-        yield sut
-
-
-@pytest.fixture(scope="module")
-def people(system: System) -> People:
-    return make_people(system)
 
 
 def unique(prefix: str = "img") -> str:

@@ -4,39 +4,24 @@ rebuilt from sequence 0 (rm.images, image_likes, choices, choice_items, row for 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aidraw.services import NatsServer, PostgresServer
 from projectors.postgres.images import ImagesProjector
 from projectors.rebuild import rebuild
 from projectors.runner import Target
-from tests.catalog_accounts import People, Person, client_of, make_people
+from tests.catalog_accounts import People, Person, client_of
 from tests.image_files import picture, upload
-from tests.image_support import log_end, patient_system, wait_projected
+from tests.image_support import log_end, wait_projected
 from tests.system import System
 
 TAGS = ["replay-sun", "replay-sky", "Replay-Sun", "replay-sea"]
 OPS = ["upload", "upload", "change", "like", "unlike", "delete", "choice", "choice_change", "choice_delete"]
 STEPS = st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 7), st.integers(0, 7), st.booleans()),
                  min_size=1, max_size=14)
-
-
-@pytest.fixture(scope="module")
-def system(nats_server: NatsServer, postgres_server: PostgresServer, servers_dir: Path) -> Iterator[System]:
-    with patient_system(nats_server, postgres_server, servers_dir) as sut:
-        yield sut
-
-
-@pytest.fixture(scope="module")
-def people(system: System) -> People:
-    return make_people(system)
 
 
 @dataclass

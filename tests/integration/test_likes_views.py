@@ -4,28 +4,13 @@ kept in a stream of its own."""
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
-import pytest
 
-from aidraw.services import NatsServer, PostgresServer
-from tests.catalog_accounts import People, Person, assert_problem, client_of, make_people
+from tests.catalog_accounts import People, Person, assert_problem, client_of
 from tests.image_files import upload
-from tests.image_support import eventually, log_end, patient_system, wait_projected
+from tests.image_support import eventually, log_end, wait_projected
 from tests.system import System
-
-
-@pytest.fixture(scope="module")
-def system(nats_server: NatsServer, postgres_server: PostgresServer, servers_dir: Path) -> Iterator[System]:
-    with patient_system(nats_server, postgres_server, servers_dir) as sut:
-        yield sut
-
-
-@pytest.fixture(scope="module")
-def people(system: System) -> People:
-    return make_people(system)
 
 
 def new_image(system: System, who: Person, public: bool = True) -> dict:

@@ -8,16 +8,11 @@ import uuid
 
 import pytest
 
-from tests.catalog_accounts import People, Person, assert_problem, client_of, make_people
+from tests.catalog_accounts import People, Person, assert_problem, client_of
 from tests.catalog_objects import delete, png_bytes, upload_image
 from tests.system import System
 
 OSS = "https://cdn.example.com/train/1.png"
-
-
-@pytest.fixture(scope="module")
-def people(system: System) -> People:
-    return make_people(system)
 
 
 def unique(prefix: str = "m") -> str:

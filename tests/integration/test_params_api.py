@@ -9,13 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.catalog_accounts import People, Person, assert_problem, client_of, make_people
+from tests.catalog_accounts import People, Person, assert_problem, client_of
 from tests.system import System
-
-
-@pytest.fixture(scope="module")
-def people(system: System) -> People:
-    return make_people(system)
 
 
 def unique(prefix: str = "set") -> str:
