@@ -65,12 +65,18 @@ class PreparedImage:
         return key_for_bytes(self.thumbnail, self.thumbnail_type)
 
 
-async def _counted(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
+def _too_large(max_bytes: int) -> TooLarge:
+    # The body may pass `max_bytes` by FIELDS_LIMIT (multipart framing and text fields): an internal allowance,
+    # so the answer names the documented limit, AIDRAW_UPLOAD_MAX_BYTES.
+    return TooLarge(f"The upload is too large: an image file may have at most {max_bytes} bytes.")
+
+
+async def _counted(request: Request, limit: int, max_bytes: int) -> AsyncGenerator[bytes, None]:
     seen = 0
     async for chunk in request.stream():
         seen += len(chunk)
         if seen > limit:
-            raise TooLarge(f"The upload is larger than {limit} bytes.")
+            raise _too_large(max_bytes)
         yield chunk
 
 
@@ -113,8 +119,8 @@ async def read_upload(request: Request, max_bytes: int) -> Upload:
     limit = max_bytes + FIELDS_LIMIT
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"The upload is larger than {limit} bytes.")
-    parser = MultiPartParser(request.headers, _counted(request, limit), max_files=1, max_fields=64,
+        raise _too_large(max_bytes)
+    parser = MultiPartParser(request.headers, _counted(request, limit, max_bytes), max_files=1, max_fields=64,
                              max_part_size=FIELDS_LIMIT)
     try:
         form = await parser.parse()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import colorsys
 import io
 import math
+import re
 import struct
 import warnings
 import zlib
@@ -67,7 +68,7 @@ def _open(data: bytes, max_pixels: int) -> ImageFile.ImageFile:
         try:
             image = Image.open(io.BytesIO(data), formats=["PNG", "JPEG", "WEBP"])
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise MediaRejected(413, f"the image has too many pixels ({exc})") from None
+            raise MediaRejected(413, _too_many_pixels(str(exc), max_pixels)) from None
         except Image.UnidentifiedImageError:
             raise MediaRejected(422, "the file is not a PNG, JPEG or WebP image") from None
         except _DECODE_ERRORS as exc:
@@ -80,6 +81,16 @@ def _open(data: bytes, max_pixels: int) -> ImageFile.ImageFile:
     if image.format != "MPO" and getattr(image, "n_frames", 1) > 1:
         raise MediaRejected(422, "animated images are not accepted")
     return image
+
+
+def _too_many_pixels(pillow_message: str, max_pixels: int) -> str:
+    """Our own 413 reason for Pillow's bomb check, which refuses before the size can be read: its pixel count,
+    and the limit that applies (ours; Pillow's own only where AIDRAW_UPLOAD_MAX_PIXELS is set above it, since
+    its warning is an error here)."""
+    limit = min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)
+    found = re.search(r"\((\d+) pixels\)", pillow_message)
+    pixels = f"{int(found.group(1))} pixels" if found else f"more than {limit} pixels"
+    return f"the image has {pixels}; at most {limit} are accepted"
 
 
 @dataclass(frozen=True)

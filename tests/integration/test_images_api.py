@@ -103,11 +103,11 @@ def truncated_png() -> bytes:
     return picture(64, 64)[:-40]
 
 
-def bomb_png() -> bytes:
-    """A valid PNG header claiming 60000 x 60000 pixels (3.6 gigapixels) in a few hundred bytes."""
+def bomb_png(side: int = 60000) -> bytes:
+    """A valid PNG header claiming side x side pixels (3.6 gigapixels by default) in a few hundred bytes."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(
         b"IEND", b"")
 
@@ -131,8 +131,18 @@ def test_a_bad_file_is_refused_and_nothing_is_stored(system: System, people: Peo
 def test_a_file_over_the_size_limit_is_413_before_it_is_read(system: System, people: People) -> None:
     events = log_end(system)
     with client_of(system, people.alice) as client:
-        assert_problem(upload(client, b"\0" * (21 * 1024 * 1024)), 413)
+        problem = assert_problem(upload(client, b"\0" * (21 * 1024 * 1024)), 413)
     assert log_end(system) == events
+    # The documented AIDRAW_UPLOAD_MAX_BYTES, not the body limit with its multipart allowance.
+    assert "20971520 bytes" in problem["detail"] and "21037056" not in problem["detail"], problem
+
+
+@pytest.mark.parametrize("side", [7000, 20000])
+def test_too_many_pixels_names_the_configured_limit(system: System, people: People, side: int) -> None:
+    with client_of(system, people.alice) as client:
+        problem = assert_problem(upload(client, bomb_png(side), "big.png"), 413)
+    assert "at most 40000000 are accepted" in problem["detail"], problem
+    assert "decompression bomb" not in problem["detail"] and "178956970" not in problem["detail"], problem
 
 
 @pytest.mark.parametrize("fields", [

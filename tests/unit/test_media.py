@@ -229,6 +229,26 @@ def test_pillow_bomb_warning_and_error_become_rejections(no_pixel_buffers: None,
     assert reject_status(png_header(side, side), max_pixels=10**12) == 413
 
 
+def reject_reason(data: bytes, **limits: int) -> str:
+    with pytest.raises(MediaRejected) as caught:
+        inspect_upload(data, **{**LIMITS, **limits})
+    assert caught.value.status == 413
+    return caught.value.reason
+
+
+@pytest.mark.parametrize("side", [7_000, 10_000, 20_000], ids=["ours", "over-pillow-warning", "over-pillow-error"])
+def test_too_many_pixels_names_our_limit_not_pillows(no_pixel_buffers: None, side: int) -> None:
+    reason = reject_reason(png_header(side, side))
+    assert "at most 40000000 are accepted" in reason, reason
+    assert str(side * side) in reason.replace(f"{side}x{side}", str(side * side)), reason
+    assert "decompression bomb" not in reason and str(Image.MAX_IMAGE_PIXELS) not in reason, reason
+
+
+def test_a_limit_above_pillows_reports_pillows_as_the_one_that_applies(no_pixel_buffers: None) -> None:
+    reason = reject_reason(png_header(20_000, 20_000), max_pixels=10**12)
+    assert f"at most {Image.MAX_IMAGE_PIXELS} are accepted" in reason, reason
+
+
 def test_pixel_limit_counts_width_times_height(no_pixel_buffers: None) -> None:
     assert reject_status(png_header(5000, 2001), max_pixels=10_000_000) == 413
 
