@@ -37,6 +37,7 @@ def _api(settings: Settings) -> int:
 def _projector(settings: Settings, names: list[str]) -> int:
     from aidraw.endpoints import resolve
     from aidraw.image_tasks import run_image_tasks
+    from aidraw.process_tasks import run_process_manager
     from aidraw.roles import PROJECTORS, projector_named
     from events.bridge import NatsBridge
     from events.stream import ensure_stream
@@ -55,8 +56,9 @@ def _projector(settings: Settings, names: list[str]) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         runners = [ProjectionRunner(p, target, batch_size=settings.projector_batch) for p in chosen]
-        # Views and the blob reaper run beside the full set only (they are not named projections).
-        extra = [] if names else [run_image_tasks(settings, ends.nats_url, ends.database_url, stop)]
+        # Views, the blob reaper and the process manager run beside the full set only (not named projections).
+        extra = [] if names else [run_image_tasks(settings, ends.nats_url, ends.database_url, stop),
+                                  run_process_manager(settings, ends.nats_url, ends.database_url, stop)]
         await asyncio.gather(*(runner.run(stop) for runner in runners), *extra)
 
     asyncio.run(main())

@@ -80,3 +80,24 @@ def unlike_image(app: CommandApp, actor: Actor, image_id: int) -> int:
         return app.store(likes)
 
     return retry_on_conflict(attempt)
+
+
+def withdraw_all_likes(app: CommandApp, user_id: int, chunk: int = 500) -> int:
+    """Take back every like a user gave (a deleted account's), in atomic batches of at most `chunk`; the last
+    stream sequence written, 0 when there was nothing to take back."""
+    written = 0
+    while True:
+        def attempt() -> int:
+            try:
+                likes = app.load(Likes, "likes", user_id)
+            except NotFound:
+                return 0
+            taken = sorted(likes.image_ids)[:chunk]
+            for image_id in taken:
+                likes.unlike(image_id)
+            return app.store(likes) if taken else 0
+
+        sequence = retry_on_conflict(attempt)
+        if not sequence:
+            return written
+        written = sequence
