@@ -1,5 +1,5 @@
-"""GET /api/sessions: the caller's live sessions (an admin may ask for another user's with `user=`).
-Never a token, nor its hash."""
+"""GET /api/sessions: the caller's live sessions (an admin may ask for another user's with `user=`), and
+GET /api/sessions/{id}: one of them. Never a token, nor its hash."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from infra.account_schemas import SessionPage
+from infra.account_schemas import SessionOut, SessionPage
 from infra.auth import RequiredUser
-from infra.errors import Forbidden
+from infra.errors import Forbidden, NotFound
+from infra.http import ObjectId
 from query.collections import SESSIONS
 from query.consistency import Consistent
-from query.db import Pool
-from query.engine import list_page
+from query.db import Pool, fetch_one
+from query.engine import list_page, visibility_sql
 from query.listing import Condition, parse_list
 
 router = APIRouter(tags=["sessions"])
@@ -33,3 +34,16 @@ async def list_sessions(request: Request, pool: Pool, actor: RequiredUser, _: Co
     if not asked:  # one's own by default, an admin's too
         query = replace(query, conditions=(Condition("user", SESSIONS.params["user"], (actor.user_id,)),))
     return await list_page(pool, SESSIONS, query, actor, columns=COLUMNS)
+
+
+@router.get("/api/sessions/{session_id}", response_model=SessionOut)
+@router.get("/api/sesions/{session_id}", response_model=SessionOut, include_in_schema=False)
+async def get_session(session_id: ObjectId, pool: Pool, actor: RequiredUser, _: Consistent) -> dict[str, Any]:
+    """One live session of yours (admins: anyone's); another user's, an ended or an expired one is 404."""
+    a = SESSIONS.alias
+    visible, params = visibility_sql(SESSIONS, actor)
+    row = await fetch_one(pool, f"SELECT {COLUMNS} FROM {SESSIONS.table} {a} WHERE {a}.id = %s"
+                                f" AND ({SESSIONS.scope}) AND ({visible})", (session_id, *params))
+    if row is None:
+        raise NotFound(f"No session with id {session_id}.")
+    return row

@@ -125,6 +125,34 @@ def test_logout_refuses_the_token_on_the_very_next_request(system: System) -> No
         assert ann.session_id not in [s["id"] for s in client.get("/api/sessions").json()["list"]]
 
 
+def test_a_session_is_shown_to_its_user_and_admins_only(system: System) -> None:
+    ann, bob, admin = new_account(system, "ann"), new_account(system, "bob"), new_admin(system)
+    with system.client(ann.token) as client:
+        listed = {s["id"]: s for s in client.get("/api/sessions").json()["list"]}
+        for path in ("sessions", "sesions"):
+            answer = client.get(f"/api/{path}/{ann.session_id}")
+            assert answer.status_code == 200, answer.text
+            assert answer.json() == listed[ann.session_id]  # the list's fields: never the token or its hash
+            assert "token" not in answer.text and "hash" not in answer.text
+    with system.client(admin.token) as client:
+        assert client.get(f"/api/sessions/{ann.session_id}").json()["user_id"] == ann.id
+    with system.client(bob.token) as client:
+        for path in ("sessions", "sesions"):
+            assert_problem(client.get(f"/api/{path}/{ann.session_id}"), 404)
+        assert_problem(client.get("/api/sessions/999999999"), 404)
+    with system.client() as client:
+        assert_problem(client.get(f"/api/sessions/{ann.session_id}"), 401)
+        assert_problem(client.get(f"/api/sesions/{ann.session_id}"), 401)
+    other = log_in(system, name=ann.name).json()
+    with system.client(ann.token) as client:
+        ended = client.delete(f"/api/sessions/{ann.session_id}")
+        assert ended.status_code == 204
+    with system.client(other["token"]) as client:  # an ended session is gone, as from the list
+        seen = {"X-Event-Sequence": ended.headers["X-Event-Sequence"]}
+        assert_problem(client.get(f"/api/sessions/{ann.session_id}", headers=seen), 404)
+        assert client.get(f"/api/sessions/{other['id']}").status_code == 200
+
+
 def test_nobody_ends_another_users_session_but_an_admin(system: System) -> None:
     ann, bob, admin = new_account(system, "ann"), new_account(system, "bob"), new_admin(system)
     with system.client(bob.token) as client:

@@ -173,6 +173,10 @@ MATRIX: dict[tuple[str, str], Row] = {
                                   lambda w: Target("/api/sesions", json=_login(w).json), fresh=True),
     ("GET", "/api/sessions"): Row((401, 200, 200, 200), fixed("/api/sessions")),
     ("GET", "/api/sesions"): Row((401, 200, 200, 200), fixed("/api/sesions")),
+    ("GET", "/api/sessions/{session_id}"): Row((401, 200, 404, 200),
+                                               lambda w: Target(f"/api/sessions/{w.a.session_id}")),
+    ("GET", "/api/sesions/{session_id}"): Row((401, 200, 404, 200),
+                                              lambda w: Target(f"/api/sesions/{w.a.session_id}")),
     ("DELETE", "/api/sessions/{session_id}"): Row((401, 204, 404, 204), _second_session, fresh=True),
     ("DELETE", "/api/sesions/{session_id}"): Row(
         (401, 204, 404, 204), lambda w: Target(_second_session(w).url.replace("sessions", "sesions")), fresh=True),
