@@ -100,20 +100,63 @@ def _clean_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]
     return cleaned
 
 
+SEND_JSON = "send UTF-8 JSON with Content-Type: application/json"
+MAX_DETAILED = 5  # field problems spelled out in `detail`; `errors` has them all
+
+
+def unreadable_json(why: str) -> JSONResponse:
+    """A body that is not JSON at all: 422 (it is bad input like any other), saying what is wrong."""
+    return problem(422, "Unprocessable Content", f"The body is not valid JSON ({why}): {SEND_JSON}.",
+                   errors=[{"loc": ["body"], "msg": why, "type": "json_invalid"}])
+
+
+def _why_unparsed(cause: BaseException | None) -> str:
+    """What made the JSON parser give up on a body FastAPI could not read (its 400 hides the reason)."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"byte 0x{cause.object[cause.start]:02x} at position {cause.start} is not UTF-8"
+    if isinstance(cause, RecursionError):
+        return "arrays or objects nest too deeply to read"
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        return "an integer has too many digits to read; integers must lie between -(2^53-1) and 2^53-1"
+    return "it cannot be read"
+
+
+def _field_detail(errors: list[dict[str, Any]]) -> str:
+    said = [f"{'.'.join(e['loc'][1:] or e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in errors[:MAX_DETAILED]]
+    more = f" (and {len(errors) - MAX_DETAILED} more in `errors`)" if len(errors) > MAX_DETAILED else ""
+    return f"Invalid input: {'; '.join(said)}{more}." if said else "Invalid input."
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
         return problem(exc.status, exc.title, exc.detail, errors=exc.errors, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        for err in exc.errors():
+            if err.get("type") == "json_invalid":  # FastAPI's loc ("body", <character>) is not a field
+                position = err.get("loc", ("body", "?"))[-1]
+                reason = str(err.get("ctx", {}).get("error", "invalid syntax"))
+                return unreadable_json(f"{reason[:1].lower()}{reason[1:]} at character {position}")
         errors = _clean_validation_errors(exc)
-        fields = ", ".join(".".join(e["loc"][1:] or e["loc"]) for e in errors) or "request"
-        return problem(422, "Unprocessable Content", f"Invalid input: {fields}.", errors=errors)
+        if isinstance(exc.body, bytes) and any(e["loc"] == ["body"] for e in errors):
+            # Bytes: the body was not read as JSON, because of its Content-Type (FastAPI reads JSON only when
+            # it is application/json or +json).
+            sent = request.headers.get("content-type") or "none"
+            return problem(422, "Unprocessable Content", f"The body was not read as JSON: its Content-Type is "
+                           f"{sent}; {SEND_JSON}.", errors=errors)
+        return problem(422, "Unprocessable Content", _field_detail(errors), errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {404: "Not Found", 405: "Method Not Allowed", 401: "Unauthorized", 400: "Bad Request"}
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's "error parsing the body": a body that is not UTF-8, nests past the parser's recursion
+            # limit, or holds a number too long to convert. Bad input, so 422 like other unreadable JSON.
+            return unreadable_json(_why_unparsed(exc.__cause__))
+        titles = {404: "Not Found", 405: "Method Not Allowed", 401: "Unauthorized", 400: "Bad Request",
+                  413: "Content Too Large"}
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         return problem(exc.status_code, titles.get(exc.status_code, "Error"), detail,
                        headers=getattr(exc, "headers", None))

@@ -71,10 +71,33 @@ def test_bad_input_is_refused_with_422_and_changes_nothing(system: System, creat
         assert total(client) == before
 
 
-def test_malformed_json_is_422_not_500(system: System, creator: Account) -> None:
+@pytest.mark.parametrize(("raw", "words"), [
+    (b"{not json", "expecting property name enclosed in double quotes at character 1"),
+    ('{"name": "caf\u00e9"}'.encode("latin-1"), "byte 0xe9 at position 13 is not UTF-8"),
+    (b'{"name": "x", "n": ' + b"1" * 5000 + b"}", "too many digits"),
+    (b'{"name": ' + b"[" * 100_000, "nest too deeply"),
+])
+def test_unreadable_json_is_422_saying_what_is_wrong(system: System, creator: Account, raw: bytes,
+                                                     words: str) -> None:
     with system.client(creator.token) as client:
-        response = client.post("/api/tags", content=b"{not json", headers={"content-type": "application/json"})
-        assert_problem(response, 422)
+        before = total(client)
+        response = client.post("/api/tags", content=raw, headers={"content-type": "application/json"})
+        body = assert_problem(response, 422)
+        assert body["detail"].startswith("The body is not valid JSON (") and words in body["detail"]
+        assert "application/json" in body["detail"] and body["errors"][0]["loc"] == ["body"]
+        assert total(client) == before
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", None])
+def test_json_sent_without_a_json_content_type_is_422_naming_the_content_type(system: System, creator: Account,
+                                                                              content_type: str | None) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    with system.client(creator.token) as client:
+        before = total(client)
+        body = assert_problem(client.post("/api/tags", content=b'{"name": "plain"}', headers=headers), 422)
+        assert f"Content-Type is {content_type or 'none'}" in body["detail"]
+        assert "Content-Type: application/json" in body["detail"]
+        assert total(client) == before
 
 
 def test_rename_frees_the_old_name_and_refuses_a_taken_one(system: System, creator: Account) -> None:
