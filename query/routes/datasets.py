@@ -1,4 +1,5 @@
-"""GET /api/datasets and /api/datasets/{id}, also under the alias /api/dataset."""
+"""GET /api/datasets and /api/datasets/{id}, also under the alias /api/dataset. Items show only the images and
+featured collections the caller may see (query/items.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from infra.actor import Actor
 from infra.auth import CurrentActor
 from infra.authz import visible_sql
 from infra.errors import NotFound
@@ -15,11 +17,19 @@ from query.collections import DATASETS
 from query.consistency import Consistent
 from query.db import Pool, fetch_one
 from query.engine import list_page
+from query.items import items_sql
 from query.listing import parse_list
 
 router = APIRouter(tags=["datasets"])
 
-COLUMNS = "id, name, items, public, user_id, created_at, updated_at"
+A = DATASETS.alias
+
+
+def _columns(actor: Actor) -> tuple[str, list[Any]]:
+    """The dataset's fields; its items only as the caller may see them (query/items.py)."""
+    items, params = items_sql(actor, f"{A}.items", f"{A}.user_id")
+    return (f"{A}.id, {A}.name, {items} AS items, {A}.public, {A}.user_id, {A}.created_at, {A}.updated_at",
+            params)
 
 
 @router.get("/api/datasets", response_model=DatasetPage)
@@ -27,15 +37,17 @@ COLUMNS = "id, name, items, public, user_id, created_at, updated_at"
 async def list_datasets(request: Request, pool: Pool, actor: CurrentActor, _: Consistent) -> dict[str, Any]:
     """Datasets the caller may see, newest first. Filters: `user`, `public`, `date`, `q` (name)."""
     query = parse_list(request.query_params, DATASETS)
-    return await list_page(pool, DATASETS, query, actor, columns=COLUMNS)
+    columns, params = _columns(actor)
+    return await list_page(pool, DATASETS, query, actor, columns=columns, column_params=tuple(params))
 
 
 @router.get("/api/datasets/{dataset_id}", response_model=DatasetOut)
 @router.get("/api/dataset/{dataset_id}", response_model=DatasetOut)
 async def get_dataset(dataset_id: ObjectId, pool: Pool, actor: CurrentActor, _: Consistent) -> dict[str, Any]:
-    visible, params = visible_sql(actor)
-    row = await fetch_one(pool, f"SELECT {COLUMNS} FROM rm.datasets WHERE id = %s AND {visible}",
-                          (dataset_id, *params))
+    columns, column_params = _columns(actor)
+    visible, params = visible_sql(actor, f"{A}.user_id", f"{A}.public")
+    row = await fetch_one(pool, f"SELECT {columns} FROM {DATASETS.table} {A} WHERE {A}.id = %s AND {visible}",
+                          (*column_params, dataset_id, *params))
     if row is None:
         raise NotFound(f"No dataset with id {dataset_id}.")
     return row

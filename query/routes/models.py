@@ -18,15 +18,18 @@ from query.collections import MODELS
 from query.consistency import Consistent
 from query.db import Pool, fetch_one
 from query.engine import list_page
+from query.items import IMAGES_TABLE, items_sql, shown_id_sql
 from query.listing import parse_list
 
 router = APIRouter(tags=["models"])
 
 # Tag names in the model's order (deleted tags drop out); the cover's blob key only when the caller may see the
-# cover image (a deleted or hidden cover shows as none).
+# cover image (a deleted or hidden cover shows as none). The cover's id, the source and the training data show
+# only what the caller may see (query/items.py): another user's private image is never named to others.
 COLUMNS = (
     "m.id, m.name, m.type, m.base_model, m.trigger_words, m.model_path, m.status, m.progress,"
-    " m.cover_image_id AS image_id, m.public, m.user_id, m.source, m.data AS dataset, m.created_at, m.updated_at,"
+    " {image_id} AS image_id, m.public, m.user_id, {source} AS source, {dataset} AS dataset, m.created_at,"
+    " m.updated_at,"
     " ARRAY(SELECT t.name FROM rm.tags t WHERE t.id = ANY(m.tag_ids) ORDER BY array_position(m.tag_ids, t.id))"
     " AS tags,"
     " (SELECT i.blob_key FROM rm.images i WHERE i.id = m.cover_image_id AND {cover_visible}) AS cover_key"
@@ -42,8 +45,12 @@ BlobUrls = Annotated[Callable[[str], str], Depends(blob_urls)]
 
 
 def _columns(actor: Actor) -> tuple[str, tuple[Any, ...]]:
-    cover_visible, params = visible_sql(actor, owner_col="i.user_id", public_col="i.public")
-    return COLUMNS.format(cover_visible=cover_visible), tuple(params)
+    image_id, image_params = shown_id_sql(actor, IMAGES_TABLE, "m.cover_image_id", "m.user_id")
+    source, source_params = shown_id_sql(actor, MODELS.table, "m.source", "m.user_id")
+    dataset, dataset_params = items_sql(actor, "m.data", "m.user_id")
+    cover_visible, cover_params = visible_sql(actor, owner_col="i.user_id", public_col="i.public")
+    columns = COLUMNS.format(image_id=image_id, source=source, dataset=dataset, cover_visible=cover_visible)
+    return columns, (*image_params, *source_params, *dataset_params, *cover_params)
 
 
 def _shaped(row: dict[str, Any], url_of: Callable[[str], str]) -> dict[str, Any]:

@@ -148,6 +148,41 @@ def test_visibility_and_who_may_change(system: System, people: People) -> None:
         assert admin.patch(f"/api/datasets/{private['id']}", json={"public": True}).status_code == 200
 
 
+def test_items_name_only_what_the_reader_may_see(system: System, people: People, pictures: dict) -> None:
+    alice, bob = people.alice, people.bob
+    alices = upload_image(system, alice, public=True)["id"]  # made private below: then hidden from bob too
+    gone = upload_image(system, bob, public=True)["id"]  # deleted below
+    items = {"oss": [BLOB_URL], "images": [pictures["bob_private"], pictures["bob_public"], alices, gone],
+             "choices": [pictures["bob_private_choice"], pictures["bob_public_choice"]]}
+    dataset = create(system, bob, public=True, items=items)
+    with client_of(system, alice) as client:
+        hidden = client.patch(f"/api/images/{alices}", json={"public": False})
+        assert hidden.status_code == 200, hidden.text
+    seq = delete(system, bob, f"/api/images/{gone}")  # after the change above: reads wait for both
+
+    def seen_by(who: Person | None) -> list[dict]:
+        with client_of(system, who) as client:
+            wait = {"X-Event-Sequence": seq}
+            detail = client.get(f"/api/datasets/{dataset['id']}", headers=wait)
+            alias = client.get(f"/api/dataset/{dataset['id']}", headers=wait)
+            page = client.get("/api/datasets", params={"user": bob.id, "pageSize": 100}, headers=wait).json()
+        assert detail.status_code == 200 and alias.status_code == 200, detail.text
+        return [detail.json()["items"], alias.json()["items"],
+                *[d["items"] for d in page["list"] if d["id"] == dataset["id"]]]
+
+    expected = [
+        (None, [pictures["bob_public"]], [pictures["bob_public_choice"]]),
+        (alice, [pictures["bob_public"], alices], [pictures["bob_public_choice"]]),  # her own image, not bob's
+        (bob, [pictures["bob_private"], pictures["bob_public"], gone], items["choices"]),  # own; deleted kept
+        (people.admin, items["images"], items["choices"]),
+    ]
+    for who, images, choices in expected:
+        seen = seen_by(who)
+        assert len(seen) == 3, who
+        for shown in seen:
+            assert shown == {"oss": [BLOB_URL], "images": images, "choices": choices}, (who, shown)
+
+
 def test_every_route_answers_under_the_alias(system: System, people: People, pictures: dict) -> None:
     dataset = create(system, people.alice, base="/api/dataset", items={"images": [pictures["bob_public"]]})
     with client_of(system, people.alice) as client:

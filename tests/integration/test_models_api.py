@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from tests.catalog_accounts import People, Person, assert_problem, client_of
-from tests.catalog_objects import delete, png_bytes, upload_image
+from tests.catalog_objects import create_choice, delete, png_bytes, upload_image
 from tests.system import System
 
 OSS = "https://cdn.example.com/train/1.png"
@@ -169,8 +169,51 @@ def test_a_cover_must_be_visible_to_the_owner_and_hides_when_it_no_longer_is(sys
     assert get(system, None, model["id"], after=seq)["image"] is None
     assert get(system, people.bob, model["id"], after=seq)["image"] == shared["url"]  # bob may see his image
     seq = delete(system, people.bob, f"/api/images/{shared['id']}")
-    gone = get(system, people.bob, model["id"], after=seq)
+    gone = get(system, people.alice, model["id"], after=seq)  # the model's owner keeps the id of a deleted cover
     assert (gone["image"], gone["image_id"]) == (None, shared["id"])
+    gone = get(system, people.bob, model["id"], after=seq)  # others see no cover at all
+    assert (gone["image"], gone["image_id"]) == (None, None)
+
+
+def test_hidden_cover_source_and_training_items_are_not_named_to_readers_who_may_not_see_them(
+        system: System, people: People) -> None:
+    bob = people.bob
+    first, hidden, last = (upload_image(system, bob, public=p)["id"] for p in (True, False, True))
+    open_choice = create_choice(system, bob, public=True)["id"]
+    closed_choice = create_choice(system, bob, public=False)["id"]
+    source = create(system, bob)  # private
+    body = {"name": unique(), "type": "lora", "base_model": "SD1.5", "public": True, "source": source["id"],
+            "data": {"oss": [OSS], "images": [first, hidden, last], "choices": [closed_choice, open_choice]}}
+    with client_of(system, bob) as client:
+        made = client.post("/api/models", json=body)
+        assert made.status_code == 201, made.text
+        covered = client.patch(f"/api/models/{made.json()['id']}", json={"image": hidden})
+        assert covered.status_code == 200, covered.text
+    model_id, seq = made.json()["id"], covered.headers["X-Event-Sequence"]
+
+    def seen_by(who: Person | None, after: str) -> list[dict]:
+        detail = get(system, who, model_id, after=after)
+        with client_of(system, who) as client:
+            page = client.get("/api/models", params={"user": bob.id, "pageSize": 100},
+                              headers={"X-Event-Sequence": after}).json()
+        [in_list] = [m for m in page["list"] if m["id"] == model_id]
+        return [detail, in_list]
+
+    for who in (None, people.alice):  # anonymous, another user: what is hidden from them is not named
+        for model in seen_by(who, seq):
+            assert (model["image"], model["image_id"], model["source"]) == (None, None, None), model
+            assert model["dataset"] == {"oss": [OSS], "images": [first, last], "choices": [open_choice]}, model
+    for who in (bob, people.admin):  # the owner and admins see all of it, in the order given
+        for model in seen_by(who, seq):
+            assert (model["image_id"], model["source"]) == (hidden, source["id"]) and model["image"], model
+            assert model["dataset"] == body["data"], model
+    # Deleted since: still named to the owner and admins (the record of what was given), to nobody else.
+    seq = delete(system, bob, f"/api/images/{last}")
+    for model in seen_by(None, seq):
+        assert model["dataset"]["images"] == [first], model
+    for who in (bob, people.admin):
+        for model in seen_by(who, seq):
+            assert model["dataset"]["images"] == [first, hidden, last], model
 
 
 def test_who_may_see_and_change_a_model(system: System, people: People) -> None:
