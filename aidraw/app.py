@@ -22,6 +22,7 @@ from command.routes import users as command_users
 from command.sessions import SessionExtender
 from infra import passwords
 from infra.auth import current_actor
+from infra.body_limit import BodyLimit
 from infra.errors import install_problem_handlers
 from infra.http import SEQUENCE_HEADER
 from infra.keys import PostgresKeyStore
@@ -74,6 +75,7 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_max_failures_per_address,
                                              settings.login_failure_window_s)
     install_problem_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.json_max_bytes)  # inside `observe`: its 413s are measured
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

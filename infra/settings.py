@@ -76,6 +76,8 @@ class Settings:
     upload_max_bytes: int = 20 * 1024 * 1024
     upload_max_pixels: int = 40_000_000
     views_max_age_s: float = 90 * 24 * 3600.0
+    # Largest request body other than a multipart upload (JSON bodies), bytes: 413 above (infra/body_limit.py).
+    json_max_bytes: int = 1024 * 1024
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -103,4 +105,5 @@ class Settings:
             upload_max_bytes=_env_int("AIDRAW_UPLOAD_MAX_BYTES", 20 * 1024 * 1024),
             upload_max_pixels=_env_int("AIDRAW_UPLOAD_MAX_PIXELS", 40_000_000),
             views_max_age_s=_env_float("AIDRAW_VIEWS_MAX_AGE", 90 * 24 * 3600.0),
+            json_max_bytes=_env_int("AIDRAW_JSON_MAX_BYTES", 1024 * 1024),
         )

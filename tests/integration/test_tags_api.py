@@ -4,7 +4,10 @@ creator (or an admin) may change a tag."""
 from __future__ import annotations
 
 import concurrent.futures
+import json
+import socket
 import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -97,6 +100,41 @@ def test_json_sent_without_a_json_content_type_is_422_naming_the_content_type(sy
         body = assert_problem(client.post("/api/tags", content=b'{"name": "plain"}', headers=headers), 422)
         assert f"Content-Type is {content_type or 'none'}" in body["detail"]
         assert "Content-Type: application/json" in body["detail"]
+        assert total(client) == before
+
+
+JSON_MAX_BYTES = 1024 * 1024  # AIDRAW_JSON_MAX_BYTES's default
+
+
+def test_a_body_declared_over_the_json_limit_is_413_before_it_is_sent(system: System, creator: Account) -> None:
+    url = httpx.URL(system.url)
+    with socket.create_connection((url.host, url.port), timeout=10) as sock:
+        sock.sendall(b"POST /api/tags HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                     b"Authorization: Bearer " + creator.token.encode() + b"\r\n"
+                     b"Content-Length: " + str(JSON_MAX_BYTES + 1).encode() + b"\r\n\r\n")
+        answer = b""  # not one byte of the body is sent: the answer cannot wait for it
+        while b"}" not in answer and (chunk := sock.recv(65536)):
+            answer += chunk
+    head, _, body = answer.decode().partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 413") and "application/problem+json" in head.lower()
+    assert json.loads(body)["detail"].startswith(f"A request body may have at most {JSON_MAX_BYTES} bytes")
+
+
+def test_a_chunked_body_is_cut_off_with_413_once_past_the_json_limit(system: System, creator: Account) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"name": "'
+        for _ in range(20):
+            yield b"x" * 65536
+        yield b'"}'
+
+    with system.client(creator.token) as client:
+        before = total(client)
+        body = assert_problem(client.post("/api/tags", content=chunks(),
+                                          headers={"content-type": "application/json"}), 413)
+        assert f"at most {JSON_MAX_BYTES} bytes" in body["detail"]
+        just_under = b'{"name": "' + b"x" * (JSON_MAX_BYTES - 20) + b'"}'
+        assert_problem(client.post("/api/tags", content=just_under, headers={"content-type": "application/json"}),
+                       422)  # read, and refused for its name
         assert total(client) == before
 
 

@@ -1,0 +1,56 @@
+"""A cap on request bodies other than multipart uploads (JSON bodies): 413 problem+json past the limit.
+
+A declared `Content-Length` over the limit is answered at once, before any of the body is read. A body without
+one (chunked) is counted as the app reads it; the read that passes the limit raises `BodyTooLarge`, an
+HTTPException, so the route stops there and the one error handler (infra/errors.py) answers 413.
+Multipart bodies (image uploads) pass untouched: they have their own limit, AIDRAW_UPLOAD_MAX_BYTES, counted
+while the upload is parsed (command/image_upload.py).
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from infra.errors import problem
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"A request body may have at most {max_bytes} bytes; send a smaller one (images are "
+                              "uploaded as multipart/form-data, which has its own limit).")
+
+
+class BodyLimit:
+    """Pure ASGI (it must see the body's chunks, and must not buffer them)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            await self.app(scope, receive, send)
+            return
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            too_large = BodyTooLarge(self.max_bytes)
+            await problem(413, "Content Too Large", too_large.detail)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        await self.app(scope, counted, send)
