@@ -20,6 +20,7 @@ from query.collections import CHOICES
 from query.consistency import Consistent
 from query.db import Pool, fetch_one
 from query.engine import list_page
+from query.list_docs import list_parameters
 from query.listing import parse_list
 
 router = APIRouter(tags=["choices"])
@@ -34,7 +35,7 @@ def _columns(actor: Actor) -> tuple[str, list[Any]]:
         " '[]'::json) AS items", params)
 
 
-@router.get("/api/choices", response_model=ChoicePage)
+@router.get("/api/choices", response_model=ChoicePage, openapi_extra=list_parameters(CHOICES))
 async def list_choices(request: Request, pool: Pool, actor: CurrentActor, _: Consistent) -> dict[str, Any]:
     """Featured collections you may see, newest first; filters `user`, `public`, `date`, `q` (name)."""
     query = parse_list(request.query_params, CHOICES)

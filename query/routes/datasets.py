@@ -18,6 +18,7 @@ from query.consistency import Consistent
 from query.db import Pool, fetch_one
 from query.engine import list_page
 from query.items import items_sql
+from query.list_docs import list_parameters
 from query.listing import parse_list
 
 router = APIRouter(tags=["datasets"])
@@ -32,8 +33,8 @@ def _columns(actor: Actor) -> tuple[str, list[Any]]:
             params)
 
 
-@router.get("/api/datasets", response_model=DatasetPage)
-@router.get("/api/dataset", response_model=DatasetPage)
+@router.get("/api/datasets", response_model=DatasetPage, openapi_extra=list_parameters(DATASETS))
+@router.get("/api/dataset", response_model=DatasetPage, openapi_extra=list_parameters(DATASETS))
 async def list_datasets(request: Request, pool: Pool, actor: CurrentActor, _: Consistent) -> dict[str, Any]:
     """Datasets the caller may see, newest first. Filters: `user`, `public`, `date`, `q` (name)."""
     query = parse_list(request.query_params, DATASETS)

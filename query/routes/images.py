@@ -17,6 +17,7 @@ from query.collections import IMAGES
 from query.consistency import Consistent
 from query.db import Pool
 from query.image_queries import image_by_id, image_json, list_images
+from query.list_docs import list_parameters
 from query.listing import parse_list
 
 router = APIRouter(tags=["images"])
@@ -41,7 +42,7 @@ async def record_view(app: FastAPI, user_id: int, image_id: int) -> None:
         log.warning("could not record a view", extra={"image_id": image_id, "error": str(exc)})
 
 
-@router.get("/api/images", response_model=ImagePage)
+@router.get("/api/images", response_model=ImagePage, openapi_extra=list_parameters(IMAGES))
 async def get_images(request: Request, pool: Pool, actor: CurrentActor, _: Consistent) -> dict[str, Any]:
     """Images you may see, newest first. Filters: `user`, `tag` (names or ids), `public`, `date`, `choice`,
     `like` (a user id), `q` (name and prompt); `sort=date-|date+|likes`. Commas are alternatives, repeats all

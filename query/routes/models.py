@@ -19,6 +19,7 @@ from query.consistency import Consistent
 from query.db import Pool, fetch_one
 from query.engine import list_page
 from query.items import IMAGES_TABLE, items_sql, shown_id_sql
+from query.list_docs import list_parameters
 from query.listing import parse_list
 
 router = APIRouter(tags=["models"])
@@ -59,7 +60,7 @@ def _shaped(row: dict[str, Any], url_of: Callable[[str], str]) -> dict[str, Any]
     return row
 
 
-@router.get("/api/models", response_model=ModelPage)
+@router.get("/api/models", response_model=ModelPage, openapi_extra=list_parameters(MODELS))
 async def list_models(request: Request, pool: Pool, actor: CurrentActor, url_of: BlobUrls,
                       _: Consistent) -> dict[str, Any]:
     """Models the caller may see, newest first (`sort=date+`: oldest first). Filters: `user`, `tag` (name or

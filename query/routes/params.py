@@ -15,6 +15,7 @@ from query.collections import PARAMS
 from query.consistency import Consistent
 from query.db import Pool, fetch_one
 from query.engine import list_page
+from query.list_docs import list_parameters
 from query.listing import parse_list
 
 router = APIRouter(tags=["params"])
@@ -22,7 +23,7 @@ router = APIRouter(tags=["params"])
 COLUMNS = "id, name, data, public, user_id, created_at, updated_at"
 
 
-@router.get("/api/params", response_model=ParamPage)
+@router.get("/api/params", response_model=ParamPage, openapi_extra=list_parameters(PARAMS))
 async def list_params(request: Request, pool: Pool, actor: CurrentActor, _: Consistent) -> dict[str, Any]:
     """Parameter sets the caller may see, newest first. Filters: `user`, `public`, `date`, `q` (name)."""
     query = parse_list(request.query_params, PARAMS)

@@ -16,6 +16,7 @@ from query.collections import SESSIONS
 from query.consistency import Consistent
 from query.db import Pool, fetch_one
 from query.engine import list_page, visibility_sql
+from query.list_docs import list_parameters
 from query.listing import Condition, parse_list
 
 router = APIRouter(tags=["sessions"])
@@ -23,7 +24,7 @@ router = APIRouter(tags=["sessions"])
 COLUMNS = "id, user_id, created_at, expires_at, last_seen_at, user_agent"
 
 
-@router.get("/api/sessions", response_model=SessionPage)
+@router.get("/api/sessions", response_model=SessionPage, openapi_extra=list_parameters(SESSIONS))
 @router.get("/api/sesions", response_model=SessionPage, include_in_schema=False)
 async def list_sessions(request: Request, pool: Pool, actor: RequiredUser, _: Consistent) -> dict[str, Any]:
     """Your sessions that are not ended or expired, newest first. Admins: `user=ID` for another user's."""

@@ -14,6 +14,7 @@ from query.collections import TAGS
 from query.consistency import Consistent
 from query.db import Pool, fetch_one
 from query.engine import list_page
+from query.list_docs import list_parameters
 from query.listing import parse_list
 
 router = APIRouter(tags=["tags"])
@@ -21,7 +22,7 @@ router = APIRouter(tags=["tags"])
 COLUMNS = "id, name, user_id, created_at, updated_at"
 
 
-@router.get("/api/tags", response_model=TagPage)
+@router.get("/api/tags", response_model=TagPage, openapi_extra=list_parameters(TAGS))
 async def list_tags(request: Request, pool: Pool, _: Consistent) -> dict[str, Any]:
     """Tags, newest first (`sort=date+` for oldest first); `q` matches names, `user` the creator, `date` the
     creation day."""

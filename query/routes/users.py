@@ -16,6 +16,7 @@ from query.collections import USERS
 from query.consistency import Consistent
 from query.db import Pool, fetch_one
 from query.engine import list_page
+from query.list_docs import list_parameters
 from query.listing import parse_list
 
 router = APIRouter(tags=["users"])
@@ -30,7 +31,7 @@ def shown(actor: Actor, row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in ("id", "name", "email", "role", "created_at", "updated_at")}
 
 
-@router.get("/api/users", response_model=UserPage)
+@router.get("/api/users", response_model=UserPage, openapi_extra=list_parameters(USERS))
 async def list_users(request: Request, pool: Pool, actor: CurrentActor, _: Consistent) -> dict[str, Any]:
     """Users, newest first (`sort=date+`: oldest first); `q` matches names, `role` filters by role, `date` the
     sign-up day."""
