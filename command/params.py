@@ -16,26 +16,38 @@ from infra.errors import Invalid, TooLarge
 
 MAX_DATA_BYTES = 64 * 1024  # serialised compactly as UTF-8
 MAX_DATA_DEPTH = 16  # nested objects/arrays; deep nesting is never a parameter set, and recursion is not free
+MAX_SAFE_INTEGER = 2**53 - 1  # API.md: numbers fit a JSON number exactly (a JavaScript client rounds past this)
+
+
+def _refuse(message: str, path: tuple[str, ...]) -> Invalid:
+    where = ".".join(("data", *path))
+    return Invalid(f"{where}: {message}", errors=[{"loc": ["body", "data", *path], "msg": message,
+                                                   "type": "value_error"}])
 
 
 def _check_tree(data: dict[str, Any]) -> None:
-    """Depth, and values the read model's jsonb cannot hold (NaN/Infinity, NUL characters, lone surrogates):
-    refused here, because once in the log they would stop the projector. Iterative on purpose: a hostile
-    document must not exhaust the interpreter's stack."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
+    """Depth, integers a JavaScript client would round, and values the read model's jsonb cannot hold
+    (NaN/Infinity, NUL characters, lone surrogates): refused here, because once in the log they would stop the
+    projector. Iterative on purpose: a hostile document must not exhaust the interpreter's stack."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
     while stack:
-        item, level = stack.pop()
+        item, path = stack.pop()
         if isinstance(item, dict | list):
-            if level > MAX_DATA_DEPTH:
-                raise Invalid(f"data nests deeper than {MAX_DATA_DEPTH} levels of objects and arrays.",
-                              field="body.data")
-            if isinstance(item, dict):
-                stack.extend((key, level) for key in item)
-            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+            if len(path) >= MAX_DATA_DEPTH:
+                raise _refuse(f"nests deeper than {MAX_DATA_DEPTH} levels of objects and arrays.", path)
+            children = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in children:
+                if isinstance(key, str) and not storable(key):
+                    raise _refuse("a key holds a NUL character or an unpaired surrogate, which cannot be stored.", path)
+                stack.append((child, (*path, str(key))))
         elif isinstance(item, float) and not math.isfinite(item):
-            raise Invalid("data cannot hold NaN or Infinity (they are not JSON numbers).", field="body.data")
+            raise _refuse("NaN and Infinity are not JSON numbers.", path)
+        elif isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_SAFE_INTEGER:
+            shown = str(item) if abs(item) < 10**30 else f"an integer of {len(str(abs(item)))} digits"
+            raise _refuse(f"{shown} is outside -{MAX_SAFE_INTEGER}..{MAX_SAFE_INTEGER}, where every client reads "
+                          "an integer exactly; send it as a string.", path)
         elif isinstance(item, str) and not storable(item):
-            raise Invalid("data cannot hold NUL characters or unpaired surrogates.", field="body.data")
+            raise _refuse("NUL characters and unpaired surrogates cannot be stored.", path)
 
 
 def check_param_data(data: dict[str, Any]) -> dict[str, Any]:

@@ -52,16 +52,39 @@ class Items(Input):
 
 # Params
 
+def name_from_data(raw: Any) -> Any:
+    """The original spec's Param has no fixed fields (API.md: "free-form JSON `data` with a `name`"), so a client
+    may keep the name inside `data`: without a top-level `name`, `data.name` is the name (docs/catalog.md)."""
+    if isinstance(raw, dict) and "name" not in raw and isinstance(raw.get("data"), dict) and "name" in raw["data"]:
+        name = raw["data"]["name"]
+        if not isinstance(name, str):
+            raise ValueError("data.name is the param's name when no top-level name is sent, so it must be text")
+        return {**raw, "name": name}
+    return raw
+
+
 class ParamIn(Input):
     name: Name
     data: dict[str, Any] = Field(default_factory=dict)
     public: Flag = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "name" not in name_from_data(raw):
+            raise ValueError("a param needs a name: send name, or data.name")
+        return name_from_data(raw)
 
 
 class ParamPatch(Patch):
     name: Name | None = None
     data: dict[str, Any] | None = None
     public: Flag | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name(cls, raw: Any) -> Any:
+        return name_from_data(raw)
 
 
 class ParamOut(BaseModel):

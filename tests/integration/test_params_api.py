@@ -168,6 +168,49 @@ def test_data_just_inside_the_limits_is_kept_exactly(system: System, people: Peo
         assert client.get(f"/api/params/{param['id']}").json()["data"] == data
 
 
+MAX_SAFE = 2**53 - 1
+
+
+@pytest.mark.parametrize(("data", "path"), [
+    ({"seed": 2**53}, ["seed"]), ({"loras": [1, {"id": -(2**53)}]}, ["loras", "1", "id"]),
+    ({"n": 10**40}, ["n"]),
+])
+def test_integers_a_javascript_client_would_round_are_refused_naming_their_path(system: System, people: People,
+                                                                                data: dict, path: list[str]) -> None:
+    param = create(system, people.alice)
+    with client_of(system, people.alice) as client:
+        before = client.get("/api/params").json()["total"]
+        for answer in (client.post("/api/params", json={"name": unique(), "data": data}),
+                       client.patch(f"/api/params/{param['id']}", json={"data": data})):
+            body = assert_problem(answer, 422)
+            assert body["detail"].startswith(".".join(["data", *path]) + ": ") and "as a string" in body["detail"]
+            assert body["errors"][0]["loc"] == ["body", "data", *path]
+        assert client.get("/api/params").json()["total"] == before
+        assert client.get(f"/api/params/{param['id']}").json() == param
+    edges = {"max": MAX_SAFE, "min": -MAX_SAFE, "float": 1e300}
+    assert create(system, people.alice, data=edges)["data"] == edges
+
+
+def test_the_name_may_be_sent_inside_data(system: System, people: People) -> None:
+    with client_of(system, people.alice) as client:
+        answer = client.post("/api/params", json={"data": {"name": "  inside  ", "steps": 20}})
+        assert answer.status_code == 201, answer.text
+        param = answer.json()
+        assert param["name"] == "inside" and param["data"] == {"name": "  inside  ", "steps": 20}
+        renamed = client.patch(f"/api/params/{param['id']}", json={"data": {"name": "moved", "steps": 30}})
+        assert renamed.status_code == 200 and renamed.json()["name"] == "moved"
+        kept = client.patch(f"/api/params/{param['id']}", json={"name": "top", "data": {"name": "inner"}})
+        assert kept.json()["name"] == "top" and kept.json()["data"] == {"name": "inner"}
+        unnamed = client.patch(f"/api/params/{param['id']}", json={"data": {"steps": 1}})
+        assert unnamed.json()["name"] == "top"
+        before = client.get(f"/api/params/{param['id']}").json()
+        for bad in ({"data": {"name": 5}}, {"data": {"name": None}}, {"data": {"name": "  "}}):
+            assert_problem(client.post("/api/params", json=bad), 422)
+            assert_problem(client.patch(f"/api/params/{param['id']}", json=bad), 422)
+        assert "name, or data.name" in assert_problem(client.post("/api/params", json={"data": {}}), 422)["detail"]
+        assert client.get(f"/api/params/{param['id']}").json() == before
+
+
 @pytest.fixture(scope="module")
 def listing(system: System, people: People) -> Iterator[dict[str, object]]:
     marker = unique("lst")
