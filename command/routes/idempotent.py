@@ -24,4 +24,5 @@ def created_again(app: CommandApp, cls: type[Owned], kind: str, actor: Actor,
             found = app.load(cls, kind, split[1])
             if actor.owns(getattr(found, "user_id", None)):
                 return found, dup.sequence
-    raise Conflict("This Idempotency-Key was already used for a different request.")
+    raise Conflict("This Idempotency-Key was used before by another user or for another kind of object: send a "
+                   "new key with each new request (a key is for retrying one request).")
