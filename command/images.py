@@ -27,6 +27,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # tab and newline are fine i
 
 def clean_text(raw: str, field: str, limit: int) -> str:
     text = raw.strip()
+    if field == "name" and not text:
+        raise Invalid("A name cannot be empty.", field="body.name")
     if len(text) > limit:
         raise Invalid(f"{field} has at most {limit} characters.", field=f"body.{field}")
     if _CONTROL.search(text) or (field == "name" and ("\n" in text or "\t" in text)):

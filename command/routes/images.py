@@ -16,6 +16,7 @@ from command.routes.idempotent import created_again
 from command.tag_refs import clean_tag_names, tag_names
 from events.jetstream import DuplicateRequest
 from infra.auth import RequiredUser
+from infra.errors import Invalid
 from infra.http import ObjectId, written
 from infra.schemas_images import ImageOut, ImagePatch, ImageUser
 from infra.settings import Settings
@@ -72,7 +73,11 @@ async def post_image(request: Request, response: Response, app: Commands, actor:
     upload = await read_upload(request, settings.upload_max_bytes)
     fields = upload.fields
     tags = clean_tag_names(fields.tags)  # every check before anything is stored
-    name = clean_text(fields.name if fields.name is not None else default_name(upload.filename), "name", MAX_NAME)
+    # A blank `name` is no name: a browser form sends its empty text inputs. The file's name stands in for it.
+    name = fields.name if fields.name is not None and fields.name.strip() else default_name(upload.filename)
+    if not name:
+        raise Invalid("The image needs a name: send a `name` field (the file's name gives none).", field="body.name")
+    name = clean_text(name, "name", MAX_NAME)
     prompt = clean_text(fields.prompt, "prompt", MAX_PROMPT)
     negative = clean_text(fields.negative_prompt, "negative_prompt", MAX_PROMPT)
     prepared = await run_in_threadpool(prepare_image, upload.data, settings.upload_max_bytes,

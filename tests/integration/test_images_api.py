@@ -87,6 +87,19 @@ def test_the_name_defaults_to_the_files_name_and_public_can_be_false(system: Sys
         assert answer.json()["name"] == "holiday photo" and answer.json()["public"] is False
 
 
+@pytest.mark.parametrize("name", ["", "   "])
+def test_a_blank_name_field_is_no_name_and_the_files_name_stands_in(system: System, people: People,
+                                                                    name: str) -> None:
+    with client_of(system, people.alice) as client:
+        answer = upload(client, filename="sunset.png", fields={"name": name})
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["name"] == "sunset"
+        events = log_end(system)
+        assert "send a `name` field" in assert_problem(upload(client, filename=" .png", fields={"name": name}),
+                                                       422)["detail"]
+        assert log_end(system) == events
+
+
 def test_location_metadata_is_stripped_from_what_is_stored(system: System, people: People) -> None:
     original = jpeg_with_gps()
     assert SECRET.encode() in original
@@ -251,6 +264,7 @@ def test_only_the_owner_or_an_admin_may_change_or_delete(system: System, people:
 @pytest.mark.parametrize("body", [
     {"likes": 5}, {"user_id": 1}, {"url": "x"}, {"width": 3}, {"id": 9}, {"name": None}, {"public": "yes"},
     {"public": 1}, {"tags": "a,b"}, {"tags": ["12"]}, {"tags": None}, {"name": "x" * 201}, {"name": 7},
+    {"name": ""}, {"name": "   "},
 ])
 def test_unknown_read_only_and_malformed_fields_are_422(system: System, people: People, body: dict) -> None:
     image = new_image(system, people.alice)
