@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from infra.passwords import MAX_PASSWORD, MIN_PASSWORD
-from infra.schemas import Input, Page
+from infra.schemas import Input, NoNulls, Page
 
 
 class UserIn(Input):
@@ -18,8 +18,8 @@ class UserIn(Input):
     password: str = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
 
 
-class AccountPatch(Input):
-    """Change one's own account; a new password needs the old one."""
+class AccountPatch(NoNulls):
+    """Change one's own account; a new password needs the old one. Null is refused (422), as in every PATCH."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     email: str | None = Field(default=None, min_length=3, max_length=320)

@@ -4,13 +4,27 @@ built by the command side from aggregates and by the query side from read-model 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class NoNulls(Input):
+    """A PATCH body: only the fields sent change, and an explicit null is refused (422 naming the field), except
+    for the fields in `nullable`, where null has a meaning of its own (a model's cover: remove it)."""
+
+    nullable: ClassVar[tuple[str, ...]] = ()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name not in cls.nullable:
+            raise ValueError(f"{info.field_name} cannot be null; leave it out to keep it as it is")
+        return value
 
 
 class Page(BaseModel):

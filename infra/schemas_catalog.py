@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from infra.schemas import Input, Page
+from infra.schemas import Input, NoNulls, Page
 
 MAX_ID = 2**53 - 1
 MAX_OSS_ITEMS = 1000
@@ -26,17 +26,8 @@ ModelType = Literal["lora", "ckp", "hyper", "ti"]
 BaseModelName = Literal["SD1.5", "SD2"]
 
 
-class Patch(Input):
+class Patch(NoNulls):
     """A PATCH body: only the fields sent change; null is not a value unless a subclass says so."""
-
-    nullable: ClassVar[tuple[str, ...]] = ()
-
-    @model_validator(mode="after")
-    def _no_nulls(self) -> Patch:
-        for name in self.model_fields_set:
-            if getattr(self, name) is None and name not in self.nullable:
-                raise ValueError(f"{name} cannot be null; leave it out to keep it as it is")
-        return self
 
     def sent(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.model_fields_set}

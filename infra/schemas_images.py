@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
-from infra.schemas import Input, Page
+from infra.schemas import Input, NoNulls, Page
 
 MAX_ID = 2**53 - 1
 MAX_TAGS = 20
@@ -19,15 +19,6 @@ ObjectRef = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
 TagNames = Annotated[list[Annotated[str, Field(strict=True, max_length=200)]], Field(max_length=MAX_TAGS)]
 Weight = Annotated[float, Field(strict=True, ge=0, le=1_000_000, allow_inf_nan=False)]
 Flag = Annotated[bool, Field(strict=True)]
-
-
-class NoNulls(Input):
-    @model_validator(mode="after")
-    def _no_nulls(self) -> NoNulls:
-        for name in self.model_fields_set:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null; leave it out to keep it as it is")
-        return self
 
 
 # Images

@@ -121,6 +121,23 @@ def test_account_changes_refuse_read_only_fields(system: System, extra: dict) ->
         assert_problem(client.patch(f"/api/users/{ann.id}", json=extra), 422)
 
 
+@pytest.mark.parametrize("body", [{"name": None}, {"email": None}, {"name": None, "email": None},
+                                  {"password": None}, {"old_password": None}])
+def test_null_is_refused_naming_the_field_and_changes_nothing(system: System, body: dict) -> None:
+    ann, admin = new_account(system, "ann"), new_admin(system)
+    with system.client(ann.token) as client:
+        before = client.get("/api/account").json()
+        refused = assert_problem(client.patch("/api/account", json=body), 422)
+        assert ["body", next(iter(body))] in [e["loc"] for e in refused["errors"]]
+        assert "cannot be null" in refused["detail"]
+        assert_problem(client.patch(f"/api/users/{ann.id}", json=body), 422)
+    with system.client(admin.token) as client:
+        assert_problem(client.patch(f"/api/users/{ann.id}", json={**body, "role": None}), 422)
+        assert_problem(client.patch(f"/api/users/{ann.id}", json={"role": None}), 422)
+    with system.client(ann.token) as client:
+        assert client.get("/api/account").json() == before
+
+
 def test_deleting_a_user_ends_their_sessions_and_hides_them(system: System) -> None:
     ann, admin = new_account(system, "ann"), new_admin(system)
     with system.client(admin.token) as client:
