@@ -5,9 +5,9 @@ is left as it is and an explicit null is refused, except where null has a meanin
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
 from infra.schemas import Input, NoNulls, Page
 
@@ -22,8 +22,23 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 Flag = Annotated[bool, Field(strict=True)]  # true or false, not "yes" or 1
 TriggerWords = Annotated[str, Field(max_length=1000)]
 TagNames = Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=MAX_TAGS)]
-ModelType = Literal["lora", "ckp", "hyper", "ti"]
-BaseModelName = Literal["SD1.5", "SD2"]
+
+
+def any_case(*spellings: str) -> BeforeValidator:
+    """Accept any case of one of `spellings` and keep its canonical spelling (the list filters, which read
+    `type=LORA` too, compare against what is stored)."""
+    canonical = {spelling.lower(): spelling for spelling in spellings}
+
+    def spell(value: Any) -> Any:
+        return canonical.get(value.lower(), value) if isinstance(value, str) else value
+
+    return BeforeValidator(spell)
+
+
+MODEL_TYPES = Literal["lora", "ckp", "hyper", "ti"]
+BASE_MODELS = Literal["SD1.5", "SD2"]
+ModelType = Annotated[MODEL_TYPES, any_case(*get_args(MODEL_TYPES))]
+BaseModelName = Annotated[BASE_MODELS, any_case(*get_args(BASE_MODELS))]
 
 
 class Patch(NoNulls):

@@ -14,7 +14,8 @@ from query.dates import DayRange, parse_date
 
 MAX_ID = 2**53 - 1
 MAX_TEXT = 200
-_BOOLS = {"true": True, "false": False, "1": True, "0": False}
+# The spellings an upload's `public` field takes too (command/image_upload.py), any case.
+_BOOLS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
 def read_id(raw: str) -> int:
@@ -66,14 +67,14 @@ class Tagged(Filter):
 
 @dataclass(frozen=True)
 class Flag(Filter):
-    """`public=true|false` (also 1|0)."""
+    """`public=true|false` (also 1|0, yes|no, on|off; any case)."""
 
     column: str = "public"
 
     def read(self, raw: str) -> bool:
         value = _BOOLS.get(raw.strip().lower())
         if value is None:
-            raise ValueError(f"{raw!r} is not true or false")
+            raise ValueError(f"{raw!r} is not true or false (nor 1/0, yes/no, on/off)")
         return value
 
 

@@ -64,7 +64,8 @@ def test_create_answers_an_initial_private_model_with_its_training_data(system: 
 
 
 @pytest.mark.parametrize("change", [
-    {"type": "LoRa"}, {"type": "SD2"}, {"base_model": "SD3"}, {"type": None}, {"data": {}},
+    {"type": "LoRa2"}, {"type": "SD2"}, {"base_model": "SD3"}, {"base_model": "sd 1.5"}, {"type": " lora"},
+    {"type": None}, {"data": {}},
     {"data": {"oss": [], "images": [], "choices": []}}, {"data": {"oss": ["ftp://x.example/a.png"]}},
     {"data": {"images": [123456789]}}, {"status": "ready"}, {"status": "initial"}, {"progress": 50},
     {"model_path": "/x"}, {"user_id": 1}, {"id": 5}, {"image": "x"}, {"tags": ["12345"]}, {"tags": ["a,b"]},
@@ -81,6 +82,20 @@ def test_create_refuses_bad_fields_and_stores_nothing(system: System, people: Pe
         assert_problem(client.post("/api/models", json=body), 422)
         assert client.get("/api/models").json()["total"] == before
         assert client.get("/api/tags").json()["total"] == tags_before
+
+
+@pytest.mark.parametrize(("sent", "stored"), [
+    ({"type": "LORA", "base_model": "sd1.5"}, ("lora", "SD1.5")),
+    ({"type": "Ckp", "base_model": "sd2"}, ("ckp", "SD2")),
+    ({"type": "HYPER", "base_model": "Sd1.5"}, ("hyper", "SD1.5")),
+    ({"type": "tI", "base_model": "SD2"}, ("ti", "SD2")),
+])
+def test_type_and_base_model_take_any_case_and_keep_the_canonical_spelling(system: System, people: People,
+                                                                           sent: dict, stored: tuple) -> None:
+    model = create(system, people.alice, **sent)
+    assert (model["type"], model["base_model"]) == stored
+    assert get(system, people.alice, model["id"])["type"] == stored[0]
+    assert model["id"] in listed(system, people.alice, type=stored[0], base_model=stored[1], user=people.alice.id)
 
 
 def test_tags_are_shared_by_name_ignoring_case_in_the_order_given(system: System, people: People) -> None:
@@ -292,6 +307,8 @@ def test_list_filters(system: System, people: People) -> None:
     assert listed(system, people.alice, q=marker, status="running") == []
     assert listed(system, people.alice, q=marker, user=people.bob.id) == [words["id"]]
     assert listed(system, people.alice, q=marker, public="false") == [ckp["id"]]
+    assert listed(system, people.alice, q=marker, public="No") == [ckp["id"]]  # an upload's spellings too
+    assert listed(system, people.alice, q=marker, public="on,YES") == [words["id"], lora["id"]]
     assert listed(system, people.alice, tag=f"{marker}-a") == [ckp["id"], lora["id"]]
     assert listed(system, people.alice, tag=f"{marker}-A,{marker}-b") == [ckp["id"], lora["id"]]
     with client_of(system, people.alice) as client:

@@ -52,6 +52,11 @@ def test_public_reads_true_and_false() -> None:
     assert isinstance(query.conditions[0].filter, Flag)
 
 
+def test_public_takes_the_spellings_an_upload_takes_in_any_case() -> None:
+    query = parse("public=yes,On,1,TRUE&public=no,OFF,0,False")
+    assert [c.values for c in query.conditions] == [(True,), (False,)]
+
+
 def test_an_unencoded_plus_arrives_as_a_space_and_still_means_plus() -> None:
     encoded, raw = parse("date=20220214%2B&sort=date%2B"), parse("date=20220214+&sort=date+")
     assert encoded.conditions == raw.conditions
@@ -94,7 +99,7 @@ def test_malformed_dates_are_refused(query_string: str) -> None:
     ("bogus=1", "bogus"), ("page=0", "page"), ("page=x", "page"), ("page=1&page=2", "page"),
     ("pageSize=101", "pageSize"), ("page_size=0", "page_size"), ("page_size=5&pageSize=5", "pageSize"),
     ("sort=name", "sort"), ("sort=date-&sort=date%2B", "sort"), ("user=abc", "user"), ("user=0", "user"),
-    ("user_id=9007199254740992", "user_id"), ("user=1,,2", "user"), ("tag=", "tag"), ("public=yes", "public"),
+    ("user_id=9007199254740992", "user_id"), ("user=1,,2", "user"), ("tag=", "tag"), ("public=maybe", "public"),
     ("choice=-1", "choice"), ("like=me", "like"), ("q=%00", "q"), ("q=" + "x" * 201, "q"),
     ("status=ready", "status"), ("cursor=zzz", "cursor"), ("page=2&cursor=abc", "cursor"),
     ("user=" + ",".join(["1"] * 101), "user"),
