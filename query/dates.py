@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-_PERIOD = re.compile(r"\d{4}(\d{2}(\d{2})?)?")
+_PERIOD = re.compile(r"[0-9]{4}([0-9]{2}([0-9]{2})?)?")  # ASCII digits only (\d takes any script's)
 
 
 @dataclass(frozen=True)
@@ -63,10 +63,9 @@ def _period(text: str) -> tuple[date, date]:
 
 
 def parse_date(raw: str) -> DayRange:
-    """One `date=` value (one alternative of a comma list), with an unencoded `+` (a space) allowed."""
-    text = raw.lstrip()
-    if text.endswith(" "):
-        text = text.rstrip() + "+"
+    """One `date=` value (one alternative of a comma list). One trailing space is an unencoded `+`; any other
+    space (leading, doubled) is malformed."""
+    text = raw[:-1] + "+" if raw.endswith(" ") else raw
     if "~" in text:
         start, _, end = text.partition("~")
         first, last = _period(start)[0], _period(end)[1]

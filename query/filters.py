@@ -13,20 +13,23 @@ from typing import Any
 from query.dates import DayRange, parse_date
 
 MAX_ID = 2**53 - 1
+MAX_DIGITS = 20  # longer digit strings are no id, and converting thousands of digits is refused (or slow)
 MAX_TEXT = 200
 # The spellings an upload's `public` field takes too (command/image_upload.py), any case.
 _BOOLS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
 def read_id(raw: str) -> int:
-    text = raw.strip()
-    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= MAX_ID:
-        raise ValueError(f"{raw!r} is not an id (a positive integer below 2^53)")
-    return int(text)
+    """Plain ASCII digits, nothing around them: ' 5' (a space, or an unencoded '+') is not an id."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_DIGITS or not 0 < int(raw) <= MAX_ID:
+        raise ValueError(f"{raw!r} is not an id (a positive integer below 2^53, in plain digits)")
+    return int(raw)
 
 
 def read_text(raw: str) -> str:
-    text = raw.strip()
+    text = raw
+    if text != text.strip():
+        raise ValueError(f"{raw!r} begins or ends with a space (an unencoded + arrives as a space: send it as %2B)")
     if len(text) > MAX_TEXT:
         raise ValueError(f"a value has at most {MAX_TEXT} characters")
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
@@ -72,7 +75,7 @@ class Flag(Filter):
     column: str = "public"
 
     def read(self, raw: str) -> bool:
-        value = _BOOLS.get(raw.strip().lower())
+        value = _BOOLS.get(raw.lower())
         if value is None:
             raise ValueError(f"{raw!r} is not true or false (nor 1/0, yes/no, on/off)")
         return value
@@ -96,11 +99,11 @@ class OneOf(Filter):
     allowed: tuple[str, ...]
 
     def read(self, raw: str) -> str:
-        wanted = raw.strip().lower()
+        wanted = raw.lower()
         for value in self.allowed:
             if value.lower() == wanted:
                 return value
-        raise ValueError(f"{raw.strip()!r} is not one of {', '.join(self.allowed)}")
+        raise ValueError(f"{raw!r} is not one of {', '.join(self.allowed)}")
 
 
 @dataclass(frozen=True)

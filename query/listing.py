@@ -22,7 +22,7 @@ from typing import Any, Literal
 from starlette.datastructures import QueryParams
 
 from infra.errors import Invalid
-from query.filters import Filter
+from query.filters import MAX_DIGITS, Filter
 
 PAGE_SIZE_NAMES = ("page_size", "pageSize")
 PAGING = {"page", *PAGE_SIZE_NAMES, "sort", "cursor"}
@@ -140,10 +140,10 @@ def _once(params: QueryParams, names: tuple[str, ...]) -> tuple[str, str] | None
 
 
 def _number(name: str, raw: str, upper: int) -> int:
-    text = raw.strip()
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= upper:
-        raise Invalid(f"{name} must be an integer from 1 to {upper}.", field=f"query.{name}")
-    return int(text)
+    """Plain ASCII digits: '+1' arrives as ' 1' and is refused like any other stray space."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_DIGITS or not 1 <= int(raw) <= upper:
+        raise Invalid(f"{name} must be an integer from 1 to {upper}, in plain digits.", field=f"query.{name}")
+    return int(raw)
 
 
 def _conditions(params: QueryParams, collection: Collection) -> tuple[Condition, ...]:
@@ -175,7 +175,7 @@ def parse_list(params: QueryParams, collection: Collection) -> ListQuery:
                       field=f"query.{unknown[0]}")
     sort = "date-"
     if given := _once(params, ("sort",)):
-        sort = given[1].strip() + "+" if given[1].endswith(" ") else given[1].strip()  # '+' sent unencoded
+        sort = given[1][:-1] + "+" if given[1].endswith(" ") else given[1]  # one trailing space: '+' unencoded
         if sort not in collection.sorts:
             raise Invalid(f"sort must be one of {', '.join(collection.sorts)}.", field="query.sort")
     page = 1
@@ -188,7 +188,7 @@ def parse_list(params: QueryParams, collection: Collection) -> ListQuery:
     if given := _once(params, ("cursor",)):
         if "page" in params:
             raise Invalid("Give either page or cursor, not both.", field="query.cursor")
-        cursor = Cursor.decode(given[1].strip(), sort)
+        cursor = Cursor.decode(given[1], sort)
         page = cursor.page
     return ListQuery(page=page, page_size=page_size, sort=sort, conditions=_conditions(params, collection),
                      cursor=cursor)

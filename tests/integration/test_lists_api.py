@@ -96,7 +96,8 @@ def test_the_cursor_walk_and_the_page_walk_agree(system: System, people: People,
                                   "/api/choices", "/api/tags", "/api/users", "/api/sessions"])
 @pytest.mark.parametrize(("query", "named"), [("bogus=1", "bogus"), ("pageSize=0", "pageSize"),
                                               ("page=1&page=2", "page"), ("sort=sideways", "sort"),
-                                              ("user_id=x", "user_id"), ("date=2023~2022", "date")])
+                                              ("user_id=x", "user_id"), ("date=2023~2022", "date"),
+                                              ("page=+1", "page"), ("sort=%20date-", "sort")])
 def test_every_list_refuses_unknown_and_malformed_parameters_naming_them(
     system: System, people: People, path: str, query: str, named: str
 ) -> None:

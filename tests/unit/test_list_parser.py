@@ -108,6 +108,35 @@ def test_unknown_parameters_and_malformed_values_are_refused_by_name(query_strin
     assert refused(query_string) == named
 
 
+@pytest.mark.parametrize(("query_string", "named"), [
+    ("date=2026++", "date"), ("date=2026%20%20", "date"), ("date=%202026", "date"), ("date=2026%20~2027", "date"),
+    ("date=%D9%A2%D9%A0%D9%A2%D9%A6", "date"),  # Arabic-Indic digits: \\d would take them
+    ("sort=%20date-", "sort"), ("sort=date-%20", "sort"), ("sort=date++", "sort"),
+    ("public=%20true", "public"), ("public=true%20", "public"), ("user=%201", "user"), ("user=1%20", "user"),
+    ("user=1,+2", "user"), ("like=+1", "like"), ("choice=%091", "choice"), ("tag=+7", "tag"), ("tag=cat%20", "tag"),
+    ("q=c++", "q"), ("q=%20cat", "q"), ("page=+1", "page"), ("page=%201", "page"), ("page=1%20", "page"),
+    ("pageSize=20%20", "pageSize"), ("page_size=%2B5", "page_size"), ("cursor=%20abc", "cursor"),
+    ("page=" + "1" * 5000, "page"), ("user=" + "1" * 5000, "user"), ("page=%D9%A1", "page"),
+])
+def test_stray_whitespace_and_non_plain_digits_are_refused(query_string: str, named: str) -> None:
+    """Only one trailing space in `date` and `sort` has a meaning (an unencoded `+`); any other space, a
+    leading `+` (which arrives as a space) or digits of another script make a value malformed."""
+    assert refused(query_string) == named
+
+
+def test_status_type_and_base_model_refuse_stray_spaces() -> None:
+    for query_string in ("status=%20ready", "type=lora%20", "base_model=SD2+"):
+        assert refused(query_string, MODELS) == query_string.partition("=")[0]
+
+
+def test_one_trailing_space_is_plus_and_inner_spaces_are_text() -> None:
+    assert parse("date=2026+").conditions == parse("date=2026%2B").conditions
+    assert parse("sort=date+").sort == "date+"
+    query = parse("q=blue+sky&tag=blue%20sky")
+    assert [c.values for c in query.conditions] == [("blue sky",), ("blue sky",)]
+    assert parse("page=01&user=0042").page == 1 and parse("user=0042").conditions[0].values == (42,)
+
+
 def test_each_collection_accepts_its_own_parameters() -> None:
     assert refused("like=1", MODELS) == "like"
     assert refused("sort=likes", MODELS) == "sort"
