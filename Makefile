@@ -28,3 +28,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.append
 	$(BIN)/python -m bench.project
 	$(BIN)/python -m bench.lists
+	$(BIN)/python -m bench.likes

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProjectorFunction, project_aggregate
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, OperationalError, PersistenceError
 
 from events.codec import register_transcodings
 from events.ids import aggregate_uuid
@@ -29,6 +29,10 @@ R = TypeVar("R")
 
 class CommandApp(Application[UUID]):
     name = "aidraw"
+    # Aggregates whose histories grow long register an interval here (command/likes.py): every so many events
+    # a snapshot is stored, and loading reads the latest snapshot and the events after it (events/snapshots.py).
+    is_snapshotting_enabled = True
+    snapshotting_intervals: ClassVar[dict[Any, int]] = {}
 
     def __init__(self, settings: Settings, nats_url: str) -> None:
         super().__init__(env={
@@ -38,6 +42,16 @@ class CommandApp(Application[UUID]):
             "NATS_SUBJECT_PREFIX": settings.subject_prefix,
         })
         self.settings = settings
+
+    def take_snapshot(self, aggregate_id: UUID, version: int | None = None,
+                      projector_func: ProjectorFunction[Any, Any] = project_aggregate) -> None:
+        """Snapshots are a cache: one that cannot be stored (another process stored a later one first, NATS is
+        slow) never fails the command whose events are already stored."""
+        try:
+            super().take_snapshot(aggregate_id, version, projector_func)
+        except (IntegrityError, PersistenceError, OperationalError) as exc:
+            log.warning("snapshot not stored", extra={"aggregate": str(aggregate_id), "version": version,
+                                                      "error": str(exc)})
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         register_transcodings(transcoder)

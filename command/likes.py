@@ -44,6 +44,11 @@ class Likes(Aggregate):
         self.image_ids.discard(event.image_id)
 
 
+# A user's likes grow without bound; loading them replays only the events since the latest snapshot.
+SNAPSHOT_EVERY = 100
+CommandApp.snapshotting_intervals[Likes] = SNAPSHOT_EVERY
+
+
 def _likes_of(app: CommandApp, user_id: int) -> Likes:
     try:
         return app.load(Likes, "likes", user_id)

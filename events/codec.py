@@ -16,14 +16,29 @@ from eventsourcing.persistence import (
     JSONTranscoder,
     Mapper,
     StoredEvent,
+    Transcoding,
     UUIDAsHex,
 )
+
+
+class IntSetAsList(Transcoding):
+    """A set of integers (a snapshot of a user's likes), as a sorted list."""
+
+    type = set
+    name = "int_set"
+
+    def encode(self, obj: set[int]) -> list[int]:
+        return sorted(obj)
+
+    def decode(self, data: list[int]) -> set[int]:
+        return set(data)
 
 
 def register_transcodings(transcoder: JSONTranscoder) -> None:
     transcoder.register(UUIDAsHex())
     transcoder.register(DecimalAsStr())
     transcoder.register(DatetimeAsISO())
+    transcoder.register(IntSetAsList())
 
 
 @lru_cache(maxsize=1)

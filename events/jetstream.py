@@ -63,7 +63,7 @@ from events.errors import ClaimConflict, DuplicateRequest, OutcomeUnknown
 from events.ids import is_event_subject, subject_for
 from events.stream import ensure_stream, stream_last_sequence
 from events.subscription import JetStreamSubscription
-from events.writeplan import ID, TOPIC, VERSION, VersionCache, WritePlan, duplicate, holder
+from events.writeplan import ID, TOPIC, VERSION, PositionHints, VersionCache, WritePlan, duplicate, holder
 
 __all__ = [
     "Claim",
@@ -89,6 +89,8 @@ class JetStreamAggregateRecorder(AggregateRecorder):
         self.prefix = prefix
         self.timeout = timeout
         self._cache = VersionCache(cache_size)
+        # (subject, version) -> stream sequence: what this recorder wrote lately, and what snapshots said
+        self._positions = PositionHints(cache_size)
 
     # ---- writing ----
 
@@ -110,7 +112,7 @@ class JetStreamAggregateRecorder(AggregateRecorder):
             raise ProgrammingError("tracking records live with the views in PostgreSQL, not in JetStream")
         idem = idempotency_subject(self.prefix, idempotency_key) if idempotency_key is not None else None
         plan = WritePlan(self.prefix, stored_events, [self._subject(e.originator_id) for e in stored_events],
-                         claims, releases, idem)
+                         claims, releases, idem, self._extra_headers(stored_events))
         if plan.release_subjects:  # a release needs the holder's sequence (claims are first tried as free)
             plan.claims_seen(self._read_lasts(plan.release_subjects))
         attempts = busy = 0
@@ -151,7 +153,10 @@ class JetStreamAggregateRecorder(AggregateRecorder):
                 raise duplicate(record)
             if ack.count != len(msgs):
                 raise PersistenceError(f"JetStream acknowledged {ack.count} messages of {len(msgs)}")
-            return plan.stored(self._cache, ack.seq, ack.count)
+            sequences = plan.stored(self._cache, ack.seq, ack.count)
+            for event, subject, seq in zip(stored_events, plan.subjects, sequences, strict=True):
+                self._positions.remember(subject, event.originator_version, seq)
+            return sequences
 
     # ---- reading ----
 
@@ -165,7 +170,13 @@ class JetStreamAggregateRecorder(AggregateRecorder):
             event = self._stored_event(last)
             self._cache.remember(subject, event.originator_version, last.seq)
             return [event] if gt is None or event.originator_version > gt else []
-        msgs = self._read_all(subject)
+        start = self._positions.get(subject, gt) if gt is not None else None
+        if gt is None or start is None:
+            msgs = self._read_all(subject)
+        else:  # a snapshot said where version `gt` is: read only what follows it
+            msgs = self._read_from(subject, start + 1)
+            if msgs and int(msgs[0].headers[VERSION]) != gt + 1:
+                msgs = self._read_all(subject)
         events = [self._stored_event(m) for m in msgs]
         if msgs:
             self._cache.remember(subject, events[-1].originator_version, msgs[-1].seq)
@@ -197,8 +208,26 @@ class JetStreamAggregateRecorder(AggregateRecorder):
         return stored_time(msg) if msg is not None else None
 
     def _read_all(self, subject: str) -> list[StoredMsg]:
+        return self._read_from(subject, 1)
+
+    def _read_from(self, subject: str, seq: int) -> list[StoredMsg]:
         nc = self.bridge.nc
-        return self._run(get_range(nc, self.stream, subjects=subject, seq=1, timeout=self.timeout))
+        return self._run(get_range(nc, self.stream, subjects=subject, seq=seq, timeout=self.timeout))
+
+    def _extra_headers(self, stored_events: Sequence[StoredEvent]) -> list[dict[str, str]] | None:
+        """Headers to add to each stored event's message (none here; see events/snapshots.py)."""
+        return None
+
+    def subject_of(self, originator_id: UUID | str) -> str:
+        return self._subject(originator_id)
+
+    def position(self, originator_id: UUID | str, version: int) -> int | None:
+        """The stream sequence of `version` of an aggregate, when this recorder wrote or was told it lately."""
+        return self._positions.get(self._subject(originator_id), version)
+
+    def know_position(self, subject: str, version: int, seq: int) -> None:
+        """`version` of the aggregate on `subject` is stored at stream sequence `seq` (a snapshot said so)."""
+        self._positions.remember(subject, version, seq)
 
     def _read_lasts(self, subjects: list[str]) -> dict[str, StoredMsg | None]:
         async def read() -> list[StoredMsg | None]:
@@ -224,8 +253,7 @@ class JetStreamAggregateRecorder(AggregateRecorder):
                 raise ProgrammingError(f"originator ids must be UUIDs here, not {originator_id!r}") from None
         return subject_for(self.prefix, originator_id)
 
-    @staticmethod
-    def _stored_event(msg: StoredMsg) -> StoredEvent:
+    def _stored_event(self, msg: StoredMsg) -> StoredEvent:
         return StoredEvent(originator_id=UUID(msg.headers[ID]), originator_version=int(msg.headers[VERSION]),
                            topic=msg.headers[TOPIC], state=msg.data)
 
@@ -300,17 +328,28 @@ class Factory(InfrastructureFactory[TrackingRecorder]):
         self.stream = self.env.get(self.NATS_STREAM) or "AIDRAW"
         self.prefix = self.env.get(self.NATS_SUBJECT_PREFIX) or "aidraw"
         self.timeout = float(self.env.get(self.NATS_TIMEOUT) or 10.0)
+        self._events: JetStreamApplicationRecorder | None = None
 
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
-        stream, prefix = self.stream, self.prefix
         if purpose == "snapshots":
-            stream, prefix = f"{stream}_SNAPSHOTS", f"{prefix}_snapshots"
-        ensure_stream(self.bridge, stream, prefix)
-        return JetStreamAggregateRecorder(self.bridge, stream, prefix, timeout=self.timeout)
+            from events.snapshots import JetStreamSnapshotRecorder
+
+            stream, prefix = f"{self.stream}_SNAPSHOTS", f"{self.prefix}_snapshots"
+            ensure_stream(self.bridge, stream, prefix)
+            return JetStreamSnapshotRecorder(self.bridge, stream, prefix, self._events_recorder(),
+                                             timeout=self.timeout)
+        ensure_stream(self.bridge, self.stream, self.prefix)
+        return JetStreamAggregateRecorder(self.bridge, self.stream, self.prefix, timeout=self.timeout)
 
     def application_recorder(self) -> ApplicationRecorder:
-        ensure_stream(self.bridge, self.stream, self.prefix)
-        return JetStreamApplicationRecorder(self.bridge, self.stream, self.prefix, timeout=self.timeout)
+        return self._events_recorder()
+
+    def _events_recorder(self) -> JetStreamApplicationRecorder:
+        """The one recorder of the domain stream an application gets (its snapshots point into it)."""
+        if self._events is None:
+            ensure_stream(self.bridge, self.stream, self.prefix)
+            self._events = JetStreamApplicationRecorder(self.bridge, self.stream, self.prefix, timeout=self.timeout)
+        return self._events
 
     def tracking_recorder(
         self, tracking_recorder_class: type[TrackingRecorder] | None = None

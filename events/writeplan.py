@@ -56,6 +56,31 @@ class VersionCache:
                 self._entries.popitem(last=False)
 
 
+class PositionHints:
+    """Where given versions of aggregates sit in the stream: (subject, version) -> stream sequence, for the most
+    recently used entries. Snapshots carry such a position, so that loading from one reads only the events
+    after it. A wrong hint cannot give a wrong answer: the reader checks the version it finds there."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._entries: OrderedDict[tuple[str, int], int] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, subject: str, version: int) -> int | None:
+        with self._lock:
+            seq = self._entries.get((subject, version))
+            if seq is not None:
+                self._entries.move_to_end((subject, version))
+            return seq
+
+    def remember(self, subject: str, version: int, seq: int) -> None:
+        with self._lock:
+            self._entries[(subject, version)] = seq
+            self._entries.move_to_end((subject, version))
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
 def holder(last: StoredMsg | None) -> str | None:
     """The owner holding a claim subject whose last message is `last`, None when it is free."""
     if last is None or last.headers.get(CLAIM_HEADER) != HELD:
@@ -87,8 +112,10 @@ def _unique(claims: Sequence[Claim]) -> list[_Pending]:
 
 class WritePlan:
     def __init__(self, prefix: str, events: Sequence[StoredEvent], subjects: Sequence[str],
-                 claims: Sequence[Claim], releases: Sequence[Claim], idem_subject: str | None) -> None:
+                 claims: Sequence[Claim], releases: Sequence[Claim], idem_subject: str | None,
+                 extra_headers: Sequence[dict[str, str]] | None = None) -> None:
         self.events = list(events)
+        self.extra_headers = list(extra_headers) if extra_headers is not None else [{} for _ in self.events]
         self.subjects = list(subjects)
         self.idem = idem_subject
         self.firsts: dict[str, StoredEvent] = {}  # subject -> its first event in this write
@@ -124,8 +151,9 @@ class WritePlan:
 
     def messages(self, cache: VersionCache) -> list[OutMsg]:
         msgs: list[OutMsg] = []
-        for event, subject in zip(self.events, self.subjects, strict=True):
-            headers = {TOPIC: event.topic, VERSION: str(event.originator_version), ID: str(event.originator_id)}
+        for event, subject, extra in zip(self.events, self.subjects, self.extra_headers, strict=True):
+            headers = {**extra, TOPIC: event.topic, VERSION: str(event.originator_version),
+                       ID: str(event.originator_id)}
             if self.firsts[subject] is event:
                 last_version, last_seq = cache.get(subject)
                 if last_version is not None and event.originator_version <= last_version:
