@@ -18,7 +18,8 @@ def _describe(name: str, filter: Filter) -> tuple[str, dict[str, Any]]:
     text: dict[type[Filter], str] = {
         OwnedBy: "Owned by this user id.",
         Tagged: "Carrying this tag (name or id).",
-        Flag: "true: only public items; false: only private ones (your own, or any for an admin).",
+        Flag: "true: only public items; false: only private ones (your own, or any for an admin). Also 1/0, "
+              "yes/no, on/off, in any case.",
         CreatedOn: "Created on a day, month or year: YYYY, YYYYMM or YYYYMMDD; a trailing + (on or after) or - "
                    "(on or before), or A~B (between, inclusive).",
         InChoice: "In this featured collection (id).",
