@@ -3,8 +3,9 @@
 A declared `Content-Length` over the limit is answered at once, before any of the body is read. A body without
 one (chunked) is counted as the app reads it; the read that passes the limit raises `BodyTooLarge`, an
 HTTPException, so the route stops there and the one error handler (infra/errors.py) answers 413.
-Multipart bodies (image uploads) pass untouched: they have their own limit, AIDRAW_UPLOAD_MAX_BYTES, counted
-while the upload is parsed (command/image_upload.py).
+Multipart bodies sent to an upload route (`POST /api/images`) pass untouched: they have their own limit,
+AIDRAW_UPLOAD_MAX_BYTES, counted while the upload is parsed (command/image_upload.py). Anywhere else a
+multipart body is capped like any other: no other route reads one.
 """
 
 from __future__ import annotations
@@ -25,16 +26,19 @@ class BodyTooLarge(HTTPException):
 class BodyLimit:
     """Pure ASGI (it must see the body's chunks, and must not buffer them)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int,
+                 uploads: frozenset[tuple[str, str]] = frozenset({("POST", "/api/images")})) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = uploads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        if headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        if ((scope["method"], scope["path"]) in self.uploads
+                and headers.get("content-type", "").lower().startswith("multipart/form-data")):
             await self.app(scope, receive, send)
             return
         declared = headers.get("content-length", "")

@@ -138,6 +138,17 @@ def test_a_chunked_body_is_cut_off_with_413_once_past_the_json_limit(system: Sys
         assert total(client) == before
 
 
+def test_a_multipart_body_is_capped_too_except_on_the_upload_route(system: System, creator: Account) -> None:
+    big = {"file": ("a.bin", b"x" * (JSON_MAX_BYTES + 1), "application/octet-stream")}
+    with system.client(creator.token) as client:
+        before = total(client)
+        body = assert_problem(client.post("/api/tags", files=big), 413)
+        assert f"at most {JSON_MAX_BYTES} bytes" in body["detail"]
+        assert total(client) == before
+        # the upload route reads it, and refuses it for what it is, not for its size
+        assert_problem(client.post("/api/images", files=big), 422)
+
+
 def test_rename_frees_the_old_name_and_refuses_a_taken_one(system: System, creator: Account) -> None:
     with system.client(creator.token) as client:
         old, new, other = unique("old"), unique("new"), unique("other")
