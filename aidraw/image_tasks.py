@@ -1,8 +1,8 @@
 """Image work that runs in the projector process beside the projectors (`aidraw projector` with no names):
 
 - the views projection, which follows the views stream (events/views.py), not the domain stream;
-- the blob reaper: its queue projection on the domain stream and the loop that deletes unused blobs
-  (projectors/blob_reaper.py).
+- the blob reaper: its queue projection on the domain stream, the loop that deletes unused blobs, and the
+  periodic sweep for blobs no event names (projectors/blob_reaper.py).
 
 Neither is in aidraw.roles.PROJECTORS: the API's read-your-writes waits only on domain-stream projections
 that build what queries read, and a view's position is a sequence of another stream.
@@ -34,7 +34,8 @@ async def run_image_tasks(settings: Settings, nats_url: str, database_url: str, 
             return int(info.state.last_seq or 0)
 
         domain = Target(nats_url, settings.stream_name, database_url)
-        reaper = BlobReaper(blob_store_from_env(settings.data_dir), database_url, log_end)
+        reaper = BlobReaper(blob_store_from_env(settings.data_dir), database_url, log_end,
+                            orphan_sweep_s=settings.blob_sweep_interval_s, orphan_age_s=settings.blob_orphan_age_s)
         await asyncio.gather(
             ProjectionRunner(ViewsProjector(), Target(nats_url, views, database_url),
                              batch_size=settings.projector_batch).run(stop),

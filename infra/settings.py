@@ -76,6 +76,9 @@ class Settings:
     upload_max_bytes: int = 20 * 1024 * 1024
     upload_max_pixels: int = 40_000_000
     views_max_age_s: float = 90 * 24 * 3600.0
+    # How often the blob reaper looks for blobs no image uses, and how old such a blob must be (seconds).
+    blob_sweep_interval_s: float = 6 * 3600.0
+    blob_orphan_age_s: float = 3600.0
     # Largest request body other than a multipart upload (JSON bodies), bytes: 413 above (infra/body_limit.py).
     json_max_bytes: int = 1024 * 1024
     extra: dict[str, str] = field(default_factory=dict)
@@ -105,5 +108,7 @@ class Settings:
             upload_max_bytes=_env_int("AIDRAW_UPLOAD_MAX_BYTES", 20 * 1024 * 1024),
             upload_max_pixels=_env_int("AIDRAW_UPLOAD_MAX_PIXELS", 40_000_000),
             views_max_age_s=_env_float("AIDRAW_VIEWS_MAX_AGE", 90 * 24 * 3600.0),
+            blob_sweep_interval_s=_env_float("AIDRAW_BLOB_SWEEP_INTERVAL", 6 * 3600.0),
+            blob_orphan_age_s=_env_float("AIDRAW_BLOB_ORPHAN_AGE", 3600.0),
             json_max_bytes=_env_int("AIDRAW_JSON_MAX_BYTES", 1024 * 1024),
         )

@@ -7,6 +7,11 @@ Two parts, both in the projector process:
   (infra/blob_locks.py) it reads the log's end, waits until the images projection has reached it, and deletes
   the blob if no row of rm.images names it; then it drops the key from the queue. Every step can be repeated
   (deleting a missing blob is no error), so a crash anywhere only means the key is looked at again.
+
+A third part catches what no event names: an upload stores its blob before it appends its event, so an API
+process killed in between leaves a blob no image uses. Every `orphan_sweep_s` the reaper lists the image blobs
+last written more than `orphan_age_s` ago (an upload in flight is younger) that no row of rm.images names, and
+queues them; the queue's usual checks (key lock, images projection caught up, still unused) decide.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -21,7 +27,7 @@ import psycopg
 
 from events.images import ImageDeleted
 from infra.blob_locks import LOCK_CLASS, QUEUE_DDL, key_lock_id
-from infra.storage import BlobStore
+from infra.storage import BlobStore, content_type_of
 from projectors import checkpoints
 from projectors.base import LIVE_SCHEMA, Projector
 
@@ -45,13 +51,17 @@ class BlobReapQueue(Projector):
 
 class BlobReaper:
     def __init__(self, blobs: BlobStore, database_url: str, log_end: Callable[[], Awaitable[int]], *,
-                 images_projection: str = "images", interval_s: float = 1.0, catch_up_s: float = 10.0) -> None:
+                 images_projection: str = "images", interval_s: float = 1.0, catch_up_s: float = 10.0,
+                 orphan_sweep_s: float = 6 * 3600, orphan_age_s: float = 3600) -> None:
         self.blobs = blobs
         self.database_url = database_url
         self.log_end = log_end
         self.images_projection = images_projection
         self.interval_s = interval_s
         self.catch_up_s = catch_up_s
+        self.orphan_sweep_s = orphan_sweep_s
+        self.orphan_age_s = orphan_age_s
+        self._next_orphan_sweep = 0.0  # the first one runs at start
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -59,11 +69,40 @@ class BlobReaper:
                 async with await psycopg.AsyncConnection.connect(self.database_url, autocommit=True) as conn:
                     await conn.execute(QUEUE_DDL)
                     while not stop.is_set():
+                        if time.monotonic() >= self._next_orphan_sweep:
+                            await self.queue_orphans(conn)
+                            self._next_orphan_sweep = time.monotonic() + self.orphan_sweep_s
                         await self.sweep(conn)
                         await _sleep_or_stop(stop, self.interval_s)
             except (psycopg.OperationalError, OSError, TimeoutError) as exc:
                 log.warning("blob reaper interrupted; retrying", extra={"error": str(exc)})
                 await _sleep_or_stop(stop, 1.0)
+
+    async def queue_orphans(self, conn: psycopg.AsyncConnection[Any], chunk: int = 1000) -> int:
+        """Queue the old image blobs no row of rm.images names; the number queued."""
+        if not await self._table_exists(conn, f"{LIVE_SCHEMA}.images"):
+            return 0  # nothing projected yet: nothing to compare with
+        keys = await asyncio.to_thread(self._old_image_keys, time.time() - self.orphan_age_s)
+        queued = 0
+        for start in range(0, len(keys), chunk):
+            rows = await (await conn.execute(
+                f"INSERT INTO public.blob_reap_queue (key) SELECT k FROM unnest(%s::text[]) AS k"
+                f" WHERE NOT EXISTS (SELECT 1 FROM {LIVE_SCHEMA}.images i WHERE i.blob_key = k)"
+                f" AND NOT EXISTS (SELECT 1 FROM {LIVE_SCHEMA}.images i WHERE i.thumbnail_key = k)"
+                f" ON CONFLICT DO NOTHING RETURNING key", (keys[start:start + chunk],))).fetchall()
+            queued += len(rows)
+        if queued:
+            log.info("unused blobs queued for removal", extra={"count": queued, "looked_at": len(keys)})
+        return queued
+
+    def _old_image_keys(self, before: float) -> list[str]:
+        # Image blobs only: other kinds of blob (model weights, later) are not named by rm.images.
+        return [k for k in self.blobs.keys_before(before) if content_type_of(k).startswith("image/")]
+
+    @staticmethod
+    async def _table_exists(conn: psycopg.AsyncConnection[Any], table: str) -> bool:
+        row = await (await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))).fetchone()
+        return bool(row and row[0])
 
     async def sweep(self, conn: psycopg.AsyncConnection[Any], limit: int = 100) -> int:
         """Look at up to `limit` queued keys; the number of blobs deleted."""

@@ -88,6 +88,11 @@ class BlobStore(Protocol):
         """Where a client can GET the blob (an API path, a public URL or a presigned URL)."""
         ...
 
+    def keys_before(self, modified_before: float) -> Iterator[str]:
+        """Every stored key last written before `modified_before` (epoch seconds), in no particular order;
+        for the sweep that finds blobs no object uses (projectors/blob_reaper.py)."""
+        ...
+
 
 def normalise_content_type(content_type: str) -> str:
     """`Image/PNG; charset=x` -> `image/png`; a type outside CONTENT_TYPE_EXTENSIONS is a ValueError."""

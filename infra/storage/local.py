@@ -120,6 +120,16 @@ class LocalBlobStore:
     def url(self, key: str) -> str:
         return f"{self.url_prefix}/{validate_key(key)}"
 
+    def keys_before(self, modified_before: float) -> Iterator[str]:
+        for path in self.root.glob("??/??/*"):
+            key = path.relative_to(self.root).as_posix()
+            try:
+                validate_key(key)
+                if path.is_file() and path.stat().st_mtime < modified_before:
+                    yield key
+            except (ValueError, FileNotFoundError):
+                continue  # not a blob (or deleted meanwhile)
+
 
 def _read_range(src: BinaryIO, start: int, end: int | None) -> Iterator[bytes]:
     with src:

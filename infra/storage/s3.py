@@ -188,6 +188,16 @@ class S3BlobStore:
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self.url_expires_s,
             ))
 
+    def keys_before(self, modified_before: float) -> Iterator[str]:
+        with self._errors():
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+                for item in page.get("Contents", []):
+                    if item["LastModified"].timestamp() < modified_before:
+                        try:
+                            yield validate_key(item["Key"])
+                        except ValueError:
+                            continue  # someone else's object in the bucket: not ours to judge
+
 
 def _chunks(body: Any) -> Iterator[bytes]:
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -147,6 +148,13 @@ class TestBlobStoreContract:
             keys = set(pool.map(lambda _: put(), range(12)))
         assert keys == {key_for_bytes(data, "image/webp")}
         assert blob_store.get(keys.pop()) == data
+
+    def test_keys_before_lists_the_keys_written_before_a_time(self, blob_store: BlobStore) -> None:
+        key = blob_store.put(os.urandom(64), "image/png")
+        assert key in set(blob_store.keys_before(time.time() + 60))
+        assert key not in set(blob_store.keys_before(time.time() - 3600))
+        blob_store.delete(key)
+        assert key not in set(blob_store.keys_before(time.time() + 60))
 
 
 # Local adapter only.

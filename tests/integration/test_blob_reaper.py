@@ -4,6 +4,7 @@ bytes holds the key's lock, and waits for the images projection to reach the log
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,12 +12,15 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from aidraw.services import NatsServer, PostgresServer
 from infra.blob_locks import QUEUE_DDL, enqueue_for_reaping, upload_guard
 from infra.storage.local import LocalBlobStore
 from projectors import checkpoints
 from projectors.blob_reaper import BlobReaper
 from projectors.postgres.images import DDL
-from tests.image_files import picture
+from tests.accounts import new_account, system_with
+from tests.image_files import picture, upload
+from tests.image_support import eventually
 
 
 @pytest.fixture
@@ -99,3 +103,63 @@ def test_nothing_is_deleted_while_the_images_projection_is_behind_the_log(store:
         await conn.close()
 
     asyncio.run(scenario())
+
+
+def _age(store: LocalBlobStore, key: str, seconds: float) -> None:
+    """Make a blob look written `seconds` ago."""
+    path = store.root / key
+    then = path.stat().st_mtime - seconds
+    os.utime(path, (then, then))
+
+
+def test_old_blobs_no_image_names_are_swept_and_nothing_else(store: LocalBlobStore, database_url: str) -> None:
+    async def scenario() -> None:
+        conn = await prepare(database_url, images_position=10)
+        orphan, young, used = (store.put(picture(), "image/png") for _ in range(3))
+        thumb_of_used = store.put(picture(), "image/webp")
+        await image_row(conn, used)
+        await conn.execute("UPDATE rm.images SET thumbnail_key = %s", (thumb_of_used,))
+        for key in (orphan, used, thumb_of_used):
+            _age(store, key, 7200)
+        the_reaper = reaper(store, database_url, 10)
+        assert await the_reaper.queue_orphans(conn) == 1  # the old one no image names; not the young one
+        assert await the_reaper.sweep(conn) == 1
+        assert not store.exists(orphan)
+        assert store.exists(young) and store.exists(used) and store.exists(thumb_of_used)
+        assert await the_reaper.queue_orphans(conn) == 0  # nothing left to find
+        await conn.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_sweep_waits_for_the_images_read_model(store: LocalBlobStore, database_url: str) -> None:
+    async def scenario() -> None:
+        conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+        await conn.execute(QUEUE_DDL)
+        key = store.put(picture(), "image/png")
+        _age(store, key, 7200)
+        assert await reaper(store, database_url, 10).queue_orphans(conn) == 0  # no rm.images yet
+        assert store.exists(key)
+        await conn.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_running_system_sweeps_a_blob_left_by_a_killed_upload(nats_server: NatsServer,
+                                                                 postgres_server: PostgresServer,
+                                                                 servers_dir: Path) -> None:
+    with system_with(nats_server, postgres_server, servers_dir, AIDRAW_BLOB_SWEEP_INTERVAL="0.5",
+                     AIDRAW_BLOB_ORPHAN_AGE="60") as system:
+        owner = new_account(system, "sweeper")
+        with system.client(owner.token) as client:
+            kept = upload(client)
+            assert kept.status_code == 201, kept.text
+        store = LocalBlobStore(system.data_dir / "blobs")
+        left = store.put(picture(), "image/png")  # what an API process killed before its event leaves
+        for key in [left, *(p.relative_to(store.root).as_posix() for p in store.root.glob("??/??/*"))]:
+            _age(store, key, 7200)
+        assert eventually(lambda: not store.exists(left), timeout=30)
+        with system.client(owner.token) as client:
+            image = client.get(f"/api/images/{kept.json()['id']}").json()
+            assert client.get(image["url"]).status_code == 200  # the used blob stays
+            assert client.get(image["thumbnail_url"]).status_code == 200
