@@ -52,6 +52,7 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         app.state.commands = commands
         app.state.event_log = commands.recorder
         app.state.keys = await run_in_threadpool(PostgresKeyStore(database_url).open)
+        await run_in_threadpool(app.state.login_throttle.open)
         app.state.extend_session = SessionExtender(commands)
         await run_in_threadpool(passwords.warm_up)
         await app.state.read_pool.open(wait=True, timeout=20)
@@ -62,6 +63,7 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
             await app.state.watcher.stop()
             await app.state.read_pool.close()
             await run_in_threadpool(app.state.keys.close)
+            await run_in_threadpool(app.state.login_throttle.close)
             await run_in_threadpool(commands.close)
 
     # Every route checks a presented token, even one that does not look at the caller: a bad token is 401,
@@ -72,8 +74,8 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     app.state.read_pool = make_pool(database_url)
     app.state.watcher = ProjectionWatcher(database_url, [p.name for p in PROJECTORS])
     app.state.caller_sequences = CallerSequences()
-    app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_max_failures_per_address,
-                                             settings.login_failure_window_s)
+    app.state.login_throttle = LoginThrottle(database_url, settings.login_max_failures,
+                                             settings.login_max_failures_per_address, settings.login_failure_window_s)
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.json_max_bytes)  # inside `observe`: its 413s are measured
 

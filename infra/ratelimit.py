@@ -1,79 +1,84 @@
-"""Failed logins, counted in a sliding window per account and per client address (in this API process).
+"""Failed logins, counted in a sliding window per account and per client address, shared by every API replica.
 
 Over the limit, a login is answered 429 with Retry-After without checking the password at all, so guessing
 stops even for the right password. Unknown accounts are counted like known ones (the answer must not tell
-them apart). Counters live in memory: each API replica counts on its own, and a restart forgets them.
+them apart). The failures live in PostgreSQL (`public.login_failures`, an UNLOGGED table: work state, not a read
+model, and a crash may forget it), so N replicas behind a load balancer allow N times nothing, and a restart of
+one forgets nothing. Only digests are kept: no account name, email or address is stored. Time is the
+database's, so replicas with skewed clocks agree.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import threading
-import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+
+SETUP = [
+    "CREATE UNLOGGED TABLE IF NOT EXISTS public.login_failures ("
+    " scope text NOT NULL, key text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())",
+    "CREATE INDEX IF NOT EXISTS login_failures_key ON public.login_failures (scope, key, at)",
+    "CREATE INDEX IF NOT EXISTS login_failures_at ON public.login_failures (at)",
+]
+_SETUP_LOCK = 7263020
+ACCOUNT, ADDRESS = "account", "address"
 
 
-class SlidingWindow:
-    """At most `limit` events per key within `window_s` seconds; bounded memory (least recent keys go)."""
-
-    def __init__(self, limit: int, window_s: float, capacity: int = 100_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._events: OrderedDict[str, deque[float]] = OrderedDict()
-        self._capacity = capacity
-        self._clock = clock
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        found = self._events.get(key)
-        if found is None:
-            return deque()
-        while found and found[0] <= now - self.window_s:
-            found.popleft()
-        return found
-
-    def retry_after(self, key: str) -> int:
-        """Seconds until `key` may try again; 0 when it may now."""
-        with self._lock:
-            now = self._clock()
-            recent = self._recent(key, now)
-            if len(recent) < self.limit:
-                return 0
-            return max(1, math.ceil(recent[len(recent) - self.limit] + self.window_s - now))
-
-    def record(self, key: str) -> None:
-        with self._lock:
-            now = self._clock()
-            recent = self._recent(key, now)
-            recent.append(now)
-            self._events[key] = recent
-            self._events.move_to_end(key)
-            while len(self._events) > self._capacity:
-                self._events.popitem(last=False)
-
-    def clear(self, key: str) -> None:
-        with self._lock:
-            self._events.pop(key, None)
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 class LoginThrottle:
-    def __init__(self, per_account: int, per_address: int, window_s: float) -> None:
-        self.accounts = SlidingWindow(per_account, window_s)
-        self.addresses = SlidingWindow(per_address, window_s)
+    def __init__(self, database_url: str, per_account: int, per_address: int, window_s: float,
+                 max_size: int = 4) -> None:
+        self.limits = {ACCOUNT: per_account, ADDRESS: per_address}
+        self.window_s = window_s
+        self._pool = ConnectionPool(database_url, min_size=1, max_size=max_size, open=False,
+                                    kwargs={"autocommit": True})
+
+    def open(self) -> LoginThrottle:
+        self._pool.open(wait=True, timeout=20)
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
+            for statement in SETUP:
+                conn.execute(statement)  # type: ignore[arg-type]
+        return self
+
+    def close(self) -> None:
+        self._pool.close()
 
     @staticmethod
-    def _account(identifier: str) -> str:
-        return hashlib.sha256(identifier.casefold().encode()).hexdigest()  # no emails kept in memory
+    def _keys(identifier: str, address: str) -> dict[str, str]:
+        return {ACCOUNT: _digest(identifier.casefold()), ADDRESS: _digest(address)}
 
     def retry_after(self, identifier: str, address: str) -> int:
-        return max(self.accounts.retry_after(self._account(identifier)), self.addresses.retry_after(address))
+        """Seconds until this account and address may try again; 0 when they may now."""
+        wait = 0.0
+        with self._pool.connection() as conn:
+            for scope, key in self._keys(identifier, address).items():
+                # The limit-th most recent failure in the window: the wait ends when it leaves the window.
+                row: Any = conn.execute(
+                    "SELECT extract(epoch FROM at + make_interval(secs => %s) - clock_timestamp())"
+                    " FROM public.login_failures"
+                    " WHERE scope = %s AND key = %s AND at > clock_timestamp() - make_interval(secs => %s)"
+                    " ORDER BY at DESC LIMIT 1 OFFSET %s",
+                    (self.window_s, scope, key, self.window_s, self.limits[scope] - 1)).fetchone()
+                if row is not None:
+                    wait = max(wait, float(row[0]))
+        return max(1, math.ceil(wait)) if wait > 0 else 0
 
     def failed(self, identifier: str, address: str) -> None:
-        self.accounts.record(self._account(identifier))
-        self.addresses.record(address)
+        with self._pool.connection() as conn:
+            keys = self._keys(identifier, address)
+            conn.execute("INSERT INTO public.login_failures (scope, key) VALUES (%s, %s), (%s, %s)",
+                         (ACCOUNT, keys[ACCOUNT], ADDRESS, keys[ADDRESS]))
+            # Forget what has left the window (a few rows each time: failures pay for their own cleanup).
+            conn.execute("DELETE FROM public.login_failures WHERE ctid IN (SELECT ctid FROM public.login_failures"
+                         " WHERE at < clock_timestamp() - make_interval(secs => %s) LIMIT 100)", (self.window_s,))
 
     def succeeded(self, identifier: str) -> None:
-        self.accounts.clear(self._account(identifier))
+        with self._pool.connection() as conn:
+            conn.execute("DELETE FROM public.login_failures WHERE scope = %s AND key = %s",
+                         (ACCOUNT, _digest(identifier.casefold())))

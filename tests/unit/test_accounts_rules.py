@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from command.personal import Opener
+from command.sessions import Session
 from command.users import User, clean_email, clean_user_name
 from events.codec import mapper
 from events.ids import aggregate_uuid
@@ -16,7 +17,6 @@ from events.sessions import SessionEnded, SessionStarted
 from events.users import UserDeleted, UserPasswordChanged, UserRegistered
 from infra.errors import Invalid
 from infra.passwords import check_password_policy, hash_password, verify_password
-from infra.ratelimit import SlidingWindow
 from infra.session_state import SessionState, UserState, fold_session, fold_user, session_is_live
 from infra.tokens import hash_matches, new_token, parse_token, presented_token
 
@@ -95,21 +95,6 @@ def test_names_and_emails_are_cleaned_or_refused() -> None:
             clean_email(bad)
 
 
-def test_the_sliding_window_counts_recent_failures_only() -> None:
-    now = [0.0]
-    window = SlidingWindow(limit=3, window_s=60, clock=lambda: now[0])
-    for _ in range(3):
-        assert window.retry_after("k") == 0
-        window.record("k")
-        now[0] += 10
-    assert window.retry_after("k") == 30  # the first failure (t=0) leaves the window at t=60; now t=30
-    assert window.retry_after("other") == 0
-    now[0] = 60.5
-    assert window.retry_after("k") == 0
-    window.clear("k")
-    assert window.retry_after("k") == 0
-
-
 def _session(user_version: int = 1) -> SessionState:
     return SessionState(user_id=1, user_version=user_version, token_hash="h", started_at=NOW,
                         expires_at=NOW + timedelta(days=1), extended_at=NOW)
@@ -148,12 +133,12 @@ def test_the_folds_read_the_events_the_command_side_writes() -> None:
     folded = fold_user(events)
     assert folded == UserState(role="admin", deleted=True, password_changes=[(3, 9)])
     assert Opener(key, 5).open("name", user.sealed_name) == "ann"
-    started = SessionStarted(originator_id=aggregate_uuid("session", 9), originator_version=1, timestamp=NOW,
-                             originator_topic="command.sessions:Session", user_id=5, user_version=1,
-                             token_hash="h", user_agent="ua", expires_at=NOW + timedelta(hours=1))
-    ended = SessionEnded(originator_id=aggregate_uuid("session", 9), originator_version=2, timestamp=NOW,
-                         reason="logout")
-    session = fold_session([started, ended])
+    login = Session._create(SessionStarted, id=aggregate_uuid("session", 9), user_id=5, user_version=1,
+                            token_hash="h", user_agent="ua", expires_at=NOW + timedelta(hours=1))
+    login.end("logout")
+    events = login.collect_events()
+    assert [type(e) for e in events] == [SessionStarted, SessionEnded]
+    session = fold_session(events)
     assert session is not None and session.ended and session.user_id == 5
 
 
