@@ -23,6 +23,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/mypy tests bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.append

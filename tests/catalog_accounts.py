@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -11,6 +12,10 @@ from tests.accounts import Account, new_account, new_admin
 from tests.system import System
 
 Person = Account
+
+QueryScalar = str | int | float | bool | None
+QueryValue = QueryScalar | Sequence[QueryScalar]
+"""One query parameter's value as httpx takes it in `params=`: a sequence repeats the parameter."""
 
 
 @dataclass(frozen=True)

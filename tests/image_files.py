@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -39,8 +40,8 @@ def jpeg_with_gps() -> bytes:
 
 
 def upload(client: httpx.Client, data: bytes | None = None, filename: str = "photo.png",
-           content_type: str = "image/png", fields: dict[str, str | list[str]] | None = None,
-           **headers: str) -> httpx.Response:
+           content_type: str = "image/png", fields: Mapping[str, str | list[str]] | None = None,
+           headers: Mapping[str, str] | None = None) -> httpx.Response:
     data = picture() if data is None else data
     return client.post("/api/images", files={"file": (filename, data, content_type)}, data=fields or {},
                        headers=headers)

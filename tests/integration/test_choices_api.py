@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.catalog_accounts import People, Person, assert_problem, client_of
+from tests.catalog_accounts import People, Person, QueryValue, assert_problem, client_of
 from tests.image_files import upload
 from tests.image_support import wait_projected
 from tests.system import System
@@ -160,7 +160,7 @@ def test_lists_filter_by_owner_public_flag_and_name(system: System, people: Peop
     hidden = new_choice(system, people.alice, name=f"{marker} two", public=False)
     theirs = new_choice(system, people.bob, name=f"{marker} three")
     with client_of(system, people.alice) as client:
-        def ids(**params: object) -> list[int]:
+        def ids(**params: QueryValue) -> list[int]:
             answer = client.get("/api/choices", params={"q": marker, **params})
             assert answer.status_code == 200, answer.text
             return [c["id"] for c in answer.json()["list"]]

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.catalog_accounts import People, Person, assert_problem, client_of
+from tests.catalog_accounts import People, Person, QueryValue, assert_problem, client_of
 from tests.catalog_objects import create_choice, delete, upload_image
 from tests.system import System
 
@@ -220,7 +220,7 @@ def test_lists_filter_by_user_public_date_and_name(system: System, people: Peopl
     shared = create(system, people.bob, name=f"{marker} shared", public=True)
     hidden = create(system, people.bob, name=f"{marker} hidden")
     with client_of(system, people.alice) as client:
-        def ids(**params: object) -> list[int]:
+        def ids(**params: QueryValue) -> list[int]:
             answer = client.get("/api/datasets", params={"q": marker, **params})
             assert answer.status_code == 200, answer.text
             return [d["id"] for d in answer.json()["list"]]

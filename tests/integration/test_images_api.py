@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from PIL import Image
 
-from tests.catalog_accounts import People, Person, assert_problem, client_of
+from tests.catalog_accounts import People, Person, QueryValue, assert_problem, client_of
 from tests.image_files import SECRET, jpeg_with_gps, picture, upload
 from tests.image_support import blob_files, eventually, log_end, wait_projected
 from tests.system import System
@@ -29,7 +29,7 @@ def new_image(system: System, who: Person, **fields: str) -> dict:
     return dict(answer.json())
 
 
-def listed(system: System, who: Person | None, **params: object) -> list[int]:
+def listed(system: System, who: Person | None, **params: QueryValue) -> list[int]:
     with client_of(system, who) as client:
         answer = client.get("/api/images", params={"pageSize": 100, **params})
         assert answer.status_code == 200, answer.text
@@ -192,13 +192,13 @@ def test_uploads_need_a_user(system: System) -> None:
 def test_the_same_idempotency_key_uploads_once(system: System, people: People) -> None:
     key, data = uuid.uuid4().hex, picture()
     with client_of(system, people.alice) as client:
-        first = upload(client, data, fields={"name": key}, **{"Idempotency-Key": key})
-        second = upload(client, data, fields={"name": key}, **{"Idempotency-Key": key})
+        first = upload(client, data, fields={"name": key}, headers={"Idempotency-Key": key})
+        second = upload(client, data, fields={"name": key}, headers={"Idempotency-Key": key})
         assert first.status_code == second.status_code == 201
         assert first.json()["id"] == second.json()["id"]
         assert client.get("/api/images", params={"q": key}).json()["total"] == 1
     with client_of(system, people.bob) as bob:  # a key is never a way to reach someone else's image
-        assert_problem(upload(bob, data, **{"Idempotency-Key": key}), 409)
+        assert_problem(upload(bob, data, headers={"Idempotency-Key": key}), 409)
 
 
 # Detail and visibility

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.catalog_accounts import People, Person, assert_problem, client_of
+from tests.catalog_accounts import People, Person, QueryValue, assert_problem, client_of
 from tests.catalog_objects import create_choice, delete, png_bytes, upload_image
 from tests.system import System
 
@@ -34,7 +34,7 @@ def get(system: System, who: Person | None, model_id: int, after: str = "0") -> 
         return dict(answer.json())
 
 
-def listed(system: System, who: Person | None, **params: object) -> list[int]:
+def listed(system: System, who: Person | None, **params: QueryValue) -> list[int]:
     with client_of(system, who) as client:
         answer = client.get("/api/models", params={"pageSize": 100, **params})
         assert answer.status_code == 200, answer.text
@@ -342,12 +342,12 @@ def test_delete_then_the_model_is_gone_but_its_history_stays(system: System, peo
 
 
 def test_the_same_idempotency_key_creates_one_model(system: System, people: People) -> None:
-    key = uuid.uuid4().hex
-    body = {"name": unique(), "type": "lora", "base_model": "SD1.5", "tags": [unique("idem")],
+    key, name = uuid.uuid4().hex, unique()
+    body = {"name": name, "type": "lora", "base_model": "SD1.5", "tags": [unique("idem")],
             "data": {"oss": [OSS]}}
     with client_of(system, people.alice) as client:
         first = client.post("/api/models", json=body, headers={"Idempotency-Key": key})
         again = client.post("/api/models", json=body, headers={"Idempotency-Key": key})
         assert first.status_code == again.status_code == 201
         assert first.json() == again.json()
-        assert client.get("/api/models", params={"q": body["name"]}).json()["total"] == 1
+        assert client.get("/api/models", params={"q": name}).json()["total"] == 1

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.catalog_accounts import People, Person, assert_problem, client_of
+from tests.catalog_accounts import People, Person, QueryValue, assert_problem, client_of
 from tests.system import System
 
 
@@ -31,7 +31,7 @@ def seen(system: System, who: Person | None, param_id: int, after: str = "0") ->
         return client.get(f"/api/params/{param_id}", headers={"X-Event-Sequence": after}).status_code
 
 
-def listed_ids(system: System, who: Person | None, **params: object) -> list[int]:
+def listed_ids(system: System, who: Person | None, **params: QueryValue) -> list[int]:
     with client_of(system, who) as client:
         answer = client.get("/api/params", params={"pageSize": 100, **params})
         assert answer.status_code == 200, answer.text

@@ -4,16 +4,18 @@ only the events after it, and gives exactly the state a full replay gives."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 import pytest
+from eventsourcing.domain import CanMutateAggregate
 
 from aidraw.services import NatsServer
 from command.app import CommandApp
 from command.likes import SNAPSHOT_EVERY, Likes, _likes_of
 from events.ids import aggregate_uuid
-from events.jetstream import JetStreamAggregateRecorder
-from events.snapshots import EVENTS_SEQ
+from events.jetstream import JetStreamAggregateRecorder, JetStreamApplicationRecorder
+from events.snapshots import EVENTS_SEQ, JetStreamSnapshotRecorder
 from infra.settings import Settings
 
 
@@ -23,6 +25,19 @@ def app(nats_server: NatsServer, stream_name: str) -> Iterator[CommandApp]:
     app = CommandApp(settings, nats_server.url)
     yield app
     app.close()
+
+
+def _events_recorder(app: CommandApp) -> JetStreamApplicationRecorder:
+    recorder = app.recorder
+    assert isinstance(recorder, JetStreamApplicationRecorder)
+    return recorder
+
+
+def _snapshot_recorder(app: CommandApp) -> JetStreamSnapshotRecorder:
+    assert app.snapshots is not None
+    recorder = app.snapshots.recorder
+    assert isinstance(recorder, JetStreamSnapshotRecorder)
+    return recorder
 
 
 def _like(app: CommandApp, user: int, images: range) -> None:
@@ -50,7 +65,8 @@ def _replayed(app: CommandApp, user: int) -> set[int]:
     """The state from every event, snapshots ignored."""
     state: Likes | None = None
     for event in app.events.get(aggregate_uuid("likes", user)):
-        state = event.mutate(state)  # type: ignore[attr-defined]
+        assert isinstance(event, CanMutateAggregate)
+        state = event.mutate(state)
     assert state is not None
     return set(state.image_ids)
 
@@ -63,12 +79,12 @@ def test_loading_reads_the_latest_snapshot_and_only_the_events_after_it(
     for image in range(5000, 5030):  # and one by one
         _like(app, 7, range(image, image + 1))
     uuid = aggregate_uuid("likes", 7)
-    snapshots = app.snapshots.recorder.select_events(uuid)  # type: ignore[union-attr]
+    snapshots = _snapshot_recorder(app).select_events(uuid)
     assert [s.originator_version for s in snapshots] == list(range(100, 1001, 100))
     last = app.recorder.select_events(uuid, desc=True, limit=1)[0].originator_version
     assert last == 1031  # LikesStarted, 1,000 likes in batches, 30 one by one
 
-    reads = _reads(app.recorder, monkeypatch)  # type: ignore[arg-type]
+    reads = _reads(_events_recorder(app), monkeypatch)
     loaded = _likes_of(app, 7)
     assert reads == [(reads[0][0], 31)]  # the 31 events after the snapshot at version 1000, nothing before
     assert loaded.version == 1031
@@ -78,11 +94,11 @@ def test_loading_reads_the_latest_snapshot_and_only_the_events_after_it(
 def test_every_snapshot_message_says_where_its_version_is(app: CommandApp) -> None:
     _like(app, 8, range(1, 451))
     uuid = aggregate_uuid("likes", 8)
-    recorder = app.snapshots.recorder  # type: ignore[union-attr]
-    subject = recorder.subject_of(uuid)  # type: ignore[attr-defined]
+    recorder = _snapshot_recorder(app)
+    subject = recorder.subject_of(uuid)
     from events.directget import get_range
 
-    msgs = recorder._run(get_range(recorder.bridge.nc, recorder.stream, subjects=subject, seq=1,  # type: ignore
+    msgs = recorder._run(get_range(recorder.bridge.nc, recorder.stream, subjects=subject, seq=1,
                                    timeout=5))
     assert [m.headers.get(EVENTS_SEQ) is not None for m in msgs] == [True] * 4
     for msg in msgs:
@@ -90,7 +106,7 @@ def test_every_snapshot_message_says_where_its_version_is(app: CommandApp) -> No
         event = app.recorder.select_events(uuid, gt=version - 1, lte=version)
         assert [e.originator_version for e in event] == [version]
         stored = app.recorder.select_events(uuid, gt=version - 1, lte=version)
-        assert app.recorder.position(uuid, version) == seq and stored  # the header is where it was written
+        assert _events_recorder(app).position(uuid, version) == seq and stored  # the header is where it was written
 
 
 def test_a_wrong_position_costs_a_full_read_not_a_wrong_state(app: CommandApp, nats_server: NatsServer,
@@ -99,10 +115,11 @@ def test_a_wrong_position_costs_a_full_read_not_a_wrong_state(app: CommandApp, n
     fresh = CommandApp(app.settings, nats_server.url)
     try:
         uuid = aggregate_uuid("likes", 9)
-        fresh.recorder.know_position(fresh.recorder.subject_of(uuid), 100, 5)  # type: ignore[attr-defined]
-        monkeypatch.setattr(type(fresh.snapshots.recorder), "_stored_event",  # type: ignore[union-attr]
+        events = _events_recorder(fresh)
+        events.know_position(events.subject_of(uuid), 100, 5)
+        monkeypatch.setattr(type(_snapshot_recorder(fresh)), "_stored_event",
                             JetStreamAggregateRecorder._stored_event)  # the snapshot's own hint is not heard
-        reads = _reads(fresh.recorder, monkeypatch)  # type: ignore[arg-type]
+        reads = _reads(events, monkeypatch)
         loaded = _likes_of(fresh, 9)
         assert loaded.image_ids == set(range(1, 131))
         assert reads[-1] == (1, 131)  # fell back to reading the whole subject
@@ -111,9 +128,14 @@ def test_a_wrong_position_costs_a_full_read_not_a_wrong_state(app: CommandApp, n
 
 
 def test_other_aggregates_skip_the_snapshot_lookup(app: CommandApp, monkeypatch: pytest.MonkeyPatch) -> None:
-    recorder = app.snapshots.recorder  # type: ignore[union-attr]
+    recorder = _snapshot_recorder(app)
     asked: list[object] = []
-    monkeypatch.setattr(recorder, "_run", lambda coro: asked.append(coro) or coro.close())
+
+    def run(coro: Coroutine[Any, Any, object]) -> None:
+        asked.append(coro)
+        coro.close()
+
+    monkeypatch.setattr(recorder, "_run", run)
     assert recorder.select_events(aggregate_uuid("tag", 5), desc=True, limit=1) == []
     assert recorder.select_events(aggregate_uuid("image", 6), desc=True, limit=1) == []
     assert asked == []  # no round trip to NATS
@@ -123,7 +145,7 @@ def test_a_snapshot_that_cannot_be_stored_fails_nothing(app: CommandApp) -> None
     _like(app, 10, range(1, 201))  # snapshots at 100 and 200
     uuid = aggregate_uuid("likes", 10)
     app.take_snapshot(uuid, 100)  # as a slow process would, after another stored the one at 200: refused, quietly
-    snapshots = app.snapshots.recorder.select_events(uuid)  # type: ignore[union-attr]
+    snapshots = _snapshot_recorder(app).select_events(uuid)
     assert [s.originator_version for s in snapshots] == [100, 200]
     _like(app, 10, range(201, 202))
     assert _likes_of(app, 10).image_ids == set(range(1, 202))

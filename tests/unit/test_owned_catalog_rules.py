@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import TypeVar
+from uuid import UUID
 
 import pytest
+from eventsourcing.domain import Aggregate, CanMutateAggregate
 
 from command.datasets import Dataset
 from command.items import _url_problem
@@ -18,11 +22,15 @@ from events.params import ParamCreated, ParamDataReplaced, ParamRenamed
 from infra.actor import Actor
 from infra.errors import Conflict, Invalid, TooLarge
 
+A = TypeVar("A", bound=Aggregate)
 
-def replay(events: list) -> object:
-    aggregate = None
+
+def replay(kind: type[A], events: Iterable[CanMutateAggregate[UUID]]) -> A:
+    """The aggregate the events build from nothing, which must be a `kind`."""
+    aggregate: A | None = None
     for event in events:
         aggregate = event.mutate(aggregate)
+    assert isinstance(aggregate, kind)
     return aggregate
 
 
@@ -50,18 +58,18 @@ def test_replaying_the_events_gives_the_same_state() -> None:
     param = new_param()
     param.change(name="renamed", data={"a": [1, {"b": None}]}, public=True)
     param.delete()
-    again = replay(param.collect_events())
+    again = replay(Param, param.collect_events())
     assert isinstance(again, Param)
     assert (again.name, again.data, again.public, again.deleted) == ("renamed", {"a": [1, {"b": None}]}, True, True)
     dataset = Dataset._create(DatasetCreated, id=aggregate_uuid("dataset", 13), name="d",
                               items={"oss": [], "images": [], "choices": []}, public=False, user_id=5)
     dataset.change(name=None, items={"oss": ["https://x.test/a.png"], "images": [], "choices": []}, public=None)
-    assert replay(dataset.collect_events()).items["oss"] == ["https://x.test/a.png"]  # type: ignore[attr-defined]
+    assert replay(Dataset, dataset.collect_events()).items["oss"] == ["https://x.test/a.png"]
     model = new_model()
     model.retag([2])
     model.choose_cover(7)
     model.choose_cover(None)
-    again_model = replay(model.collect_events())
+    again_model = replay(Model, model.collect_events())
     assert isinstance(again_model, Model)
     assert (again_model.tag_ids, again_model.image_id, again_model.status) == ([2], None, "initial")
 
