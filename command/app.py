@@ -7,6 +7,8 @@ Everything a command writes goes through `store`, which returns the stream seque
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
@@ -83,15 +85,17 @@ class CommandApp(Application[UUID]):
 
 
 def retry_on_conflict(attempt: Callable[[], R], tries: int = 8) -> R:
-    """Run a load-decide-store attempt again when another writer got in between (optimistic concurrency).
+    """Run a load-decide-store attempt again when another writer got in between (optimistic concurrency),
+    after a short random pause that grows with each try, so that writers racing for one aggregate spread out.
 
     Uniqueness conflicts and duplicates are answers, not races: they pass straight through."""
-    for _ in range(tries - 1):
+    for n in range(tries - 1):
         try:
             return attempt()
         except (ClaimConflict, DuplicateRequest):
             raise
         except IntegrityError:
+            time.sleep(random.uniform(0, min(0.05, 0.002 * 2**n)))
             continue
     try:
         return attempt()

@@ -46,6 +46,9 @@ class Likes(Aggregate):
 
 # A user's likes grow without bound; loading them replays only the events since the latest snapshot.
 SNAPSHOT_EVERY = 100
+# One user's likes are one aggregate: a client liking many images at once makes its own requests race. A like
+# commutes with every other, so it is retried until it lands rather than answered 409.
+LIKE_TRIES = 40
 CommandApp.snapshotting_intervals[Likes] = SNAPSHOT_EVERY
 
 
@@ -67,7 +70,7 @@ def like_image(app: CommandApp, actor: Actor, image_id: int) -> int:
         likes.like(image_id)
         return app.store(likes)
 
-    return retry_on_conflict(attempt)
+    return retry_on_conflict(attempt, tries=LIKE_TRIES)
 
 
 def unlike_image(app: CommandApp, actor: Actor, image_id: int) -> int:
@@ -84,7 +87,7 @@ def unlike_image(app: CommandApp, actor: Actor, image_id: int) -> int:
         likes.unlike(image_id)
         return app.store(likes)
 
-    return retry_on_conflict(attempt)
+    return retry_on_conflict(attempt, tries=LIKE_TRIES)
 
 
 def withdraw_all_likes(app: CommandApp, user_id: int, chunk: int = 500) -> int:
@@ -102,7 +105,7 @@ def withdraw_all_likes(app: CommandApp, user_id: int, chunk: int = 500) -> int:
                 likes.unlike(image_id)
             return app.store(likes) if taken else 0
 
-        sequence = retry_on_conflict(attempt)
+        sequence = retry_on_conflict(attempt, tries=LIKE_TRIES)
         if not sequence:
             return written
         written = sequence

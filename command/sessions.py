@@ -77,15 +77,17 @@ def log_in(app: CommandApp, personal: PersonalData, throttle: LoginThrottle, *, 
     same answer after the same work (a dummy hash is verified)."""
     if (name is None) == (email is None):
         raise Invalid("Log in with either `name` or `email` (one of them), and `password`.", field="body")
-    identifier = f"name:{name}" if name is not None else f"email:{email}"
-    wait = throttle.retry_after(identifier, address)
+    user, password_hash = _account(app, personal, name, email)
+    # An account's failures count once whichever spelling (name, email, any case) they came by, and with wrong
+    # `old_password`s (command/accounts.py); an unknown name or email counts on its own.
+    account = f"#{user.number}" if user is not None else (f"name:{name}" if name is not None else f"email:{email}")
+    wait = throttle.retry_after(account, address)
     if wait:
         raise RateLimited("Too many failed logins; wait before trying again.", wait)
-    user, password_hash = _account(app, personal, name, email)
     if not verify_password(password_hash, password) or user is None:
-        throttle.failed(identifier, address)
+        throttle.failed(account, address)
         raise Unauthorized(WRONG_LOGIN)
-    throttle.succeeded(identifier)
+    throttle.succeeded(account)
     number = new_id()
     token, token_hash = new_token(number)
     expires_at = datetime.now(UTC) + timedelta(seconds=app.settings.session_ttl_s)

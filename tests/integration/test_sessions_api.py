@@ -201,6 +201,8 @@ def test_repeated_failures_are_answered_429_per_account_and_per_address(
         assert_problem(blocked, 429)
         assert 0 < int(blocked.headers["Retry-After"]) <= 600
         assert_problem(log_in(sut, PASSWORD, name=ann.name.upper()), 429)  # same account, other case
+        assert_problem(log_in(sut, PASSWORD, email=ann.email), 429)  # ...or by its email
+        assert_problem(log_in(sut, "wrong password", email=ann.email.upper()), 429)
         bob = new_account(sut, "bob")  # other accounts from this address still log in...
         for _ in range(3):
             assert_problem(log_in(sut, "wrong password", name=unique_name("nobody")), 401)
