@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Path, Response
+from pydantic import BeforeValidator
 
 SEQUENCE_HEADER = "X-Event-Sequence"
 
@@ -20,5 +22,15 @@ def written(response: Response, sequence: int) -> None:
         response.headers[SEQUENCE_HEADER] = str(sequence)
 
 
-# Path ids: positive and exact in JSON; anything else is an unknown id, never a database error.
-ObjectId = Annotated[int, Path(ge=1, le=2**53 - 1, description="Object id")]
+_PLAIN_ID = re.compile(r"[1-9][0-9]{0,15}")
+
+
+def _plain_digits(value: Any) -> Any:
+    """An id in a path is written as the API writes it: `12`, not `012`, `+12`, ` 12` or `12.0`."""
+    if isinstance(value, str) and not _PLAIN_ID.fullmatch(value):
+        raise ValueError("an id is a positive integer in plain digits, as the API gives it")
+    return value
+
+
+# Path ids: positive and exact in JSON; anything else is 422, never a database error.
+ObjectId = Annotated[int, Path(ge=1, le=2**53 - 1, description="Object id"), BeforeValidator(_plain_digits)]

@@ -184,6 +184,17 @@ def test_ids_out_of_range_are_client_errors(system: System, creator: Account, pa
         assert client.delete(path).status_code in (404, 422)
 
 
+def test_an_id_is_read_only_in_plain_digits(system: System, creator: Account) -> None:
+    with system.client(creator.token) as client:
+        number = client.post("/api/tags", json={"name": unique()}).json()["id"]
+        assert client.get(f"/api/tags/{number}").status_code == 200
+        for spelled in (f"0{number}", f"+{number}", f"%20{number}", f"{number}.0", f"{number}%20"):
+            body = assert_problem(client.get(f"/api/tags/{spelled}"), 422)
+            assert "plain digits" in body["detail"], spelled
+            assert_problem(client.delete(f"/api/tags/{spelled}"), 422)
+        assert client.get(f"/api/tags/{number}").status_code == 200  # nothing was deleted
+
+
 def test_unknown_ids_are_404(system: System, creator: Account) -> None:
     with system.client(creator.token) as client:
         assert_problem(client.get("/api/tags/123456789"), 404)
