@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from aidraw import ops
 from aidraw.image_routes import IMAGE_ROUTERS
+from aidraw.openapi import install_problem_docs
 from aidraw.roles import PROJECTORS
 from command.app import CommandApp
 from command.routes import datasets as command_datasets
@@ -77,6 +78,7 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     app.state.login_throttle = LoginThrottle(database_url, settings.login_max_failures,
                                              settings.login_max_failures_per_address, settings.login_failure_window_s)
     install_problem_handlers(app)
+    install_problem_docs(app)
     app.add_middleware(BodyLimit, max_bytes=settings.json_max_bytes)  # inside `observe`: its 413s are measured
 
     @app.middleware("http")

@@ -14,6 +14,10 @@ from query.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Collection
 COMBINING = " Comma-separated values are a union; repeating the parameter intersects."
 
 
+# Repeating a parameter intersects: declared as an array sent as `tag=a&tag=b`, so /docs can send several.
+REPEATABLE: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+
+
 def _describe(name: str, filter: Filter) -> tuple[str, dict[str, Any]]:
     text: dict[type[Filter], str] = {
         OwnedBy: "Owned by this user id.",
@@ -27,13 +31,14 @@ def _describe(name: str, filter: Filter) -> tuple[str, dict[str, Any]]:
     }
     schema: dict[str, Any] = {"type": "string"}
     if isinstance(filter, OneOf):
-        return f"One of: {', '.join(filter.allowed)}.{COMBINING}", {"type": "string",
-                                                                  "examples": [filter.allowed[0]]}
+        return f"One of: {', '.join(filter.allowed)}.{COMBINING}", REPEATABLE
     if isinstance(filter, Contains):
         return f"Text found in {' or '.join(filter.columns)} (case-insensitive).", schema
     for kind, words in text.items():
         if isinstance(filter, kind):
-            return words + ("" if kind in (Flag, CreatedOn) else COMBINING), schema
+            if kind in (Flag, CreatedOn):
+                return words, schema
+            return words + COMBINING, REPEATABLE
     return f"Filter by {name}.", schema
 
 
@@ -59,6 +64,8 @@ def list_parameters(collection: Collection) -> dict[str, Any]:
         description, schema = _describe(name, filter)
         if name == "user":
             description += " (Also spelled user_id.)"
-        parameters.append({"name": name, "in": "query", "required": False, "schema": schema,
-                           "description": description})
+        parameter = {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+        if schema is REPEATABLE:
+            parameter |= {"style": "form", "explode": True}
+        parameters.append(parameter)
     return {"parameters": parameters}
