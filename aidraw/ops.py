@@ -23,6 +23,28 @@ LAG_SECONDS = Gauge("aidraw_projection_lag_seconds", "Age of the oldest event no
                     registry=REGISTRY)
 POSITION = Gauge("aidraw_projection_position", "Stream sequence projected", ["projection"], registry=REGISTRY)
 LOG_LAST = Gauge("aidraw_event_log_last_sequence", "Last stream sequence of the event log", registry=REGISTRY)
+WORK_QUEUED = Gauge("aidraw_work_queued", "Items waiting in a background work queue", ["queue"], registry=REGISTRY)
+WORK_OLDEST = Gauge("aidraw_work_oldest_seconds", "Age of the oldest item waiting in a background work queue",
+                    ["queue"], registry=REGISTRY)
+# The process manager's and the blob reaper's queues (public.<table>, with a queued_at column).
+WORK_QUEUES = {"account_deletions": "account_deletion_queue", "blob_reaper": "blob_reap_queue"}
+
+
+async def work_queues(request: Request) -> dict[str, dict[str, float]]:
+    """Items waiting and the oldest one's age, per background queue (absent until its table exists)."""
+    found: dict[str, dict[str, float]] = {}
+    async with request.app.state.read_pool.connection(timeout=2) as conn:
+        for queue, table in WORK_QUEUES.items():
+            row = await (await conn.execute(
+                f"SELECT to_regclass('public.{table}') IS NOT NULL AS present")).fetchone()
+            if not row or not row["present"]:
+                continue
+            stats = await (await conn.execute(
+                f"SELECT count(*) AS n, COALESCE(extract(epoch FROM now() - min(queued_at)), 0) AS oldest"
+                f" FROM public.{table}")).fetchone()
+            if stats:
+                found[queue] = {"queued": float(stats["n"]), "oldest_seconds": round(float(stats["oldest"]), 3)}
+    return found
 
 
 def projection_lag(request: Request) -> dict[str, dict[str, float]]:
@@ -67,6 +89,7 @@ async def readyz(request: Request) -> Response:
         async with request.app.state.read_pool.connection(timeout=2) as conn:
             await conn.execute("SELECT 1")
         checks["postgres"] = "ok"
+        checks["work_queues"] = await work_queues(request)
     except Exception as exc:
         checks["postgres"] = f"unreachable: {exc.__class__.__name__}"
         ok = False
@@ -75,7 +98,7 @@ async def readyz(request: Request) -> Response:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics: request latency, projection lag, log position."""
+    """Prometheus metrics: request latency, projection lag, log position, background work queues."""
     try:
         lag = await run_in_threadpool(projection_lag, request)
     except Exception:
@@ -85,4 +108,11 @@ async def metrics(request: Request) -> Response:
         LAG_SECONDS.labels(name).set(values["seconds"])
         POSITION.labels(name).set(values["position"])
         LOG_LAST.set(values["log_last"])
+    try:
+        queues = await work_queues(request)
+    except Exception:
+        queues = {}
+    for queue, stats in queues.items():
+        WORK_QUEUED.labels(queue).set(stats["queued"])
+        WORK_OLDEST.labels(queue).set(stats["oldest_seconds"])
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -74,6 +74,10 @@ class AccountCleaner:
 
     async def sweep(self, conn: psycopg.AsyncConnection[Any]) -> int:
         """Clean every queued account this instance can lock; the number of accounts finished."""
+        exists = await (await conn.execute("SELECT to_regclass('public.account_deletion_queue') IS NOT NULL"
+                                           )).fetchone()
+        if not (exists and exists[0]):
+            return 0  # the queue projection has not created its table yet
         rows = await (await conn.execute(
             "SELECT user_id, sequence FROM public.account_deletion_queue ORDER BY queued_at, user_id")).fetchall()
         finished = 0

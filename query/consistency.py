@@ -17,6 +17,7 @@ from typing import Annotated
 import psycopg
 from fastapi import Depends, Request
 
+from infra.errors import Invalid
 from infra.http import SEQUENCE_HEADER
 from infra.tokens import presented_token
 
@@ -139,7 +140,10 @@ async def consistent_read(request: Request) -> None:
     sequences: CallerSequences = request.app.state.caller_sequences
     wanted = sequences.last(caller_key(request))
     explicit = request.headers.get(SEQUENCE_HEADER)
-    if explicit and explicit.isdigit():
+    if explicit is not None:
+        if not (explicit.isascii() and explicit.isdigit() and len(explicit) <= 18):
+            raise Invalid(f"{SEQUENCE_HEADER} is the stream sequence a write answered with (plain digits).",
+                          field=f"header.{SEQUENCE_HEADER}")
         wanted = max(wanted, int(explicit))
     if wanted and not await watcher.wait_for(wanted, request.app.state.settings.read_your_writes_timeout_s):
         request.state.stale = True  # the app's middleware marks the answer, an error answer (a 404) included

@@ -168,6 +168,10 @@ def _conditions(params: QueryParams, collection: Collection) -> tuple[Condition,
 
 def parse_list(params: QueryParams, collection: Collection) -> ListQuery:
     """The validated list query of `collection`, or Invalid (422) naming the first bad parameter."""
+    for name, value in params.multi_items():
+        if "\ufffd" in name or "\ufffd" in value:  # Starlette decodes bytes that are not UTF-8 as U+FFFD
+            raise Invalid(f"Query parameter {name!r} is not valid UTF-8: percent-encode the UTF-8 bytes of the text.",
+                          field=f"query.{name}")
     unknown = sorted(set(params.keys()) - set(collection.params) - PAGING)
     if unknown:
         accepted = ", ".join(sorted({*collection.params, "page", "page_size", "sort", "cursor"}))

@@ -6,7 +6,10 @@ import subprocess
 import sys
 import uuid
 
+import psycopg
+
 from tests.accounts import new_account
+from tests.image_support import eventually
 from tests.system import System
 
 
@@ -32,6 +35,27 @@ def test_health_readiness_and_metrics(system: System) -> None:
         assert "aidraw_event_log_last_sequence" in text
         assert client.get("/openapi.json").json()["info"]["title"] == "aidraw"
         assert "swagger" in client.get("/docs").text.lower()
+
+
+def test_background_work_queues_show_in_readiness_and_metrics(system: System) -> None:
+    def queues() -> dict:
+        with system.client() as client:
+            return dict(client.get("/readyz").json()["checks"].get("work_queues", {}))
+
+    assert eventually(lambda: {"account_deletions", "blob_reaper"} <= set(queues()))
+    # An account deletion that cannot proceed yet (its sequence is beyond the log): it waits, and shows.
+    with psycopg.connect(system.database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO public.account_deletion_queue (user_id, sequence, queued_at)"
+                     " VALUES (424242, 999999999, now() - interval '1 hour')")
+        try:
+            waiting = queues()["account_deletions"]
+            assert waiting["queued"] == 1 and waiting["oldest_seconds"] >= 3600
+            with system.client() as client:
+                text = client.get("/metrics").text
+            assert 'aidraw_work_queued{queue="account_deletions"} 1.0' in text
+            assert 'aidraw_work_oldest_seconds{queue="account_deletions"}' in text
+        finally:
+            conn.execute("DELETE FROM public.account_deletion_queue WHERE user_id = 424242")
 
 
 def test_rebuild_while_serving_gives_the_same_rows_and_keeps_serving(system: System) -> None:

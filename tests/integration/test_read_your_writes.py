@@ -51,3 +51,11 @@ def test_a_paused_projector_gives_stale_answers_after_the_bound_then_fresh_ones(
         assert "X-Consistency" not in listed.headers and listed.json()["total"] == 1
         detail = client.get(f"/api/tags/{tag_id}")
         assert detail.status_code == 200 and "X-Consistency" not in detail.headers
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "1.5", "9" * 40, "+5", ""])
+def test_a_malformed_sequence_header_is_422(system: System, value: str) -> None:
+    with system.client() as client:
+        answer = client.get("/api/tags", headers={"X-Event-Sequence": value})
+    assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["errors"][0]["loc"] == ["header", "X-Event-Sequence"]

@@ -153,3 +153,9 @@ def test_a_cursor_belongs_to_its_sort_and_carries_its_page() -> None:
     assert refused(f"cursor={cursor.encode()}") == "cursor"  # made for sort=likes, used with date-
     naive = Cursor(page=2, sort="date-", keys=(datetime(2024, 5, 1), 17)).encode()
     assert refused(f"cursor={naive}") == "cursor"
+
+
+def test_bytes_that_are_not_utf8_are_refused_not_searched_for() -> None:
+    assert refused("tag=%FF") == "tag"
+    assert refused("q=caf%E9") == "q"
+    assert parse("q=caf%C3%A9").conditions  # é in UTF-8 is fine
