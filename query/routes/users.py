@@ -22,7 +22,14 @@ from query.listing import parse_list
 router = APIRouter(tags=["users"])
 
 COLUMNS = "id, COALESCE(name, '[erased]') AS name, email, role, created_at, updated_at"
-COUNTED = {"images": "rm.images", "models": "rm.models", "tasks": "rm.tasks"}
+# What the account counts: the table that must exist, and the count. Images come from the projected per-day
+# counters (tag 0 = all of the owner's images: one row per day, not one per image); the others are small.
+COUNTED = {
+    "images": ("rm.image_counts", "SELECT COALESCE(sum(n), 0) AS n FROM rm.image_counts"
+                                  " WHERE user_id = %s AND tag_id = 0"),
+    "models": ("rm.models", "SELECT count(*) AS n FROM rm.models WHERE user_id = %s"),
+    "tasks": ("rm.tasks", "SELECT count(*) AS n FROM rm.tasks WHERE user_id = %s"),
+}
 
 
 def shown(actor: Actor, row: dict[str, Any]) -> dict[str, Any]:
@@ -52,14 +59,13 @@ async def get_user(user_id: ObjectId, pool: Pool, actor: CurrentActor, _: Consis
     return shown(actor, await _live_user(pool, user_id))
 
 
-async def _count(pool: Pool, table: str, user_id: int) -> int:
-    """How many rows of `table` the user owns; 0 while that read model does not exist yet."""
+async def _count(pool: Pool, table: str, sql: str, user_id: int) -> int:
+    """How many the user owns; 0 while that read model does not exist yet."""
     async with pool.connection() as conn:
         found = await (await conn.execute("SELECT to_regclass(%s) IS NOT NULL AS present", (table,))).fetchone()
         if not found or not found["present"]:  # type: ignore[call-overload]
             return 0
-        row = await (await conn.execute(f"SELECT count(*) AS n FROM {table} WHERE user_id = %s",
-                                        (user_id,))).fetchone()
+        row = await (await conn.execute(sql, (user_id,))).fetchone()  # type: ignore[arg-type]
     return int(row["n"]) if row else 0  # type: ignore[call-overload]
 
 
@@ -69,5 +75,5 @@ async def get_account(pool: Pool, actor: RequiredUser, _: Consistent) -> dict[st
     `limit` is null)."""
     assert actor.user_id is not None
     user = shown(actor, await _live_user(pool, actor.user_id))
-    counts = {name: await _count(pool, table, actor.user_id) for name, table in COUNTED.items()}
+    counts = {name: await _count(pool, table, sql, actor.user_id) for name, (table, sql) in COUNTED.items()}
     return {**user, "counts": counts, "quota": {name: {"used": n, "limit": None} for name, n in counts.items()}}

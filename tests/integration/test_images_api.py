@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from PIL import Image
 
+from tests.accounts import new_account
 from tests.catalog_accounts import People, Person, QueryValue, assert_problem, client_of
 from tests.image_files import SECRET, jpeg_with_gps, picture, upload
 from tests.image_support import blob_files, eventually, log_end, wait_projected
@@ -392,3 +393,14 @@ def test_the_audit_trail_shows_the_images_history_to_its_owner(system: System, p
     assert [e["type"] for e in events] == ["ImageUploaded", "ImageChanged", "ImageDeleted"]
     assert events[0]["data"]["width"] == image["width"] and events[1]["data"]["name"] == "second"
     assert events[2]["data"]["blob_key"] == image["url"].removeprefix("/api/blobs/")
+
+
+def test_the_account_counts_its_own_images_public_and_private(system: System, people: People) -> None:
+    newcomer = new_account(system, "counter")
+    mine = [new_image(system, newcomer, public="true"), new_image(system, newcomer, public="false")]
+    new_image(system, people.bob)  # someone else's does not count
+    with client_of(system, newcomer) as client:
+        assert client.get("/api/account").json()["counts"]["images"] == 2
+        assert client.delete(f"/api/images/{mine[1]['id']}").status_code == 204
+        account = client.get("/api/account").json()
+    assert account["counts"]["images"] == 1 and account["quota"]["images"]["used"] == 1
