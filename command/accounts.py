@@ -16,6 +16,7 @@ from eventsourcing.persistence import IntegrityError
 from command.app import CommandApp, retry_on_conflict
 from command.personal import PersonalData
 from command.users import User, clean_email, clean_user_name
+from events.claims import IdempotencyArg
 from events.ids import aggregate_uuid, new_id
 from events.jetstream import Claim, ClaimConflict, DuplicateRequest
 from events.users import ROLES, UserRegistered
@@ -58,7 +59,7 @@ def _taken(claim: ClaimConflict, personal: PersonalData, number: int, name: str 
 
 
 def register_user(app: CommandApp, personal: PersonalData, actor: Actor, name: str, email: str, password: str,
-                  role: str = "user", *, trusted: bool = False, idempotency_key: str | None = None
+                  role: str = "user", *, trusted: bool = False, idempotency_key: IdempotencyArg = None
                   ) -> tuple[UserView, int]:
     """Sign up (open while AIDRAW_SIGNUP_OPEN), or an admin creating a user. `trusted`: the command line."""
     if not (trusted or app.settings.signup_open or actor.is_admin):

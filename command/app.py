@@ -17,6 +17,7 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proje
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, OperationalError, PersistenceError
 
+from events.claims import IdempotencyArg
 from events.codec import register_transcodings
 from events.ids import aggregate_uuid
 from events.jetstream import Claim, ClaimConflict, DuplicateRequest, OutcomeUnknown
@@ -69,7 +70,7 @@ class CommandApp(Application[UUID]):
         return aggregate
 
     def store(self, *aggregates: Aggregate, claims: Sequence[Claim] = (), releases: Sequence[Claim] = (),
-              idempotency_key: str | None = None) -> int:
+              idempotency_key: IdempotencyArg = None) -> int:
         """Append the aggregates' pending events as one unit; the stream sequence of the last one."""
         try:
             recordings = self.save(*aggregates, claims=claims, releases=releases,

@@ -15,6 +15,7 @@ from command.aggregate import NumberedAggregate
 from command.app import CommandApp, retry_on_conflict
 from command.images import MAX_NAME, clean_text, load_visible_image
 from events.choices import ChoiceChanged, ChoiceCreated, ChoiceDeleted
+from events.claims import IdempotencyArg
 from events.ids import aggregate_uuid, new_id
 from infra.actor import Actor
 from infra.authz import check_can_change
@@ -88,7 +89,7 @@ def _check_items(app: CommandApp, owner_id: int, items: list[dict[str, Any]], kn
 
 
 def create_choice(app: CommandApp, actor: Actor, name: str, public: bool, items: list[dict[str, Any]],
-                  idempotency_key: str | None = None) -> tuple[Choice, int]:
+                  idempotency_key: IdempotencyArg = None) -> tuple[Choice, int]:
     assert actor.user_id is not None, "routes require a user"
     owner_id = actor.user_id
     name = _clean_name(name)

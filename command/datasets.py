@@ -8,6 +8,7 @@ from typing import Any
 from command.app import CommandApp, retry_on_conflict
 from command.items import check_items
 from command.owned import OwnedAggregate, clean_name, owner_view
+from events.claims import IdempotencyArg
 from events.datasets import (
     DatasetCreated,
     DatasetDeleted,
@@ -64,7 +65,7 @@ class Dataset(OwnedAggregate):
 
 
 def create_dataset(app: CommandApp, actor: Actor, name: str, items: dict[str, Any], public: bool,
-                   idempotency_key: str | None = None) -> tuple[Dataset, int]:
+                   idempotency_key: IdempotencyArg = None) -> tuple[Dataset, int]:
     assert actor.user_id is not None, "routes require a logged-in user"
     name = clean_name(name)
     items = check_items(app, actor, items, ITEMS_FIELD)

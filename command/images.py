@@ -14,6 +14,7 @@ from typing import Any
 from command.aggregate import NumberedAggregate
 from command.app import CommandApp, retry_on_conflict
 from command.tag_refs import resolve_tags, retry_on_tag_race
+from events.claims import IdempotencyArg
 from events.ids import aggregate_uuid, new_id
 from events.images import ImageChanged, ImageDeleted, ImageUploaded
 from infra.actor import Actor
@@ -126,7 +127,7 @@ def load_visible_image(app: CommandApp, actor: Actor, number: int) -> Image:
 
 
 def upload_image(app: CommandApp, actor: Actor, new: NewImage, tags: list[str],
-                 idempotency_key: str | None = None) -> tuple[Image, int]:
+                 idempotency_key: IdempotencyArg = None) -> tuple[Image, int]:
     assert actor.user_id is not None, "routes require a user"
 
     def attempt() -> tuple[Image, int]:

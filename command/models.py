@@ -16,6 +16,7 @@ from command.items import check_items, check_visible
 from command.owned import OwnedAggregate, clean_name, owner_view, storable
 from command.tag_refs import resolve_tags, retry_on_tag_race
 from command.tags import Tag
+from events.claims import IdempotencyArg
 from events.ids import aggregate_uuid, new_id
 from events.jetstream import Claim
 from events.models import (
@@ -130,7 +131,7 @@ def _check_source(app: CommandApp, owner: Actor, source: int) -> None:
 
 def create_model(app: CommandApp, actor: Actor, *, name: str, type: str, base_model: str, source: int | None,
                  trigger_words: str, tags: list[str], public: bool, data: dict[str, Any],
-                 idempotency_key: str | None = None) -> tuple[Model, int]:
+                 idempotency_key: IdempotencyArg = None) -> tuple[Model, int]:
     assert actor.user_id is not None, "routes require a logged-in user"
     name = clean_name(name)
     trigger_words = clean_trigger_words(trigger_words)

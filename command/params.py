@@ -9,6 +9,7 @@ from typing import Any
 
 from command.app import CommandApp, retry_on_conflict
 from command.owned import OwnedAggregate, clean_name, storable
+from events.claims import IdempotencyArg
 from events.ids import aggregate_uuid, new_id
 from events.params import ParamCreated, ParamDataReplaced, ParamDeleted, ParamRenamed, ParamVisibilityChanged
 from infra.actor import Actor
@@ -101,7 +102,7 @@ class Param(OwnedAggregate):
 
 
 def create_param(app: CommandApp, actor: Actor, name: str, data: dict[str, Any], public: bool,
-                 idempotency_key: str | None = None) -> tuple[Param, int]:
+                 idempotency_key: IdempotencyArg = None) -> tuple[Param, int]:
     assert actor.user_id is not None, "routes require a logged-in user"
     name = clean_name(name)
     check_param_data(data)

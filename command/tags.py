@@ -10,6 +10,7 @@ from typing import Any
 from command.aggregate import NumberedAggregate
 from command.app import CommandApp, retry_on_conflict
 from command.claims import claim
+from events.claims import IdempotencyArg
 from events.ids import aggregate_uuid, new_id
 from events.jetstream import ClaimConflict
 from events.tags import TagCreated, TagDeleted, TagRenamed
@@ -75,7 +76,7 @@ def _name_taken(name: str) -> Conflict:
     return Conflict(f"A tag named {name!r} exists already (names are unique, ignoring case).")
 
 
-def create_tag(app: CommandApp, actor: Actor, name: str, idempotency_key: str | None = None) -> tuple[Tag, int]:
+def create_tag(app: CommandApp, actor: Actor, name: str, idempotency_key: IdempotencyArg = None) -> tuple[Tag, int]:
     name = clean_tag_name(name)
     prefix = app.settings.subject_prefix
 

@@ -29,6 +29,18 @@ def claim_subject(prefix: str, kind: str, value: str) -> str:
     return f"{prefix}.unique.{kind}.{digest}"
 
 
+@dataclass(frozen=True)
+class RequestKey:
+    """An Idempotency-Key with a digest of the request it came with (an HMAC under a server secret, never the
+    request itself). The digest is kept in the key's record, so a repeat with another request is told apart."""
+
+    key: str
+    request: str | None = None
+
+
+IdempotencyArg = str | RequestKey | None
+
+
 def idempotency_subject(prefix: str, key: str) -> str:
     """Where the record of an idempotency key lives (forever, past the duplicate window)."""
     return f"{prefix}.idem.{hashlib.sha256(key.encode()).hexdigest()}"

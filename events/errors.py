@@ -27,10 +27,16 @@ class DuplicateRequest(PersistenceError):
     """This idempotency key was used before; nothing was stored this time.
 
     `events` lists the (originator id, version) pairs the first request stored, `sequence` is the stream
-    sequence of the first request's idempotency record.
+    sequence of the first request's idempotency record, `request` the digest of the first request (None when it
+    had none).
     """
 
-    def __init__(self, events: list[tuple[UUID, int]], sequence: int) -> None:
+    def __init__(self, events: list[tuple[UUID, int]], sequence: int, request: str | None = None) -> None:
         super().__init__(f"request already handled (idempotency record at sequence {sequence})")
         self.events = events
         self.sequence = sequence
+        self.request = request
+
+    def same_request(self, request: str | None) -> bool:
+        """Whether a repeat carrying `request` asks what the first one asked (unknown counts as the same)."""
+        return self.request is None or request is None or self.request == request

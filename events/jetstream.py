@@ -23,7 +23,8 @@ and how it answers a refusal is decided in events/writeplan.py (no I/O); this mo
 `insert_events(stored_events, claims=..., releases=..., idempotency_key=...)` (keywords pass through
 `Application.save()`): claims and releases follow events/claims.py. An idempotency key appends a record on
 `<prefix>.idem.<sha256 hex of key>` with expected sequence 0 (so it is remembered forever), body
-`{"events": [[originator id, version], ...]}`, in the same batch; the record also carries `Nats-Msg-Id` so the
+`{"events": [[originator id, version], ...], "request": <digest>}` (the digest when the key came as a
+RequestKey), in the same batch; the record also carries `Nats-Msg-Id` so the
 server's duplicate window catches a quick retry too (accepted in atomic batches; a batch with a known id is
 refused whole with 10201). The id is the sha256 hex of the key, not the key: a client's text never goes into
 a header. A repeated key raises DuplicateRequest and stores nothing.
@@ -57,7 +58,7 @@ from eventsourcing.utils import Environment, EnvType
 from events import batch as jsbatch
 from events.batch import JetStreamAPIError, NoStreamError
 from events.bridge import NatsBridge
-from events.claims import Claim, idempotency_subject
+from events.claims import Claim, IdempotencyArg, RequestKey, idempotency_subject
 from events.directget import StoredMsg, get_batch, get_last, get_range, get_seq, stored_time
 from events.errors import ClaimConflict, DuplicateRequest, OutcomeUnknown
 from events.ids import is_event_subject, subject_for
@@ -104,15 +105,17 @@ class JetStreamAggregateRecorder(AggregateRecorder):
         *,
         claims: Sequence[Claim] = (),
         releases: Sequence[Claim] = (),
-        idempotency_key: str | None = None,
+        idempotency_key: IdempotencyArg = None,
         tracking: object = None,
         **_: Any,
     ) -> list[int]:
         if tracking is not None:
             raise ProgrammingError("tracking records live with the views in PostgreSQL, not in JetStream")
-        idem = idempotency_subject(self.prefix, idempotency_key) if idempotency_key is not None else None
+        request = idempotency_key.request if isinstance(idempotency_key, RequestKey) else None
+        key = idempotency_key.key if isinstance(idempotency_key, RequestKey) else idempotency_key
+        idem = idempotency_subject(self.prefix, key) if key is not None else None
         plan = WritePlan(self.prefix, stored_events, [self._subject(e.originator_id) for e in stored_events],
-                         claims, releases, idem, self._extra_headers(stored_events))
+                         claims, releases, idem, self._extra_headers(stored_events), idem_request=request)
         if plan.release_subjects:  # a release needs the holder's sequence (claims are first tried as free)
             plan.claims_seen(self._read_lasts(plan.release_subjects))
         attempts = busy = 0

@@ -89,8 +89,10 @@ def holder(last: StoredMsg | None) -> str | None:
 
 
 def duplicate(record: StoredMsg) -> DuplicateRequest:
-    events = json.loads(record.data).get("events", [])
-    return DuplicateRequest([(UUID(str(oid)), int(version)) for oid, version in events], record.seq)
+    body = json.loads(record.data)
+    events = body.get("events", [])
+    return DuplicateRequest([(UUID(str(oid)), int(version)) for oid, version in events], record.seq,
+                            body.get("request"))
 
 
 class _Pending:
@@ -113,8 +115,9 @@ def _unique(claims: Sequence[Claim]) -> list[_Pending]:
 class WritePlan:
     def __init__(self, prefix: str, events: Sequence[StoredEvent], subjects: Sequence[str],
                  claims: Sequence[Claim], releases: Sequence[Claim], idem_subject: str | None,
-                 extra_headers: Sequence[dict[str, str]] | None = None) -> None:
+                 extra_headers: Sequence[dict[str, str]] | None = None, idem_request: str | None = None) -> None:
         self.events = list(events)
+        self.idem_request = idem_request
         self.extra_headers = list(extra_headers) if extra_headers is not None else [{} for _ in self.events]
         self.subjects = list(subjects)
         self.idem = idem_subject
@@ -165,7 +168,10 @@ class WritePlan:
                                {CLAIM_HEADER: state, EXPECTED: str(p.expected)})
                         for p in pendings if not p.skip)
         if self.idem is not None:
-            record = {"events": [[str(e.originator_id), e.originator_version] for e in self.events]}
+            record: dict[str, object] = {
+                "events": [[str(e.originator_id), e.originator_version] for e in self.events]}
+            if self.idem_request is not None:
+                record["request"] = self.idem_request
             # Nats-Msg-Id lets the duplicate window catch a quick retry too; a hash, not the client's text.
             msgs.append(OutMsg(self.idem, json.dumps(record).encode(),
                                {EXPECTED: "0", "Nats-Msg-Id": self.idem.rsplit(".", 1)[1]}))

@@ -42,7 +42,7 @@ def post_choice(body: ChoiceIn, response: Response, app: Commands, actor: Requir
         choice, seq = create_choice(app, actor, body.name, body.public,
                                     [item.model_dump() for item in body.items], idempotency_key=key)
     except DuplicateRequest as dup:
-        choice, seq = created_again(app, Choice, "choice", actor, dup)
+        choice, seq = created_again(app, Choice, "choice", actor, dup, key)
     written(response, seq)
     response.headers["Location"] = f"/api/choices/{choice.number}"
     return choice_out(app, actor, choice)

@@ -30,7 +30,7 @@ def post_dataset(body: DatasetIn, response: Response, app: Commands, actor: Requ
         dataset, seq = create_dataset(app, actor, body.name, body.items.model_dump(), body.public,
                                       idempotency_key=key)
     except DuplicateRequest as dup:
-        dataset, seq = created_again(app, Dataset, "dataset", actor, dup)
+        dataset, seq = created_again(app, Dataset, "dataset", actor, dup, key)
     written(response, seq)
     response.headers["Location"] = f"/api/datasets/{dataset.number}"
     return dataset_out(dataset)

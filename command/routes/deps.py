@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.concurrency import run_in_threadpool
 
 from command.app import CommandApp
+from events.claims import RequestKey
 from infra.actor import Actor
 from infra.auth import require_user
 from infra.errors import Invalid
@@ -17,14 +22,33 @@ def get_app(request: Request) -> CommandApp:
     return app
 
 
-def idempotency_key(key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> str | None:
+async def idempotency_key(request: Request, key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
+                          ) -> RequestKey | None:
     if key is None:
         return None
     if not 1 <= len(key) <= 200 or not key.isprintable():
         raise Invalid("Idempotency-Key must be 1..200 printable characters.", field="header.Idempotency-Key")
-    return key
+    return RequestKey(key, await request_digest(request))
+
+
+async def request_digest(request: Request) -> str | None:
+    """What a JSON request asks, as an HMAC under a server secret: the method, the path and the body in canonical
+    form (keys sorted, no spaces), so a retry matches however its JSON is spelled. An HMAC, not a hash, because a
+    body may hold a password or an email: the log keeps nothing a reader could test guesses against. Multipart
+    uploads get none (their boundaries differ on every retry): for them the key alone decides."""
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != "application/json" and not kind.endswith("+json"):
+        return None
+    raw = await request.body()
+    try:
+        canonical = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    except ValueError:
+        canonical = raw  # not JSON: the route answers 422 before any write
+    secret: bytes = await run_in_threadpool(request.app.state.keys.server_secret, "idempotency")
+    message = b"%s %s\n%s" % (request.method.encode(), request.url.path.encode(), canonical)
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
 Commands = Annotated[CommandApp, Depends(get_app)]
 Caller = Annotated[Actor, Depends(require_user)]  # every write needs a token
-IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
+IdempotencyKey = Annotated[RequestKey | None, Depends(idempotency_key)]

@@ -90,7 +90,7 @@ async def post_image(request: Request, response: Response, app: Commands, actor:
         image, seq = await store_with_blobs(request.app.state.read_pool, request.app.state.blobs, prepared,
                                             lambda: upload_image(app, actor, new, tags, idempotency_key=key))
     except DuplicateRequest as dup:
-        image, seq = await run_in_threadpool(created_again, app, Image, "image", actor, dup)
+        image, seq = await run_in_threadpool(created_again, app, Image, "image", actor, dup, key)
     written(response, seq)
     response.headers["Location"] = f"/api/images/{image.number}"
     return await image_out(request, app, image)

@@ -67,7 +67,7 @@ def post_model(body: ModelIn, response: Response, app: Commands, actor: Required
                                   source=body.source, trigger_words=body.trigger_words, tags=body.tags,
                                   public=body.public, data=body.data.model_dump(), idempotency_key=key)
     except DuplicateRequest as dup:
-        model, seq = created_again(app, Model, "model", actor, dup)
+        model, seq = created_again(app, Model, "model", actor, dup, key)
     written(response, seq)
     response.headers["Location"] = f"/api/models/{model.number}"
     return model_out(app, actor, model, url_of)

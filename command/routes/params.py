@@ -27,7 +27,7 @@ def post_param(body: ParamIn, response: Response, app: Commands, actor: Required
     try:
         param, seq = create_param(app, actor, body.name, body.data, body.public, idempotency_key=key)
     except DuplicateRequest as dup:
-        param, seq = created_again(app, Param, "param", actor, dup)
+        param, seq = created_again(app, Param, "param", actor, dup, key)
     written(response, seq)
     response.headers["Location"] = f"/api/params/{param.number}"
     return param_out(param)

@@ -25,7 +25,7 @@ def post_tag(body: TagIn, response: Response, app: Commands, actor: Caller, key:
     try:
         tag, seq = create_tag(app, actor, body.name, idempotency_key=key)
     except DuplicateRequest as dup:
-        tag, seq = created_again(app, Tag, "tag", actor, dup)
+        tag, seq = created_again(app, Tag, "tag", actor, dup, key)
     written(response, seq)
     response.headers["Location"] = f"/api/tags/{tag.number}"
     return tag_out(tag)

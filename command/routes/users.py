@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response
 from command.accounts import UserChanges, UserView, change_user, delete_user, register_user, view
 from command.routes.account_deps import ClientAddress, Personal, Throttle
 from command.routes.deps import Caller, Commands, IdempotencyKey
+from command.routes.idempotent import check_same_request
 from command.users import User
 from events.ids import split_uuid
 from events.jetstream import DuplicateRequest
@@ -32,6 +33,7 @@ def post_user(body: UserIn, response: Response, app: Commands, personal: Persona
         user, seq = register_user(app, personal, actor, body.name, body.email, body.password,
                                   idempotency_key=key)
     except DuplicateRequest as dup:
+        check_same_request(dup, key)  # the same sign-up, password and all: only its sender can repeat it
         split = split_uuid(dup.events[0][0])
         assert split is not None
         user, seq = view(personal, app.load(User, "user", split[1])), dup.sequence

@@ -232,11 +232,30 @@ def test_same_idempotency_key_creates_once(system: System, creator: Account) -> 
 
 def test_another_users_idempotency_key_never_hands_out_their_tag(system: System, creator: Account) -> None:
     other = new_account(system, "other")
-    key = uuid.uuid4().hex
+    key, name = uuid.uuid4().hex, unique()
     with system.client(creator.token) as client:
-        assert client.post("/api/tags", json={"name": unique()}, headers={"Idempotency-Key": key}).status_code == 201
+        assert client.post("/api/tags", json={"name": name}, headers={"Idempotency-Key": key}).status_code == 201
     with system.client(other.token) as client:
-        assert_problem(client.post("/api/tags", json={"name": unique()}, headers={"Idempotency-Key": key}), 409)
+        assert_problem(client.post("/api/tags", json={"name": name}, headers={"Idempotency-Key": key}), 409)
+        assert_problem(client.post("/api/tags", json={"name": unique()}, headers={"Idempotency-Key": key}), 422)
+
+
+def test_a_key_repeated_with_another_body_is_422_and_stores_nothing(system: System, creator: Account) -> None:
+    with system.client(creator.token) as client:
+        name, key = unique(), uuid.uuid4().hex
+        first = client.post("/api/tags", json={"name": name}, headers={"Idempotency-Key": key})
+        assert first.status_code == 201
+        other = unique()
+        refused = assert_problem(client.post("/api/tags", json={"name": other}, headers={"Idempotency-Key": key}),
+                                 422)
+        assert refused["errors"][0]["loc"] == ["header", "Idempotency-Key"] and "new key" in refused["detail"]
+        assert client.get("/api/tags", params={"q": other}).json()["total"] == 0
+        # the same request spelled otherwise (spaces, an escape) is the same request
+        escaped = name.replace("-", "\\u002d")
+        spelled = ('{ "name" : "' + escaped + '" }').encode()
+        again = client.post("/api/tags", content=spelled, headers={"Idempotency-Key": key,
+                                                                    "content-type": "application/json"})
+        assert again.status_code == 201 and again.json()["id"] == first.json()["id"]
 
 
 def test_concurrent_creates_of_one_name_give_one_tag(system: System, creator: Account) -> None:
