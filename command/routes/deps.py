@@ -31,17 +31,24 @@ async def idempotency_key(request: Request, key: Annotated[str | None, Header(al
     return RequestKey(key, await request_digest(request))
 
 
+SECRET_FIELDS = frozenset({"password", "old_password"})
+
+
 async def request_digest(request: Request) -> str | None:
     """What a JSON request asks, as an HMAC under a server secret: the method, the path and the body in canonical
     form (keys sorted, no spaces), so a retry matches however its JSON is spelled. An HMAC, not a hash, because a
-    body may hold a password or an email: the log keeps nothing a reader could test guesses against. Multipart
-    uploads get none (their boundaries differ on every retry): for them the key alone decides."""
+    body may hold an email: the log keeps nothing a reader could test guesses against. Passwords are left out
+    altogether: with the server secret as well, an HMAC would test password guesses far faster than their
+    argon2 hashes do. Multipart uploads get none (their boundaries differ on every retry): the key alone decides."""
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind != "application/json" and not kind.endswith("+json"):
         return None
     raw = await request.body()
     try:
-        canonical = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        body = json.loads(raw)
+        if isinstance(body, dict):
+            body = {k: v for k, v in body.items() if k not in SECRET_FIELDS}
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     except ValueError:
         canonical = raw  # not JSON: the route answers 422 before any write
     secret: bytes = await run_in_threadpool(request.app.state.keys.server_secret, "idempotency")
