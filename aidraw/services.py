@@ -8,6 +8,8 @@ The test fixtures start the same servers on free ports in temporary folders.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import shutil
 import signal
@@ -18,6 +20,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -29,6 +32,19 @@ OWN_ENTRIES = {"LAYOUT_VERSION", "nats", "postgres", "blobs", "run"}
 
 class ServiceError(RuntimeError):
     """A server could not be started; the message says what to do."""
+
+
+_PR_SET_PDEATHSIG = 1
+# Looked up before any fork (the child only calls it); None where there is no prctl (not Linux).
+_prctl: Any = None
+with contextlib.suppress(OSError, AttributeError):
+    _prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+
+
+def parent_death_signal() -> None:
+    """In a child before exec: receive SIGTERM when the parent dies, however it dies (Linux)."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -99,6 +115,7 @@ class NatsServer:
     port: int = 0
     monitor_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    die_with_parent: bool = False  # `aidraw run`: stop when it dies (tests keep servers across their workers)
 
     @property
     def url(self) -> str:
@@ -131,7 +148,8 @@ class NatsServer:
         log = self.store_dir / "nats.log"
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [self.binary(), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                [self.binary(), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=parent_death_signal if self.die_with_parent else None,
             )
         _wait_for_port(self.port, self.proc, "nats-server", log)
         return self
@@ -186,13 +204,15 @@ class PostgresServer:
     database: str = "aidraw"
     fast_unsafe: bool = False  # tests only: fsync off
     proc: subprocess.Popen[bytes] | None = None
+    die_with_parent: bool = False  # `aidraw run`: stop when it dies
 
     @property
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
 
     def _run_as(self, args: list[str], user: str | None) -> None:
-        result = subprocess.run(args, capture_output=True, text=True, user=user, check=False)
+        # A session of its own: a Ctrl-C in the terminal must not cut initdb short (the caller stops after it).
+        result = subprocess.run(args, capture_output=True, text=True, user=user, check=False, start_new_session=True)
         if result.returncode != 0:
             raise ServiceError(f"{Path(args[0]).name} failed: {result.stderr.strip() or result.stdout.strip()}")
 
@@ -239,7 +259,8 @@ class PostgresServer:
 
             entry = pwd.getpwnam(user)
             os.chown(log, entry.pw_uid, entry.pw_gid)
-        self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, user=user, start_new_session=True)
+        self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, user=user, start_new_session=True,
+                                     preexec_fn=parent_death_signal if self.die_with_parent else None)
         out.close()
         _wait_for_port(self.port, self.proc, "postgres", log)
         self._wait_ready()

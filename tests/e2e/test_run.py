@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -101,3 +102,86 @@ def test_a_data_folder_with_only_aidraw_entries_is_adopted(tmp_path: Path) -> No
     (data / "blobs" / ".tmp").mkdir(parents=True)
     check_data_dir(data)
     assert (data / "LAYOUT_VERSION").read_text().strip() == "1"
+
+
+def _servers_of(data: Path, but: int | None = None) -> list[int]:
+    """Pids of the processes of a system on this data folder: the embedded servers name it on their command
+    line, the roles in their environment (`aidraw run` itself, pid `but`, is left out)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != but:
+            try:
+                seen = (entry / "cmdline").read_bytes() + b"\0" + (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if str(data).encode() in seen and (entry / "stat").read_text().split(")")[-1].split()[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def _gone(data: Path, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _servers_of(data):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_second_run_on_one_data_folder_starts_nothing(tmp_path: Path) -> None:
+    data, port = tmp_path / "var", free_port()
+    first = start(data, port)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", first)
+        before = sorted(_servers_of(data))
+        second = start(data, free_port())
+        out, _ = second.communicate(timeout=60)
+        assert second.returncode == 2 and "Traceback" not in out
+        assert f"Another `aidraw run` (pid {first.pid})" in out and "AIDRAW_DATA_DIR" in out
+        assert sorted(_servers_of(data)) == before  # no second NATS on the same store
+    finally:
+        stop(first)
+    assert _gone(data)
+
+
+def test_ctrl_c_while_starting_stops_what_had_started(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    proc = start(data, free_port())
+    assert proc.stdout is not None
+    assert "starting NATS" in proc.stdout.readline()
+    proc.send_signal(signal.SIGINT)  # NATS is starting or up; PostgreSQL may be in initdb
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 130) and "Traceback" not in out, out
+    assert _gone(data), _servers_of(data)
+
+
+def test_a_dead_server_stops_the_system_with_a_message(tmp_path: Path) -> None:
+    data, port = tmp_path / "var", free_port()
+    proc = start(data, port)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc)
+        nats_pid = next(pid for pid in _servers_of(data)
+                        if b"nats-server" in (Path(f"/proc/{pid}") / "cmdline").read_bytes())
+        os.kill(nats_pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            stop(proc)
+    assert proc.returncode == 1 and re.search(r"the embedded NATS server \(log: .*nats\.log\) exited "
+                                              r"\(killed by SIGKILL\); stopping", out), out
+    assert _gone(data), _servers_of(data)
+
+
+def test_killing_run_outright_takes_its_children_along(tmp_path: Path) -> None:
+    data, port = tmp_path / "var", free_port()
+    proc = start(data, port)
+    wait_ready(f"http://127.0.0.1:{port}", proc)
+    assert len(_servers_of(data)) >= 4  # NATS, PostgreSQL, the api and the projector
+    proc.kill()
+    proc.wait()
+    assert _gone(data), _servers_of(data)
+    again = start(data, port)  # and the folder is free again at once
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", again)
+    finally:
+        stop(again)
