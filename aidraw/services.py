@@ -279,8 +279,8 @@ class PostgresServer:
         except PermissionError:
             pass
         raise ServiceError(
-            f"A PostgreSQL (pid {pid}) is still running on {self.data_dir}: another `aidraw run` uses this data "
-            "folder. Stop it first, or choose another AIDRAW_DATA_DIR."
+            f"A PostgreSQL (pid {pid}) is still running on {self.data_dir}, left by an earlier run that did not "
+            f"stop it. Stop it (kill -INT {pid}) and start again, or choose another AIDRAW_DATA_DIR."
         )
 
     def _wait_ready(self, timeout: float = 20.0) -> None:
