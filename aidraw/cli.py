@@ -18,7 +18,7 @@ import signal
 import sys
 
 from infra.logging import configure_logging
-from infra.settings import Settings
+from infra.settings import Settings, SettingsError, ensure_data_dir
 
 
 def _api(settings: Settings) -> int:
@@ -193,8 +193,32 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("name")
     create.add_argument("email")
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+        if _uses_data_dir(args):
+            ensure_data_dir(settings.data_dir)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, settings.log_json)
+    from infra.storage.factory import StorageSettingsError
+
+    try:
+        return _dispatch(args, settings)
+    except StorageSettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _uses_data_dir(args: argparse.Namespace) -> bool:
+    """`run` keeps everything in the data folder; the API and the full projector set keep local blobs there."""
+    import os
+
+    local_blobs = os.environ.get("AIDRAW_STORAGE", "").strip().lower() in {"", "local"}
+    return args.cmd == "run" or (local_blobs and (args.cmd == "api" or (args.cmd == "projector" and not args.names)))
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.cmd == "run":
         from aidraw.supervisor import run_all
 

@@ -5,33 +5,79 @@ The table of variables is in docs/configuration.md; keep the two in step.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A setting's value is not usable; the message names the variable, the value and what to set instead."""
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MIN_BODY_BYTES = 1024  # AIDRAW_JSON_MAX_BYTES, AIDRAW_UPLOAD_MAX_BYTES: smaller refuses every request
+MIN_ORPHAN_AGE_S = 60.0  # AIDRAW_BLOB_ORPHAN_AGE: younger blobs may be uploads still on their way to their event
+MAX_SECONDS = 10 * 365 * 24 * 3600.0  # durations: longer means never, and overflows dates and JetStream's limits
+# 2 ** 63 - 1: larger is no sensible count of bytes, events or seconds (and overflows where the value is used).
+_HUGE = 2**63 - 1
 
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
-def _env_float(name: str, default: float) -> float:
+def _number_text(value: float) -> str:
+    text = str(int(value)) if float(value).is_integer() else f"{value:g}"
+    return f"{text} (10 years)" if value == MAX_SECONDS else text
+
+
+def _range_text(low: float, high: float | None, low_open: bool) -> str:
+    if high is not None:
+        start = f"above {_number_text(low)}" if low_open else f"from {_number_text(low)}"
+        return f"{start} {'up ' if low_open else ''}to {_number_text(high)}"
+    return f"above {_number_text(low)}" if low_open else f"{_number_text(low)} or more"
+
+
+def _check_range(name: str, raw: str, value: float, kind: str, low: float, high: float | None,
+                 low_open: bool = False) -> None:
+    inside = (value > low if low_open else value >= low) and (high is None or value <= high)
+    if not inside:
+        raise SettingsError(f"{name}={raw!r} is out of range: use {kind} {_range_text(low, high, low_open)}, "
+                            "or unset it for the default.")
+    if value > _HUGE:
+        raise SettingsError(f"{name}={raw!r} is too large; use a smaller value, or unset it for the default.")
+
+
+def _env_float(name: str, default: float, low: float = 0.0, high: float | None = None,
+               low_open: bool = False) -> float:
+    """A number within [low, high] ((low, high] with `low_open`; no upper bound without `high`); the default
+    when unset."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
-    except ValueError as exc:
-        raise SystemExit(f"{name}={raw!r} is not a number; set it to a number or unset it.") from exc
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number; set it to a number or unset it.") from None
+    if not math.isfinite(value):
+        raise SettingsError(f"{name}={raw!r} is not a finite number; set it to a number or unset it.")
+    _check_range(name, raw, value, "a number", low, high, low_open)
+    return value
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_int(name: str, default: int, low: int = 0, high: int | None = None) -> int:
+    """An integer within [low, high] (no upper bound without `high`); the default when unset."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
-    except ValueError as exc:
-        raise SystemExit(f"{name}={raw!r} is not an integer; set it to an integer or unset it.") from exc
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer; set it to an integer or unset it.") from None
+    _check_range(name, raw, value, "an integer", low, high)
+    return value
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -42,7 +88,39 @@ def _env_bool(name: str, default: bool) -> bool:
         return True
     if raw.lower() in {"0", "false", "no", "off"}:
         return False
-    raise SystemExit(f"{name}={raw!r} is not a boolean; use true or false.")
+    raise SettingsError(f"{name}={raw!r} is not a boolean; use true or false.")
+
+
+def _env_token(name: str, default: str) -> str:
+    """A NATS stream name or subject token: letters, digits, `_` and `-` (a `.` would split the subject)."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", raw):
+        raise SettingsError(f"{name}={raw!r} is not a usable name; use 1 to 64 letters, digits, _ or -.")
+    return raw
+
+
+def _env_log_level(name: str, default: str) -> str:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.strip().upper() not in LOG_LEVELS:
+        raise SettingsError(f"{name}={raw!r} is not a log level; use one of {', '.join(LOG_LEVELS)}.")
+    return raw.strip().upper()
+
+
+def ensure_data_dir(data_dir: Path) -> None:
+    """Create the data folder (and its parents) if missing, or say in one line why it cannot be."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = "a file of that name is in the way" if isinstance(exc, FileExistsError) else exc.strerror or exc
+        raise SettingsError(f"AIDRAW_DATA_DIR={str(data_dir)!r}: the folder cannot be created ({why}); "
+                            "choose a folder you may write to.") from None
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+        raise SettingsError(f"AIDRAW_DATA_DIR={str(data_dir)!r}: the folder is not writable by this user; "
+                            "choose a folder you may write to.")
 
 
 @dataclass(frozen=True)
@@ -55,6 +133,7 @@ class Settings:
     database_url: str = ""
     stream_name: str = "AIDRAW"
     subject_prefix: str = "aidraw"
+    stream_replicas: int = 1
     # Bounded wait of a caller's query for projections to reach the caller's last write.
     read_your_writes_timeout_s: float = 2.0
     # /readyz reports not ready when projections are further behind than this many events.
@@ -85,30 +164,48 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        return cls(
+        """The settings from the environment; SettingsError names the first variable whose value is unusable.
+
+        Each variable's range is in docs/configuration.md."""
+        settings = cls(
             host=_env("AIDRAW_HOST", "127.0.0.1"),
-            port=_env_int("AIDRAW_PORT", 8000),
+            # 0 would pick a random port, and the URL printed at start would say :0.
+            port=_env_int("AIDRAW_PORT", 8000, 1, 65535),
             data_dir=Path(_env("AIDRAW_DATA_DIR", "./var")),
             nats_url=_env("AIDRAW_NATS_URL", ""),
             database_url=_env("AIDRAW_DATABASE_URL", ""),
-            stream_name=_env("AIDRAW_STREAM", "AIDRAW"),
-            subject_prefix=_env("AIDRAW_SUBJECT_PREFIX", "aidraw"),
-            read_your_writes_timeout_s=_env_float("AIDRAW_READ_YOUR_WRITES_TIMEOUT", 2.0),
-            ready_max_lag_events=_env_int("AIDRAW_READY_MAX_LAG", 1000),
-            duplicate_window_s=_env_float("AIDRAW_DUPLICATE_WINDOW", 120.0),
-            projector_batch=_env_int("AIDRAW_PROJECTOR_BATCH", 1000),
-            log_level=_env("AIDRAW_LOG_LEVEL", "INFO").upper(),
+            stream_name=_env_token("AIDRAW_STREAM", "AIDRAW"),
+            subject_prefix=_env_token("AIDRAW_SUBJECT_PREFIX", "aidraw"),
+            # Read where the stream is made (events/stream.py); checked here so that a bad value stops the start.
+            stream_replicas=_env_int("AIDRAW_STREAM_REPLICAS", 1, 1, 5),
+            # 0: answer at once, without waiting for the caller's last write.
+            read_your_writes_timeout_s=_env_float("AIDRAW_READ_YOUR_WRITES_TIMEOUT", 2.0, 0, MAX_SECONDS),
+            ready_max_lag_events=_env_int("AIDRAW_READY_MAX_LAG", 1000, 0),
+            # JetStream reads a window of 0 as its own default (2 minutes).
+            duplicate_window_s=_env_float("AIDRAW_DUPLICATE_WINDOW", 120.0, 0, MAX_SECONDS, low_open=True),
+            projector_batch=_env_int("AIDRAW_PROJECTOR_BATCH", 1000, 1),
+            log_level=_env_log_level("AIDRAW_LOG_LEVEL", "INFO"),
             log_json=_env_bool("AIDRAW_LOG_JSON", True),
             signup_open=_env_bool("AIDRAW_SIGNUP_OPEN", True),
-            session_ttl_s=_env_float("AIDRAW_SESSION_TTL", 30 * 24 * 3600.0),
-            session_refresh_s=_env_float("AIDRAW_SESSION_REFRESH", 3600.0),
-            login_max_failures=_env_int("AIDRAW_LOGIN_MAX_FAILURES", 10),
-            login_max_failures_per_address=_env_int("AIDRAW_LOGIN_MAX_FAILURES_PER_ADDRESS", 100),
-            login_failure_window_s=_env_float("AIDRAW_LOGIN_FAILURE_WINDOW", 900.0),
-            upload_max_bytes=_env_int("AIDRAW_UPLOAD_MAX_BYTES", 20 * 1024 * 1024),
-            upload_max_pixels=_env_int("AIDRAW_UPLOAD_MAX_PIXELS", 40_000_000),
-            views_max_age_s=_env_float("AIDRAW_VIEWS_MAX_AGE", 90 * 24 * 3600.0),
-            blob_sweep_interval_s=_env_float("AIDRAW_BLOB_SWEEP_INTERVAL", 6 * 3600.0),
-            blob_orphan_age_s=_env_float("AIDRAW_BLOB_ORPHAN_AGE", 3600.0),
-            json_max_bytes=_env_int("AIDRAW_JSON_MAX_BYTES", 1024 * 1024),
+            session_ttl_s=_env_float("AIDRAW_SESSION_TTL", 30 * 24 * 3600.0, 0, MAX_SECONDS, low_open=True),
+            session_refresh_s=_env_float("AIDRAW_SESSION_REFRESH", 3600.0, 0, MAX_SECONDS, low_open=True),
+            login_max_failures=_env_int("AIDRAW_LOGIN_MAX_FAILURES", 10, 1),
+            login_max_failures_per_address=_env_int("AIDRAW_LOGIN_MAX_FAILURES_PER_ADDRESS", 100, 1),
+            login_failure_window_s=_env_float("AIDRAW_LOGIN_FAILURE_WINDOW", 900.0, 0, MAX_SECONDS, low_open=True),
+            upload_max_bytes=_env_int("AIDRAW_UPLOAD_MAX_BYTES", 20 * 1024 * 1024, MIN_BODY_BYTES),
+            upload_max_pixels=_env_int("AIDRAW_UPLOAD_MAX_PIXELS", 40_000_000, 1),
+            # JetStream reads a max age of 0 as "keep forever".
+            views_max_age_s=_env_float("AIDRAW_VIEWS_MAX_AGE", 90 * 24 * 3600.0, 0, MAX_SECONDS, low_open=True),
+            blob_sweep_interval_s=_env_float("AIDRAW_BLOB_SWEEP_INTERVAL", 6 * 3600.0, 0, MAX_SECONDS,
+                                             low_open=True),
+            # Younger blobs may belong to an upload still on its way to its event: never remove those.
+            blob_orphan_age_s=_env_float("AIDRAW_BLOB_ORPHAN_AGE", 3600.0, MIN_ORPHAN_AGE_S, MAX_SECONDS),
+            json_max_bytes=_env_int("AIDRAW_JSON_MAX_BYTES", 1024 * 1024, MIN_BODY_BYTES),
         )
+        if settings.session_refresh_s >= settings.session_ttl_s:
+            raise SettingsError(
+                f"AIDRAW_SESSION_REFRESH={settings.session_refresh_s:g} is not below AIDRAW_SESSION_TTL="
+                f"{settings.session_ttl_s:g}: sessions would end before any use extends them; set the refresh "
+                "interval shorter than the session lifetime."
+            )
+        return settings

@@ -1,0 +1,47 @@
+"""The `aidraw` command on bad input, bad settings and servers that are gone: one line on stderr saying what is
+wrong and what to do, a non-zero status, never a traceback. No servers are needed: each case stops before it
+would talk to one (or finds that nothing answers)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def cli(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("AIDRAW_")}
+    return subprocess.run([sys.executable, "-m", "aidraw.cli", *args],
+                          env={**clean, "AIDRAW_DATA_DIR": str(data_dir), **env},
+                          capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], status: int) -> str:
+    assert result.returncode == status, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr and result.stdout == "", result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"AIDRAW_PORT": "-1"}, "AIDRAW_PORT='-1' is out of range: use an integer from 1 to 65535"),
+    ({"AIDRAW_PORT": "99999"}, "AIDRAW_PORT='99999' is out of range: use an integer from 1 to 65535"),
+    ({"AIDRAW_PORT": "abc"}, "AIDRAW_PORT='abc' is not an integer"),
+    ({"AIDRAW_LOG_LEVEL": "LOUD"}, "use one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    ({"AIDRAW_JSON_MAX_BYTES": "0"}, "AIDRAW_JSON_MAX_BYTES='0' is out of range: use an integer 1024 or more"),
+    ({"AIDRAW_READ_YOUR_WRITES_TIMEOUT": "-1"}, "AIDRAW_READ_YOUR_WRITES_TIMEOUT='-1' is out of range"),
+    ({"AIDRAW_SESSION_TTL": "-5"}, "AIDRAW_SESSION_TTL='-5' is out of range: use a number above 0"),
+    ({"AIDRAW_STREAM_REPLICAS": "9"}, "AIDRAW_STREAM_REPLICAS='9' is out of range: use an integer from 1 to 5"),
+])
+def test_bad_settings_are_one_line_and_status_2(tmp_path: Path, env: dict[str, str], says: str) -> None:
+    assert says in one_line_error(cli(tmp_path, "audit", "tag", "1", **env), 2)
+
+
+@pytest.mark.parametrize("role", ["api", "run"])
+def test_a_data_folder_that_cannot_be_created_is_one_line(role: str) -> None:
+    line = one_line_error(cli(Path("/proc/nope"), role), 2)
+    assert "AIDRAW_DATA_DIR='/proc/nope': the folder cannot be created (No such file or directory)" in line

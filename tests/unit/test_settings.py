@@ -1,0 +1,134 @@
+"""Settings from the environment: every value outside its documented range is refused with a message naming the
+variable, the value and the range (docs/configuration.md), never accepted silently or left to crash later."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from infra.settings import LOG_LEVELS, Settings, SettingsError, ensure_data_dir
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("AIDRAW_"):
+            monkeypatch.delenv(name)
+
+
+def refused(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env()
+    message = str(raised.value)
+    assert "\n" not in message
+    return message
+
+
+def test_the_defaults_are_valid() -> None:
+    settings = Settings.from_env()
+    assert settings == Settings(data_dir=Path("./var"))
+
+
+@pytest.mark.parametrize(("name", "value", "says"), [
+    ("AIDRAW_PORT", "-1", "from 1 to 65535"),
+    ("AIDRAW_PORT", "99999", "from 1 to 65535"),
+    ("AIDRAW_PORT", "0", "from 1 to 65535"),
+    ("AIDRAW_STREAM_REPLICAS", "0", "from 1 to 5"),
+    ("AIDRAW_JSON_MAX_BYTES", "0", "1024 or more"),
+    ("AIDRAW_JSON_MAX_BYTES", "1023", "1024 or more"),
+    ("AIDRAW_UPLOAD_MAX_BYTES", "10", "1024 or more"),
+    ("AIDRAW_UPLOAD_MAX_PIXELS", "0", "1 or more"),
+    ("AIDRAW_READ_YOUR_WRITES_TIMEOUT", "-1", "from 0 to 315360000 (10 years)"),
+    ("AIDRAW_READY_MAX_LAG", "-1", "0 or more"),
+    ("AIDRAW_DUPLICATE_WINDOW", "0", "above 0"),
+    ("AIDRAW_PROJECTOR_BATCH", "0", "1 or more"),
+    ("AIDRAW_SESSION_TTL", "-5", "above 0"),
+    ("AIDRAW_SESSION_TTL", "0", "above 0"),
+    ("AIDRAW_SESSION_TTL", "1e300", "up to 315360000 (10 years)"),
+    ("AIDRAW_SESSION_REFRESH", "-1", "above 0"),
+    ("AIDRAW_LOGIN_MAX_FAILURES", "0", "1 or more"),
+    ("AIDRAW_LOGIN_MAX_FAILURES_PER_ADDRESS", "-3", "1 or more"),
+    ("AIDRAW_LOGIN_FAILURE_WINDOW", "0", "above 0"),
+    ("AIDRAW_VIEWS_MAX_AGE", "0", "above 0"),
+    ("AIDRAW_BLOB_SWEEP_INTERVAL", "-1", "above 0"),
+    ("AIDRAW_BLOB_ORPHAN_AGE", "0", "from 60 to"),
+])
+def test_a_value_out_of_range_names_variable_value_and_range(monkeypatch: pytest.MonkeyPatch, name: str,
+                                                             value: str, says: str) -> None:
+    message = refused(monkeypatch, **{name: value})
+    assert message.startswith(f"{name}={value!r} is out of range: use "), message
+    assert says in message, message
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_duration_must_be_a_finite_number(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    assert "is not a finite number" in refused(monkeypatch, AIDRAW_SESSION_TTL=value)
+
+
+def test_an_integer_too_large_to_use_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "is too large" in refused(monkeypatch, AIDRAW_READY_MAX_LAG="9" * 30)
+
+
+def test_words_where_numbers_belong_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert refused(monkeypatch, AIDRAW_PORT="abc") == (
+        "AIDRAW_PORT='abc' is not an integer; set it to an integer or unset it.")
+    assert "is not a number" in refused(monkeypatch, AIDRAW_PORT="8000", AIDRAW_SESSION_TTL="long")
+
+
+def test_an_unknown_log_level_lists_the_valid_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = refused(monkeypatch, AIDRAW_LOG_LEVEL="LOUD")
+    assert message.startswith("AIDRAW_LOG_LEVEL='LOUD' is not a log level")
+    assert all(level in message for level in LOG_LEVELS)
+    monkeypatch.setenv("AIDRAW_LOG_LEVEL", "warning")
+    assert Settings.from_env().log_level == "WARNING"
+
+
+def test_a_session_refresh_not_below_the_lifetime_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = refused(monkeypatch, AIDRAW_SESSION_TTL="60", AIDRAW_SESSION_REFRESH="60")
+    assert "AIDRAW_SESSION_REFRESH=60 is not below AIDRAW_SESSION_TTL=60" in message
+    monkeypatch.setenv("AIDRAW_SESSION_REFRESH", "59.5")
+    assert Settings.from_env().session_refresh_s == 59.5
+
+
+@pytest.mark.parametrize("value", ["a.b", "a b", "x>", ""])
+def test_stream_names_and_prefixes_are_single_tokens(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    if not value:  # empty means the default
+        monkeypatch.setenv("AIDRAW_STREAM", value)
+        assert Settings.from_env().stream_name == "AIDRAW"
+        return
+    assert "is not a usable name" in refused(monkeypatch, AIDRAW_SUBJECT_PREFIX=value)
+
+
+def test_values_at_the_edges_of_their_ranges_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"AIDRAW_PORT": "65535", "AIDRAW_JSON_MAX_BYTES": "1024", "AIDRAW_READ_YOUR_WRITES_TIMEOUT": "0",
+                        "AIDRAW_READY_MAX_LAG": "0", "AIDRAW_BLOB_ORPHAN_AGE": "60", "AIDRAW_SESSION_TTL": "3",
+                        "AIDRAW_SESSION_REFRESH": "1", "AIDRAW_BLOB_SWEEP_INTERVAL": "0.5"}.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.from_env()
+    assert (settings.port, settings.json_max_bytes, settings.read_your_writes_timeout_s) == (65535, 1024, 0.0)
+    assert (settings.blob_orphan_age_s, settings.blob_sweep_interval_s) == (60.0, 0.5)
+
+
+def test_every_documented_numeric_setting_has_a_documented_range() -> None:
+    rows = [line.split(" | ") for line in DOCS.read_text().splitlines() if line.startswith("| `AIDRAW_")]
+    numeric = [cells for cells in rows if re.fullmatch(r"`-?\d+(\.\d+)?`( \(.*\))?", cells[1])]
+    assert len(numeric) >= 17
+    for cells in numeric:
+        assert re.search(r"\d", cells[2]), f"{cells[0]}: no range documented"
+
+
+def test_a_data_folder_that_cannot_be_created_says_why(tmp_path: Path) -> None:
+    ensure_data_dir(tmp_path / "new" / "var")
+    assert (tmp_path / "new" / "var").is_dir()
+    with pytest.raises(SettingsError, match=r"AIDRAW_DATA_DIR='/proc/nope': the folder cannot be created \(.+\)"):
+        ensure_data_dir(Path("/proc/nope"))
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SettingsError, match="a file of that name is in the way"):
+        ensure_data_dir(tmp_path / "file")
