@@ -43,11 +43,15 @@ def _projector(settings: Settings, names: list[str]) -> int:
     from events.stream import ensure_stream
     from projectors.runner import ProjectionRunner, Target
 
+    try:
+        chosen = [projector_named(n) for n in names] if names else PROJECTORS
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
     ends = resolve(settings)
     bridge = NatsBridge(ends.nats_url)
     ensure_stream(bridge, settings.stream_name, settings.subject_prefix, settings.duplicate_window_s)
     bridge.close()
-    chosen = [projector_named(n) for n in names] if names else PROJECTORS
     target = Target(ends.nats_url, settings.stream_name, ends.database_url)
 
     async def main() -> None:
@@ -108,19 +112,26 @@ def _audit(settings: Settings, aggregate: str, number: str) -> int:
     from events.bridge import NatsBridge
     from events.ids import KINDS
     from events.jetstream import JetStreamApplicationRecorder
+    from query.filters import read_id
     from query.routes.audit import COLLECTIONS, history
 
     kind = COLLECTIONS.get(aggregate, aggregate)
-    if kind not in KINDS or not number.isdigit():
-        print(f"error: usage: aidraw audit {{{'|'.join(sorted(KINDS))}}} ID", file=sys.stderr)
+    if kind not in KINDS:
+        print(f"error: no kind of object named {aggregate!r}; use one of {', '.join(sorted(KINDS))}.",
+              file=sys.stderr)
+        return 2
+    try:
+        object_id = read_id(number)  # the HTTP API's rule: 1 to 2^53-1, plain digits
+    except ValueError as exc:
+        print(f"error: {exc}.", file=sys.stderr)
         return 2
     ends = resolve(settings)
     bridge = NatsBridge(ends.nats_url)
     recorder = JetStreamApplicationRecorder(bridge, settings.stream_name, settings.subject_prefix)
-    events = history(recorder, settings.subject_prefix, kind, int(number))
+    events = history(recorder, settings.subject_prefix, kind, object_id)
     bridge.close()
     if not events:
-        print(f"No {kind} with id {number} in the log.")
+        print(f"error: no {kind} with id {object_id} in the log.", file=sys.stderr)
         return 1
     for e in events:
         print(f"#{e.sequence:<8} v{e.version:<3} {e.timestamp.isoformat()}  {e.type}")

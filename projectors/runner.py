@@ -117,11 +117,20 @@ class ProjectionRunner:
 
     async def _become_leader(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
         await conn.set_autocommit(True)
+        waited = False
         while not stop.is_set():
             row = await (await conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
                                             leader_lock(self.checkpoint_name))).fetchone()
             if row and row[0]:
+                if waited:
+                    log.info("%s: the active instance is gone; this one takes over", self.checkpoint_name,
+                             extra={"projector": self.checkpoint_name})
                 break
+            if not waited:
+                waited = True
+                log.info("%s: another instance is active (it holds the leader lock); this one waits as a hot "
+                         "standby and takes over when it stops", self.checkpoint_name,
+                         extra={"projector": self.checkpoint_name})
             await asyncio.sleep(1.0)
         await conn.set_autocommit(False)
 

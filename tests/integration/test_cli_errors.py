@@ -45,3 +45,19 @@ def test_bad_settings_are_one_line_and_status_2(tmp_path: Path, env: dict[str, s
 def test_a_data_folder_that_cannot_be_created_is_one_line(role: str) -> None:
     line = one_line_error(cli(Path("/proc/nope"), role), 2)
     assert "AIDRAW_DATA_DIR='/proc/nope': the folder cannot be created (No such file or directory)" in line
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["tag", "0"], "'0' is not an id (a positive integer below 2^53"),
+    (["tag", "9007199254740993"], "'9007199254740993' is not an id"),
+    (["tag", "abc"], "'abc' is not an id"),
+    (["tag", "-5"], "'-5' is not an id"),
+    (["nosuch", "1"], "no kind of object named 'nosuch'; use one of choice, dataset, image"),
+])
+def test_audit_says_what_is_wrong_with_its_arguments(tmp_path: Path, args: list[str], says: str) -> None:
+    assert says in one_line_error(cli(tmp_path, "audit", *args), 2)
+
+
+def test_an_unknown_projector_lists_the_known_ones(tmp_path: Path) -> None:
+    line = one_line_error(cli(tmp_path, "projector", "tags", "nosuch"), 2)
+    assert "No projection named 'nosuch'; known: tags, users" in line

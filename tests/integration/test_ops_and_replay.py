@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import subprocess
 import sys
+import threading
+import time
 import uuid
 
 import psycopg
@@ -90,4 +94,35 @@ def test_audit_prints_an_objects_history(system: System) -> None:
     assert result.returncode == 0, result.stderr
     assert "TagCreated" in result.stdout and "TagRenamed" in result.stdout and tag["name"] in result.stdout
     missing = cli(system, "audit", "tag", "123")
-    assert missing.returncode == 1 and "No tag with id 123" in missing.stdout
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr.strip() == "error: no tag with id 123 in the log."
+    for wrong in ("0", "9007199254740993"):  # the HTTP API's range of ids: a message, not a traceback
+        refused = cli(system, "audit", "tag", wrong)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr
+        assert f"error: '{wrong}' is not an id (a positive integer below 2^53" in refused.stderr
+
+
+def test_a_second_projector_says_it_waits_as_a_hot_standby(system: System) -> None:
+    env = dict(system.env, AIDRAW_LOG_LEVEL="INFO", AIDRAW_LOG_JSON="false")
+    standby = subprocess.Popen([sys.executable, "-m", "aidraw.cli", "projector", "tags"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in standby.stderr or ():
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    seen: list[str] = []
+    try:
+        # The system's projector holds the lock: this one waits, and says so at once.
+        deadline = time.monotonic() + 20
+        while not any("hot standby" in line for line in seen) and time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                seen.append(lines.get(timeout=0.5))
+        said = [line for line in seen if "hot standby" in line]
+        assert said and "tags: another instance is active" in said[0], seen
+        assert standby.poll() is None  # still waiting to take over
+    finally:
+        standby.terminate()
+        standby.wait(15)
