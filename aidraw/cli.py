@@ -20,6 +20,9 @@ import sys
 from infra.logging import configure_logging
 from infra.settings import Settings, SettingsError, ensure_data_dir
 
+# The one-shot tools (audit, rebuild) give up on an unreachable NATS sooner than the services do.
+TOOL_CONNECT_TIMEOUT_S = 4.0
+
 
 def _api(settings: Settings) -> int:
     import uvicorn
@@ -85,7 +88,7 @@ def _rebuild(settings: Settings, name: str) -> int:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
     ends = resolve(settings)
-    bridge = NatsBridge(ends.nats_url)
+    bridge = NatsBridge(ends.nats_url, connect_timeout=TOOL_CONNECT_TIMEOUT_S)
     end = stream_last_sequence(bridge, settings.stream_name)
     bridge.close()
     bar = tqdm(total=end, unit="ev", desc=f"rebuild {name}", unit_scale=True)
@@ -126,7 +129,7 @@ def _audit(settings: Settings, aggregate: str, number: str) -> int:
         print(f"error: {exc}.", file=sys.stderr)
         return 2
     ends = resolve(settings)
-    bridge = NatsBridge(ends.nats_url)
+    bridge = NatsBridge(ends.nats_url, connect_timeout=TOOL_CONNECT_TIMEOUT_S)
     recorder = JetStreamApplicationRecorder(bridge, settings.stream_name, settings.subject_prefix)
     events = history(recorder, settings.subject_prefix, kind, object_id)
     bridge.close()
@@ -158,6 +161,8 @@ def _read_password() -> str | None:
 
 
 def _user_create(settings: Settings, name: str, email: str, admin: bool) -> int:
+    import psycopg
+
     from aidraw.endpoints import resolve
     from command.accounts import register_user
     from command.app import CommandApp
@@ -166,10 +171,16 @@ def _user_create(settings: Settings, name: str, email: str, admin: bool) -> int:
     from infra.errors import ServiceError
     from infra.keys import PostgresKeyStore
 
+    ends = resolve(settings)  # before the password prompt: a system that is not running is said first
+    try:
+        psycopg.connect(ends.database_url, connect_timeout=int(TOOL_CONNECT_TIMEOUT_S)).close()
+    except psycopg.OperationalError as exc:
+        print(f"error: cannot reach PostgreSQL: {' '.join(str(exc).split())} Start the server, or set "
+              "AIDRAW_DATABASE_URL to one that runs.", file=sys.stderr)
+        return 1
     password = _read_password()
     if password is None:
         return 2
-    ends = resolve(settings)
     app = CommandApp(settings, ends.nats_url)
     keys = PostgresKeyStore(ends.database_url, max_size=2).open()
     try:
@@ -212,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_json)
+    from aidraw.endpoints import EndpointsError
+    from events.bridge import NatsConnectError
     from infra.storage.factory import StorageSettingsError
 
     try:
@@ -219,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     except StorageSettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (EndpointsError, NatsConnectError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 def _uses_data_dir(args: argparse.Namespace) -> bool:

@@ -141,7 +141,13 @@ class NatsBridge:
         self._stop_loop()
 
     async def _connect(self, timeout: float, name: str) -> Client:
+        connected = False
+        last_error: list[Exception] = []  # why the first connect has not succeeded yet
+
         async def error_cb(exc: Exception) -> None:
+            if not connected:
+                last_error[:] = [exc]  # said once in the NatsConnectError, not once per retry
+                return
             log.warning("NATS connection error: %s", exc)
 
         async def disconnected_cb() -> None:
@@ -154,7 +160,7 @@ class NatsBridge:
 
         try:
             # With unlimited reconnect attempts nats-py would retry the first connect forever: bound it.
-            return await asyncio.wait_for(
+            client = await asyncio.wait_for(
                 nats.connect(
                     self.url,
                     name=name,
@@ -168,10 +174,19 @@ class NatsBridge:
                 timeout,
             )
         except (TimeoutError, OSError, nats.errors.Error) as exc:
+            cause = last_error[0] if last_error else exc
+            reason = str(cause) or type(cause).__name__
+            if isinstance(cause, ConnectionRefusedError):
+                reason = "connection refused: nothing listens there"
+            if isinstance(exc, TimeoutError):  # nats-py was still retrying: say for how long, and the last error
+                waited = f"no connection within {timeout:g} s"
+                reason = f"{waited} ({reason})" if last_error else waited
             raise NatsConnectError(
-                f"cannot reach NATS at {redact_url(self.url)}: {exc or type(exc).__name__}; "
-                "is it running? set AIDRAW_NATS_URL"
+                f"cannot reach NATS at {redact_url(self.url)}: {reason}. Start the server, or set "
+                "AIDRAW_NATS_URL to one that runs."
             ) from exc
+        connected = True
+        return client
 
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self._loop)

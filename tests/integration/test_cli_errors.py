@@ -4,12 +4,16 @@ would talk to one (or finds that nothing answers)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from aidraw.services import free_port
 
 
 def cli(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -61,3 +65,28 @@ def test_audit_says_what_is_wrong_with_its_arguments(tmp_path: Path, args: list[
 def test_an_unknown_projector_lists_the_known_ones(tmp_path: Path) -> None:
     line = one_line_error(cli(tmp_path, "projector", "tags", "nosuch"), 2)
     assert "No projection named 'nosuch'; known: tags, users" in line
+
+
+def test_a_stale_endpoints_record_says_the_system_is_not_running(tmp_path: Path) -> None:
+    record = tmp_path / "run" / "endpoints.json"  # as left by an `aidraw run` that was killed
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"nats_url": f"nats://127.0.0.1:{free_port()}",
+                                  "database_url": f"postgresql://aidraw@127.0.0.1:{free_port()}/aidraw"}))
+    for args in (["audit", "tag", "1"], ["user", "create", "root", "root@example.org"]):
+        started = time.monotonic()
+        line = one_line_error(cli(tmp_path, *args, AIDRAW_ADMIN_PASSWORD="correct horse"), 1)
+        assert time.monotonic() - started < 8
+        assert f"The embedded system recorded in {record} is not running" in line, line
+        assert "make run" in line and "AIDRAW_NATS_URL" in line
+
+
+def test_an_unreachable_external_server_is_one_line_with_the_reason(tmp_path: Path) -> None:
+    nats_url, database_url = f"nats://127.0.0.1:{free_port()}", f"postgresql://127.0.0.1:{free_port()}/x"
+    started = time.monotonic()
+    line = one_line_error(cli(tmp_path, "audit", "tag", "1", AIDRAW_NATS_URL=nats_url,
+                              AIDRAW_DATABASE_URL=database_url), 1)
+    assert time.monotonic() - started < 8
+    assert f"cannot reach NATS at {nats_url}: no connection within 4 s (connection refused" in line, line
+    line = one_line_error(cli(tmp_path, "user", "create", "root", "root@example.org", AIDRAW_NATS_URL=nats_url,
+                              AIDRAW_DATABASE_URL=database_url, AIDRAW_ADMIN_PASSWORD="correct horse"), 1)
+    assert "cannot reach PostgreSQL" in line and "Connection refused" in line and "AIDRAW_DATABASE_URL" in line
