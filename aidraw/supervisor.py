@@ -116,11 +116,12 @@ def run_all(settings: Settings) -> int:
         started.callback(_stop_roles, children)
         print(f"aidraw is starting on http://{settings.host}:{settings.port}  (API docs: /docs; Ctrl-C stops)",
               flush=True)
-        watched = {f"the {role} process": child for role, child in children.items()}
+        watched: dict[str, subprocess.Popen[bytes]] = {}  # servers first: a dead server is the cause, not its users
         if nats and nats.proc:
             watched[f"the embedded NATS server (log: {nats.store_dir / 'nats.log'})"] = nats.proc
         if pg and pg.proc:
             watched[f"the embedded PostgreSQL (log: {pg.data_dir / 'postgres.log'})"] = pg.proc
+        watched |= {f"the {role} process": child for role, child in children.items()}
         code = 0
         while not stopping:
             for what, proc in watched.items():
