@@ -22,6 +22,7 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from events.personal import KEY_BYTES, new_key
+from infra.pg import open_with_setup
 
 SCHEMA = "secrets"
 _SETUP = [
@@ -44,11 +45,7 @@ class PostgresKeyStore:
         self._lock = threading.Lock()
 
     def open(self) -> PostgresKeyStore:
-        self._pool.open(wait=True, timeout=20)
-        with self._pool.connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
-            for statement in _SETUP:
-                conn.execute(statement)  # type: ignore[arg-type]
+        open_with_setup(self._pool, _SETUP_LOCK, _SETUP)
         return self
 
     def close(self) -> None:

@@ -16,6 +16,8 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
+from infra.pg import open_with_setup
+
 SETUP = [
     "CREATE UNLOGGED TABLE IF NOT EXISTS public.login_failures ("
     " scope text NOT NULL, key text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())",
@@ -39,11 +41,7 @@ class LoginThrottle:
                                     kwargs={"autocommit": True})
 
     def open(self) -> LoginThrottle:
-        self._pool.open(wait=True, timeout=20)
-        with self._pool.connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
-            for statement in SETUP:
-                conn.execute(statement)  # type: ignore[arg-type]
+        open_with_setup(self._pool, _SETUP_LOCK, SETUP)
         return self
 
     def close(self) -> None:
