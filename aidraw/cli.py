@@ -42,8 +42,8 @@ def _projector(settings: Settings, names: list[str]) -> int:
     from aidraw.image_tasks import run_image_tasks
     from aidraw.process_tasks import run_process_manager
     from aidraw.roles import PROJECTORS, projector_named
-    from events.bridge import NatsBridge
-    from events.stream import ensure_stream
+    from events.store.bridge import NatsBridge
+    from events.store.stream import ensure_stream
     from projectors.runner import ProjectionRunner, Target
 
     try:
@@ -77,8 +77,8 @@ def _rebuild(settings: Settings, name: str) -> int:
 
     from aidraw.endpoints import resolve
     from aidraw.roles import projector_named
-    from events.bridge import NatsBridge
-    from events.stream import stream_last_sequence
+    from events.store.bridge import NatsBridge
+    from events.store.stream import stream_last_sequence
     from projectors.rebuild import rebuild
     from projectors.runner import Target
 
@@ -112,9 +112,9 @@ def _rebuild(settings: Settings, name: str) -> int:
 
 def _audit(settings: Settings, aggregate: str, number: str) -> int:
     from aidraw.endpoints import resolve
-    from events.bridge import NatsBridge
     from events.ids import KINDS
-    from events.jetstream import JetStreamApplicationRecorder
+    from events.store.bridge import NatsBridge
+    from events.store.jetstream import JetStreamApplicationRecorder
     from query.filters import read_id
     from query.routes.audit import COLLECTIONS, history
 
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_json)
     from aidraw.endpoints import EndpointsError
-    from events.bridge import NatsConnectError
+    from events.store.bridge import NatsConnectError
     from infra.storage.factory import StorageSettingsError
 
     try:

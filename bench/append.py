@@ -1,4 +1,4 @@
-"""Appending events: through the event store (an eventsourcing Application on events.jetstream) versus raw
+"""Appending events: through the event store (an eventsourcing Application on events.store.jetstream) versus raw
 nats-py publishes of the same payloads, on one nats-server started here (`sync_interval: always`, as
 deployed), each side on a stream of its own with the same configuration. Prints figures, asserts nothing.
 
@@ -29,9 +29,9 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import StoredEvent
 
 from aidraw.services import NatsServer
-from events.bridge import NatsBridge
 from events.ids import subject_for
-from events.stream import ensure_stream
+from events.store.bridge import NatsBridge
+from events.store.stream import ensure_stream
 
 BATCH = 500
 
@@ -190,7 +190,7 @@ def main() -> None:
             bridge = NatsBridge.shared(url)
             ensure_stream(bridge, "RAW", "raw")  # the same configuration as the store's stream
             app: Application[UUID] = Application(env={
-                "PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": url,
+                "PERSISTENCE_MODULE": "events.store.jetstream", "NATS_URL": url,
                 "NATS_STREAM": "BENCH", "NATS_SUBJECT_PREFIX": "bench"})
 
             def raw_one(n: int) -> float:

@@ -1,5 +1,5 @@
 """A synthetic gallery appended through the real event path: the command side's aggregates and event classes,
-saved by the event store (events/jetstream.py) as atomic batches of up to 1000 messages.
+saved by the event store (events/store/jetstream.py) as atomic batches of up to 1000 messages.
 
 Distributions, loosely like a public image site: owners and tags Zipf-distributed (a few users upload most
 images; a few tags are on most tagged images), 0-5 tags an image, 90% public, creation dates over three years

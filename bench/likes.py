@@ -1,4 +1,4 @@
-"""A like by a user who has liked many images: snapshots (every 100 events, events/snapshots.py) against
+"""A like by a user who has liked many images: snapshots (every 100 events, events/store/snapshots.py) against
 replaying the whole history, on one nats-server started here. Prints figures, asserts nothing.
 
     .venv/bin/python -m bench.likes [--sizes 1,1000,5000,20000] [--repeat 9]

@@ -16,9 +16,8 @@ from eventsourcing.persistence import IntegrityError
 from command.app import CommandApp, retry_on_conflict
 from command.personal import PersonalData
 from command.users import User, clean_email, clean_user_name
-from events.claims import IdempotencyArg
 from events.ids import aggregate_uuid, new_id
-from events.jetstream import Claim, ClaimConflict, DuplicateRequest
+from events.store.protocol import Claim, ClaimConflict, DuplicateRequest, IdempotencyArg
 from events.users import ROLES, UserRegistered
 from infra.actor import Actor
 from infra.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unauthorized

@@ -17,10 +17,9 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proje
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, OperationalError, PersistenceError
 
-from events.claims import IdempotencyArg
 from events.codec import register_transcodings
 from events.ids import aggregate_uuid
-from events.jetstream import Claim, ClaimConflict, DuplicateRequest, OutcomeUnknown
+from events.store.protocol import Claim, ClaimConflict, DuplicateRequest, EventStore, IdempotencyArg, OutcomeUnknown
 from infra.errors import Conflict, NotFound, Unavailable
 from infra.settings import Settings
 
@@ -33,18 +32,24 @@ R = TypeVar("R")
 class CommandApp(Application[UUID]):
     name = "aidraw"
     # Aggregates whose histories grow long register an interval here (command/likes.py): every so many events
-    # a snapshot is stored, and loading reads the latest snapshot and the events after it (events/snapshots.py).
+    # a snapshot is stored, and loading reads the latest snapshot and the events after it (events/store/snapshots.py).
     is_snapshotting_enabled = True
     snapshotting_intervals: ClassVar[dict[Any, int]] = {}
 
-    def __init__(self, settings: Settings, nats_url: str) -> None:
+    def __init__(self, settings: Settings, nats_url: str, *,
+                 persistence_module: str = "events.store.jetstream") -> None:
+        """`persistence_module` names the store (events/store/memory.py for unit tests of handlers)."""
         super().__init__(env={
-            "PERSISTENCE_MODULE": "events.jetstream",
+            "PERSISTENCE_MODULE": persistence_module,
             "NATS_URL": nats_url,
             "NATS_STREAM": settings.stream_name,
             "NATS_SUBJECT_PREFIX": settings.subject_prefix,
         })
         self.settings = settings
+        recorder = self.recorder
+        if not isinstance(recorder, EventStore):
+            raise TypeError(f"{persistence_module} does not provide an EventStore (events/store/protocol.py)")
+        self.event_log: EventStore = recorder  # the log itself: claims, audit trails, the last sequence
 
     def take_snapshot(self, aggregate_id: UUID, version: int | None = None,
                       projector_func: ProjectorFunction[Any, Any] = project_aggregate) -> None:

@@ -15,8 +15,8 @@ from command.aggregate import NumberedAggregate
 from command.app import CommandApp, retry_on_conflict
 from command.images import MAX_NAME, clean_text, load_visible_image
 from events.choices import ChoiceChanged, ChoiceCreated, ChoiceDeleted
-from events.claims import IdempotencyArg
 from events.ids import aggregate_uuid, new_id
+from events.store.protocol import IdempotencyArg
 from infra.actor import Actor
 from infra.authz import check_can_change
 from infra.errors import Invalid, NotFound

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from events.jetstream import Claim
+from events.store.protocol import Claim
 
 
 def claim(prefix: str, namespace: str, value: str, owner: str) -> Claim:

@@ -8,7 +8,6 @@ from typing import Any
 from command.app import CommandApp, retry_on_conflict
 from command.items import check_items
 from command.owned import OwnedAggregate, clean_name, owner_view
-from events.claims import IdempotencyArg
 from events.datasets import (
     DatasetCreated,
     DatasetDeleted,
@@ -17,6 +16,7 @@ from events.datasets import (
     DatasetVisibilityChanged,
 )
 from events.ids import aggregate_uuid, new_id
+from events.store.protocol import IdempotencyArg
 from infra.actor import Actor
 
 ITEMS_FIELD = "body.items"

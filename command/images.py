@@ -14,9 +14,9 @@ from typing import Any
 from command.aggregate import NumberedAggregate
 from command.app import CommandApp, retry_on_conflict
 from command.tag_refs import resolve_tags, retry_on_tag_race
-from events.claims import IdempotencyArg
 from events.ids import aggregate_uuid, new_id
 from events.images import ImageChanged, ImageDeleted, ImageUploaded
+from events.store.protocol import IdempotencyArg
 from infra.actor import Actor
 from infra.authz import can_see, check_can_change
 from infra.errors import Invalid, NotFound

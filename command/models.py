@@ -16,9 +16,7 @@ from command.items import check_items, check_visible
 from command.owned import OwnedAggregate, clean_name, owner_view, storable
 from command.tag_refs import resolve_tags, retry_on_tag_race
 from command.tags import Tag
-from events.claims import IdempotencyArg
 from events.ids import aggregate_uuid, new_id
-from events.jetstream import Claim
 from events.models import (
     ModelCoverChosen,
     ModelCreated,
@@ -28,6 +26,7 @@ from events.models import (
     ModelTriggerWordsChanged,
     ModelVisibilityChanged,
 )
+from events.store.protocol import Claim, IdempotencyArg
 from infra.actor import Actor
 from infra.errors import Conflict, Invalid
 

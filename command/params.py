@@ -9,9 +9,9 @@ from typing import Any
 
 from command.app import CommandApp, retry_on_conflict
 from command.owned import OwnedAggregate, clean_name, storable
-from events.claims import IdempotencyArg
 from events.ids import aggregate_uuid, new_id
 from events.params import ParamCreated, ParamDataReplaced, ParamDeleted, ParamRenamed, ParamVisibilityChanged
+from events.store.protocol import IdempotencyArg
 from infra.actor import Actor
 from infra.errors import Invalid, TooLarge
 

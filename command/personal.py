@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from events.jetstream import Claim
 from events.personal import KeyStore, blind_index, seal, unseal_or_none
+from events.store.protocol import Claim
 
 CLAIM_SECRET = "claims"  # the server secret's name in the key store
 

@@ -60,7 +60,7 @@ def _account(app: CommandApp, personal: PersonalData, name: str | None, email: s
              ) -> tuple[User | None, str | None]:
     """The live account a login names, and its password hash; (None, None) for no such account."""
     claim = personal.name_claim(name, 0) if name is not None else personal.email_claim(email or "", 0)
-    owner = app.recorder.read_claim(claim.subject)  # type: ignore[attr-defined]
+    owner = app.event_log.read_claim(claim.subject)
     if owner is None or not owner.isdigit():
         return None, None
     try:

@@ -15,7 +15,7 @@ from command.app import CommandApp, retry_on_conflict
 from command.claims import claim
 from command.tags import Tag, clean_tag_name
 from events.ids import aggregate_uuid, new_id
-from events.jetstream import Claim, ClaimConflict, JetStreamApplicationRecorder
+from events.store.protocol import Claim, ClaimConflict
 from events.tags import TagCreated
 from infra.actor import Actor
 from infra.errors import Conflict, Invalid, NotFound
@@ -39,9 +39,7 @@ def clean_tag_names(names: Sequence[str], field: str = "body.tags") -> list[str]
 
 
 def _holder(app: CommandApp, name: str) -> str | None:
-    recorder = app.recorder
-    assert isinstance(recorder, JetStreamApplicationRecorder)
-    return recorder.read_claim(claim(app.settings.subject_prefix, "tagname", name, "").subject)
+    return app.event_log.read_claim(claim(app.settings.subject_prefix, "tagname", name, "").subject)
 
 
 def resolve_tags(app: CommandApp, actor: Actor, names: Sequence[str]) -> tuple[list[int], list[Tag], list[Claim]]:

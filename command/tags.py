@@ -10,9 +10,8 @@ from typing import Any
 from command.aggregate import NumberedAggregate
 from command.app import CommandApp, retry_on_conflict
 from command.claims import claim
-from events.claims import IdempotencyArg
 from events.ids import aggregate_uuid, new_id
-from events.jetstream import ClaimConflict
+from events.store.protocol import ClaimConflict, IdempotencyArg
 from events.tags import TagCreated, TagDeleted, TagRenamed
 from infra.actor import Actor
 from infra.errors import Conflict, Forbidden, Invalid

@@ -48,14 +48,14 @@ def mapper() -> Mapper[UUID]:
     return Mapper(transcoder=transcoder)
 
 
-def decode(originator_id: UUID, version: int, topic: str, state: bytes) -> Any:
+def decode(originator_id: UUID | str, version: int, topic: str, state: bytes) -> Any:
     """A domain event from the parts of a stored message (upcast to the current class version)."""
     return mapper().to_domain_event(
         StoredEvent(originator_id=originator_id, originator_version=version, topic=topic, state=state)
     )
 
 
-# Headers of an event message in the stream (written by events.jetstream).
+# Headers of an event message in the stream (written by events.store.jetstream).
 TOPIC_HEADER = "Es-Topic"
 VERSION_HEADER = "Es-Version"
 ID_HEADER = "Es-Id"

@@ -20,7 +20,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
-from events.bridge import NatsBridge
+from events.store.bridge import NatsBridge
 
 T = TypeVar("T")
 

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from events.codec import mapper
 from events.ids import aggregate_uuid
+from events.store.protocol import EventStore
 from infra.actor import ANONYMOUS, Actor
 from infra.errors import Unauthorized, Unavailable
 from infra.session_state import SessionState, UserState, fold_session, fold_user, session_is_live
@@ -37,12 +38,12 @@ _TOKEN_HEADER = APIKeyHeader(name="token", auto_error=False, description="The sa
 INVALID_TOKEN = "The token is not valid (malformed, unknown, expired or ended): log in with POST /api/sessions."
 
 
-def _fold(event_log: Any, kind: str, number: int) -> list[Any]:
+def _fold(event_log: EventStore, kind: str, number: int) -> list[Any]:
     stored = event_log.select_events(aggregate_uuid(kind, number))
     return [mapper().to_domain_event(s) for s in stored]
 
 
-def load_session(event_log: Any, session_id: int) -> tuple[SessionState | None, UserState | None]:
+def load_session(event_log: EventStore, session_id: int) -> tuple[SessionState | None, UserState | None]:
     session = fold_session(_fold(event_log, "session", session_id))
     if session is None:
         return None, None

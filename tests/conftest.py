@@ -31,7 +31,7 @@ def servers_dir() -> Iterator[Path]:
 def nats_server(servers_dir: Path) -> Iterator[NatsServer]:
     server = NatsServer(servers_dir / "nats").start()
     yield server
-    from events.bridge import NatsBridge
+    from events.store.bridge import NatsBridge
 
     shared = NatsBridge._shared.get(server.url)  # this process's connection goes before its server
     if shared is not None:

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aidraw.roles import PROJECTORS
-from events.bridge import NatsBridge
-from events.stream import stream_last_sequence
+from events.store.bridge import NatsBridge
+from events.store.stream import stream_last_sequence
 from projectors.checkpoints import read_all_sync
 from tests.system import System
 

@@ -9,7 +9,7 @@ from command.choices import Choice, change_choice, create_choice, delete_choice
 from command.images import load_visible_image
 from command.routes.deps import Commands, IdempotencyKey
 from command.routes.idempotent import created_again
-from events.jetstream import DuplicateRequest
+from events.store.protocol import DuplicateRequest
 from infra.actor import Actor
 from infra.auth import RequiredUser
 from infra.errors import NotFound

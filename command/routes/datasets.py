@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from command.datasets import Dataset, change_dataset, create_dataset, delete_dataset
 from command.routes.deps import Commands, IdempotencyKey
 from command.routes.idempotent import created_again
-from events.jetstream import DuplicateRequest
+from events.store.protocol import DuplicateRequest
 from infra.auth import RequiredUser
 from infra.http import ObjectId, written
 from infra.schemas_catalog import DatasetIn, DatasetOut, DatasetPatch, Items

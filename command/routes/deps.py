@@ -11,7 +11,7 @@ from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 
 from command.app import CommandApp
-from events.claims import RequestKey
+from events.store.protocol import RequestKey
 from infra.actor import Actor
 from infra.auth import require_user
 from infra.errors import Invalid

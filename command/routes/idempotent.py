@@ -6,9 +6,8 @@ from typing import TypeVar
 
 from command.aggregate import NumberedAggregate
 from command.app import CommandApp
-from events.claims import RequestKey
 from events.ids import split_uuid
-from events.jetstream import DuplicateRequest
+from events.store.protocol import DuplicateRequest, RequestKey
 from infra.actor import Actor
 from infra.errors import Conflict, Invalid
 

@@ -14,7 +14,7 @@ from command.images import MAX_NAME, MAX_PROMPT, Image, NewImage, change_image, 
 from command.routes.deps import Commands, IdempotencyKey
 from command.routes.idempotent import created_again
 from command.tag_refs import clean_tag_names, tag_names
-from events.jetstream import DuplicateRequest
+from events.store.protocol import DuplicateRequest
 from infra.auth import RequiredUser
 from infra.errors import Invalid
 from infra.http import ObjectId, written

@@ -14,7 +14,7 @@ from command.routes.deps import Commands, IdempotencyKey
 from command.routes.idempotent import created_again
 from command.tag_refs import tag_names
 from events.ids import aggregate_uuid
-from events.jetstream import DuplicateRequest
+from events.store.protocol import DuplicateRequest
 from infra.actor import Actor
 from infra.auth import RequiredUser
 from infra.authz import can_see

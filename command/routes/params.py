@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from command.params import Param, change_param, create_param, delete_param
 from command.routes.deps import Commands, IdempotencyKey
 from command.routes.idempotent import created_again
-from events.jetstream import DuplicateRequest
+from events.store.protocol import DuplicateRequest
 from infra.auth import RequiredUser
 from infra.http import ObjectId, written
 from infra.schemas_catalog import ParamIn, ParamOut, ParamPatch

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from command.routes.deps import Caller, Commands, IdempotencyKey
 from command.routes.idempotent import created_again
 from command.tags import Tag, create_tag, delete_tag, rename_tag
-from events.jetstream import DuplicateRequest
+from events.store.protocol import DuplicateRequest
 from infra.http import ObjectId, written
 from infra.schemas import TagIn, TagOut, TagPatch
 

@@ -10,7 +10,7 @@ from command.routes.deps import Caller, Commands, IdempotencyKey
 from command.routes.idempotent import check_same_request
 from command.users import User
 from events.ids import split_uuid
-from events.jetstream import DuplicateRequest
+from events.store.protocol import DuplicateRequest
 from infra.account_schemas import AccountPatch, UserIn, UserOut, UserPatch
 from infra.auth import CurrentActor
 from infra.http import ObjectId, written

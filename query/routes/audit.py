@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from events.codec import decode
 from events.ids import aggregate_uuid, subject_for
 from events.personal import ERASED, SEALED
+from events.store.protocol import EventStore
 from events.users import UserErased
 from infra.auth import CurrentActor
 from infra.errors import NotFound
@@ -60,7 +61,7 @@ def describe(sequence: int, event: Any, erased: bool = False) -> EventOut:
                     class_version=getattr(type(event), "class_version", 1), timestamp=event.timestamp, data=data)
 
 
-def read_history(event_log: Any, prefix: str, kind: str, number: int) -> list[tuple[int, Any]]:
+def read_history(event_log: EventStore, prefix: str, kind: str, number: int) -> list[tuple[int, Any]]:
     """(stream sequence, decoded event) of every event of the object, oldest first."""
     subject = subject_for(prefix, aggregate_uuid(kind, number))
     return [(n.id, decode(n.originator_id, n.originator_version, n.topic, n.state))
@@ -72,7 +73,7 @@ def describe_history(events: list[tuple[int, Any]]) -> list[EventOut]:
     return [describe(seq, event, erased) for seq, event in events]
 
 
-def history(event_log: Any, prefix: str, kind: str, number: int) -> list[EventOut]:
+def history(event_log: EventStore, prefix: str, kind: str, number: int) -> list[EventOut]:
     return describe_history(read_history(event_log, prefix, kind, number))
 
 

@@ -17,9 +17,9 @@ from eventsourcing.tests.persistence import (
 )
 
 from aidraw.services import NatsServer
-from events.bridge import NatsBridge
-from events.jetstream import JetStreamAggregateRecorder, JetStreamApplicationRecorder
-from events.stream import ensure_stream
+from events.store.bridge import NatsBridge
+from events.store.jetstream import JetStreamAggregateRecorder, JetStreamApplicationRecorder
+from events.store.stream import ensure_stream
 
 
 @pytest.fixture(scope="module")

@@ -16,20 +16,14 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from aidraw.services import NatsServer, free_port
-from events import batch as jsbatch
-from events.batch import JetStreamAPIError, OutMsg
-from events.bridge import NatsBridge, NatsConnectError
-from events.claims import claim_subject
-from events.directget import get_last
 from events.ids import aggregate_uuid, subject_for
-from events.jetstream import (
-    Claim,
-    ClaimConflict,
-    DuplicateRequest,
-    JetStreamApplicationRecorder,
-    OutcomeUnknown,
-)
-from events.stream import ensure_stream, stream_last_sequence
+from events.store import batch as jsbatch
+from events.store.batch import JetStreamAPIError, OutMsg
+from events.store.bridge import NatsBridge, NatsConnectError
+from events.store.directget import get_last
+from events.store.jetstream import JetStreamApplicationRecorder
+from events.store.protocol import Claim, ClaimConflict, DuplicateRequest, OutcomeUnknown, claim_subject
+from events.store.stream import ensure_stream, stream_last_sequence
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +61,7 @@ class Counter(Aggregate):
 @pytest.fixture
 def app(nats_server: NatsServer, stream_name: str, prefix: str) -> Iterator[Application[UUID]]:
     application: Application[UUID] = Application(env={
-        "PERSISTENCE_MODULE": "events.jetstream",
+        "PERSISTENCE_MODULE": "events.store.jetstream",
         "NATS_URL": nats_server.url,
         "NATS_STREAM": stream_name,
         "NATS_SUBJECT_PREFIX": prefix,

@@ -14,8 +14,8 @@ from aidraw.services import NatsServer
 from command.app import CommandApp
 from command.likes import SNAPSHOT_EVERY, Likes, _likes_of
 from events.ids import aggregate_uuid
-from events.jetstream import JetStreamAggregateRecorder, JetStreamApplicationRecorder
-from events.snapshots import EVENTS_SEQ, JetStreamSnapshotRecorder
+from events.store.jetstream import JetStreamAggregateRecorder, JetStreamApplicationRecorder
+from events.store.snapshots import EVENTS_SEQ, JetStreamSnapshotRecorder
 from infra.settings import Settings
 
 
@@ -96,7 +96,7 @@ def test_every_snapshot_message_says_where_its_version_is(app: CommandApp) -> No
     uuid = aggregate_uuid("likes", 8)
     recorder = _snapshot_recorder(app)
     subject = recorder.subject_of(uuid)
-    from events.directget import get_range
+    from events.store.directget import get_range
 
     msgs = recorder._run(get_range(recorder.bridge.nc, recorder.stream, subjects=subject, seq=1,
                                    timeout=5))

@@ -1,9 +1,11 @@
 """What one `insert_events` call sends, and how it reacts to a refusal: pure logic, no I/O.
 
-The recorder (events/jetstream.py) publishes `plan.messages(cache)`; when JetStream refuses an expected
-sequence it reads the last message of every subject in `plan.depends_on()` and hands them to
-`plan.after_conflict()`, which either raises the answer (IntegrityError, ClaimConflict, DuplicateRequest) or
-adjusts the expectations for another try. See the module docstring of events/jetstream.py for the rules.
+The JetStream recorders (events/store/jetstream.py, events/store/aio.py) publish `plan.messages(cache)`; when
+JetStream refuses an expected sequence they read the last message of every subject in `plan.depends_on()` and
+hand them to `plan.after_conflict()`, which either raises the answer (IntegrityError, ClaimConflict,
+DuplicateRequest) or adjusts the expectations for another try. See the module docstring of
+events/store/jetstream.py for the rules. The in-memory store (events/store/memory.py) applies the same plan to
+a list, so every store gives the same answers.
 """
 
 from __future__ import annotations
@@ -12,17 +14,22 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Literal
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, ProgrammingError, StoredEvent
+from eventsourcing.persistence import IntegrityError, OperationalError, ProgrammingError, StoredEvent
 
-from events.batch import MAX_BATCH, OutMsg
-from events.claims import CLAIM_HEADER, HELD, RELEASED, Claim
-from events.directget import StoredMsg
-from events.errors import ClaimConflict, DuplicateRequest
+from events.store import batch as jsbatch
+from events.store.batch import MAX_BATCH, JetStreamAPIError, OutMsg
+from events.store.claims import CLAIM_HEADER, HELD, RELEASED, Claim, IdempotencyArg, RequestKey, idempotency_subject
+from events.store.directget import StoredMsg
+from events.store.errors import ClaimConflict, DuplicateRequest
 
 TOPIC, VERSION, ID = "Es-Topic", "Es-Version", "Es-Id"
 EXPECTED = "Nats-Expected-Last-Subject-Sequence"
+
+MAX_CONFLICTS = 20  # retries after stale expectations; each one means the subjects changed meanwhile
+MAX_BUSY = 5  # retries after 10176 (too many open batches)
 
 
 class VersionCache:
@@ -216,6 +223,34 @@ class WritePlan:
         for subject, position in last_position.items():
             cache.remember(subject, self.events[position].originator_version, first + position)
         return list(range(first, first + len(self.events)))
+
+
+def plan_write(prefix: str, events: Sequence[StoredEvent], subjects: Sequence[str], claims: Sequence[Claim],
+               releases: Sequence[Claim], idempotency_key: IdempotencyArg,
+               extra_headers: Sequence[dict[str, str]] | None = None) -> WritePlan:
+    """The plan of one append, as every store makes it (an idempotency key may carry a request digest)."""
+    request = idempotency_key.request if isinstance(idempotency_key, RequestKey) else None
+    key = idempotency_key.key if isinstance(idempotency_key, RequestKey) else idempotency_key
+    idem = idempotency_subject(prefix, key) if key is not None else None
+    return WritePlan(prefix, events, subjects, claims, releases, idem, extra_headers, idem_request=request)
+
+
+def on_refusal(exc: JetStreamAPIError, conflicts: int, busy: int) -> Literal["conflict", "busy"]:
+    """What a recorder does after JetStream refused a write, having retried `conflicts` stale expectations and
+    `busy` full batch queues so far: "conflict" = re-read `depends_on()` and plan again, "busy" = wait a
+    little and send again. Every other refusal raises the answer."""
+    code = exc.err_code
+    if code in (jsbatch.WRONG_LAST_SEQUENCE, jsbatch.BATCH_DUPLICATE_MSG_ID):
+        if conflicts + 1 >= MAX_CONFLICTS:
+            raise IntegrityError(f"gave up after {conflicts + 1} concurrent changes: {exc}") from exc
+        return "conflict"
+    if code == jsbatch.BATCH_EXPECTED_SEQ_NOT_FIRST:
+        raise IntegrityError(str(exc)) from exc
+    if code == jsbatch.BATCH_INCOMPLETE_TOO_MANY and busy < MAX_BUSY:
+        return "busy"
+    if code in (jsbatch.BATCH_TOO_LARGE, jsbatch.BATCH_DISABLED):
+        raise ProgrammingError(str(exc)) from exc
+    raise OperationalError(str(exc)) from exc
 
 
 def _taken(event: StoredEvent, version: int) -> IntegrityError:

@@ -16,7 +16,7 @@ import os
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
-from events.bridge import NatsBridge
+from events.store.bridge import NatsBridge
 
 # JetStream's "stream name already in use with a different configuration".
 _STREAM_NAME_IN_USE = 10058

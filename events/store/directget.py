@@ -19,7 +19,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 
-from events.batch import JetStreamAPIError, NoStreamError
+from events.store.batch import JetStreamAPIError, NoStreamError
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,12 @@ from eventsourcing.persistence import Notification, Subscription
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from events.bridge import NatsBridge
+from events.store.bridge import NatsBridge
 
 if TYPE_CHECKING:
     from nats.js.client import JetStreamContext
 
-    from events.jetstream import JetStreamApplicationRecorder
+    from events.store.jetstream import JetStreamApplicationRecorder
 
 _POLL_S = 0.25  # how long one wait on the loop lasts: bounds how late a stop() from another thread is seen
 _TAKE = 500  # messages taken from the loop per round trip

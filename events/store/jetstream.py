@@ -1,9 +1,9 @@
-"""An `eventsourcing` persistence module on NATS JetStream (`PERSISTENCE_MODULE=events.jetstream`).
+"""An `eventsourcing` persistence module on NATS JetStream (`PERSISTENCE_MODULE=events.store.jetstream`).
 
 Message format (a contract: the projectors read the stream directly). One message per stored event:
 subject `subject_for(prefix, originator_id)`, headers `Es-Topic` (the event's topic), `Es-Version` (its
 originator version, decimal), `Es-Id` (str(originator_id)), body = the stored event's `state` bytes.
-A notification id is the message's stream sequence. Claim messages (`Aidraw-Claim`, see events/claims.py) and
+A notification id is the message's stream sequence. Claim messages (`Aidraw-Claim`, see events/store/claims.py) and
 idempotency records (`<prefix>.idem.<sha256 of key>`) share the stream but carry no `Es-Topic`: readers skip
 them, so notification ids have gaps where they are.
 
@@ -17,11 +17,11 @@ retried with the fresh sequence. JetStream checks the expected header only on th
 in a batch (a second one is refused with 10164), so versions within a batch are checked here.
 
 One message is a plain publish (~0.3 ms round trip); several (several events, or any claim, release or
-idempotency record) are one atomic batch (all or nothing, ~3-5 ms: see events/batch.py). What a write sends
-and how it answers a refusal is decided in events/writeplan.py (no I/O); this module does the I/O.
+idempotency record) are one atomic batch (all or nothing, ~3-5 ms: see events/store/batch.py). What a write sends
+and how it answers a refusal is decided in events/store/writeplan.py (no I/O); this module does the I/O.
 
 `insert_events(stored_events, claims=..., releases=..., idempotency_key=...)` (keywords pass through
-`Application.save()`): claims and releases follow events/claims.py. An idempotency key appends a record on
+`Application.save()`): claims and releases follow events/store/claims.py. An idempotency key appends a record on
 `<prefix>.idem.<sha256 hex of key>` with expected sequence 0 (so it is remembered forever), body
 `{"events": [[originator id, version], ...], "request": <digest>}` (the digest when the key came as a
 RequestKey), in the same batch; the record also carries `Nats-Msg-Id` so the
@@ -43,7 +43,6 @@ from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
     InfrastructureFactory,
-    IntegrityError,
     Notification,
     OperationalError,
     PersistenceError,
@@ -55,31 +54,31 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment, EnvType
 
-from events import batch as jsbatch
-from events.batch import JetStreamAPIError, NoStreamError
-from events.bridge import NatsBridge
-from events.claims import Claim, IdempotencyArg, RequestKey, idempotency_subject
-from events.directget import StoredMsg, get_batch, get_last, get_range, get_seq, stored_time
-from events.errors import ClaimConflict, DuplicateRequest, OutcomeUnknown
 from events.ids import is_event_subject, subject_for
-from events.stream import ensure_stream, stream_last_sequence
-from events.subscription import JetStreamSubscription
-from events.writeplan import ID, TOPIC, VERSION, PositionHints, VersionCache, WritePlan, duplicate, holder
+from events.store import batch as jsbatch
+from events.store.batch import JetStreamAPIError, NoStreamError
+from events.store.bridge import NatsBridge
+from events.store.claims import Claim, IdempotencyArg
+from events.store.directget import StoredMsg, get_batch, get_last, get_range, get_seq, stored_time
+from events.store.errors import OutcomeUnknown
+from events.store.stream import ensure_stream, stream_last_sequence
+from events.store.subscription import JetStreamSubscription
+from events.store.writeplan import (
+    ID,
+    TOPIC,
+    VERSION,
+    PositionHints,
+    VersionCache,
+    duplicate,
+    holder,
+    on_refusal,
+    plan_write,
+)
 
-__all__ = [
-    "Claim",
-    "ClaimConflict",
-    "DuplicateRequest",
-    "Factory",
-    "JetStreamAggregateRecorder",
-    "JetStreamApplicationRecorder",
-    "OutcomeUnknown",
-]
+__all__ = ["Factory", "JetStreamAggregateRecorder", "JetStreamApplicationRecorder"]
 
 T = TypeVar("T")
 
-_MAX_ATTEMPTS = 20  # retries after stale expectations; each one means the subjects changed meanwhile
-_MAX_BUSY = 5  # retries after 10176 (too many open batches)
 
 
 class JetStreamAggregateRecorder(AggregateRecorder):
@@ -111,11 +110,9 @@ class JetStreamAggregateRecorder(AggregateRecorder):
     ) -> list[int]:
         if tracking is not None:
             raise ProgrammingError("tracking records live with the views in PostgreSQL, not in JetStream")
-        request = idempotency_key.request if isinstance(idempotency_key, RequestKey) else None
-        key = idempotency_key.key if isinstance(idempotency_key, RequestKey) else idempotency_key
-        idem = idempotency_subject(self.prefix, key) if key is not None else None
-        plan = WritePlan(self.prefix, stored_events, [self._subject(e.originator_id) for e in stored_events],
-                         claims, releases, idem, self._extra_headers(stored_events), idem_request=request)
+        plan = plan_write(self.prefix, stored_events, [self._subject(e.originator_id) for e in stored_events],
+                          claims, releases, idempotency_key, self._extra_headers(stored_events))
+        idem = plan.idem
         if plan.release_subjects:  # a release needs the holder's sequence (claims are first tried as free)
             plan.claims_seen(self._read_lasts(plan.release_subjects))
         attempts = busy = 0
@@ -133,22 +130,13 @@ class JetStreamAggregateRecorder(AggregateRecorder):
             except NoStreamError as exc:
                 raise OperationalError(str(exc)) from exc
             except JetStreamAPIError as exc:
-                code = exc.err_code
-                if code in (jsbatch.WRONG_LAST_SEQUENCE, jsbatch.BATCH_DUPLICATE_MSG_ID):
+                if on_refusal(exc, attempts, busy) == "conflict":
                     attempts += 1
-                    if attempts >= _MAX_ATTEMPTS:
-                        raise IntegrityError(f"gave up after {attempts} concurrent changes: {exc}") from exc
                     plan.after_conflict(self._read_lasts(plan.depends_on()), self._cache)
-                    continue
-                if code == jsbatch.BATCH_EXPECTED_SEQ_NOT_FIRST:
-                    raise IntegrityError(str(exc)) from exc
-                if code == jsbatch.BATCH_INCOMPLETE_TOO_MANY and busy < _MAX_BUSY:
+                else:
                     busy += 1
                     time.sleep(0.005 * 2**busy)
-                    continue
-                if code in (jsbatch.BATCH_TOO_LARGE, jsbatch.BATCH_DISABLED):
-                    raise ProgrammingError(str(exc)) from exc
-                raise OperationalError(str(exc)) from exc
+                continue
             if ack.duplicate:  # a lone idempotency record, seen within the duplicate window
                 record = self._read_lasts([idem])[idem] if idem is not None else None
                 if record is None:
@@ -218,7 +206,7 @@ class JetStreamAggregateRecorder(AggregateRecorder):
         return self._run(get_range(nc, self.stream, subjects=subject, seq=seq, timeout=self.timeout))
 
     def _extra_headers(self, stored_events: Sequence[StoredEvent]) -> list[dict[str, str]] | None:
-        """Headers to add to each stored event's message (none here; see events/snapshots.py)."""
+        """Headers to add to each stored event's message (none here; see events/store/snapshots.py)."""
         return None
 
     def subject_of(self, originator_id: UUID | str) -> str:
@@ -335,7 +323,7 @@ class Factory(InfrastructureFactory[TrackingRecorder]):
 
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
         if purpose == "snapshots":
-            from events.snapshots import JetStreamSnapshotRecorder
+            from events.store.snapshots import JetStreamSnapshotRecorder
 
             stream, prefix = f"{self.stream}_SNAPSHOTS", f"{self.prefix}_snapshots"
             ensure_stream(self.bridge, stream, prefix)

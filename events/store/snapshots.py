@@ -5,7 +5,7 @@ Reading "the events after version v" from a subject would still mean reading the
 where version v sits in the stream. So a snapshot's message carries `Aidraw-Events-Seq`, the stream sequence of
 the event at the snapshot's version. It is known exactly: the snapshot is taken right after that event was
 stored, and the events recorder remembers where it stored what it wrote lately. Reading the snapshot hands the
-position to the events recorder, which then reads from there (events/jetstream.py, `select_events`). A missing
+position to the events recorder, which then reads from there (events/store/jetstream.py, `select_events`). A missing
 or wrong position only costs a full read.
 """
 
@@ -16,10 +16,10 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
-from events.bridge import NatsBridge
-from events.directget import StoredMsg
 from events.ids import split_uuid
-from events.jetstream import JetStreamAggregateRecorder
+from events.store.bridge import NatsBridge
+from events.store.directget import StoredMsg
+from events.store.jetstream import JetStreamAggregateRecorder
 
 EVENTS_SEQ = "Aidraw-Events-Seq"
 # The kinds whose aggregates are snapshotted (command/likes.py sets the interval). Loading any other aggregate
