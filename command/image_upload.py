@@ -23,6 +23,7 @@ from starlette.requests import Request
 
 from infra.blob_locks import enqueue_for_reaping, upload_guard
 from infra.errors import Invalid, TooLarge, Unavailable
+from infra.http import read_bool
 from infra.media import (
     THUMBNAIL_CONTENT_TYPE,
     CheckedImage,
@@ -39,7 +40,6 @@ T = TypeVar("T")
 
 FIELDS_LIMIT = 64 * 1024  # all text fields together: names, prompts and tags are far smaller
 SINGLE = ("name", "prompt", "negative_prompt", "public")
-_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -81,9 +81,9 @@ async def _counted(request: Request, limit: int, max_bytes: int) -> AsyncGenerat
 
 
 def _flag(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in _TRUE | _FALSE:
-        return value in _TRUE
+    value = read_bool(raw.strip())
+    if value is not None:
+        return value
     raise Invalid("public must be true or false.", field="body.public")
 
 

@@ -11,6 +11,15 @@ from pydantic import BeforeValidator
 
 SEQUENCE_HEADER = "X-Event-Sequence"
 
+# How a boolean is spelled where it arrives as text (a list filter, an upload's form field), in any case.
+BOOL_SPELLINGS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False,
+                  "off": False}
+
+
+def read_bool(raw: str) -> bool | None:
+    """The boolean `raw` spells (see BOOL_SPELLINGS), None when it spells none."""
+    return BOOL_SPELLINGS.get(raw.lower())
+
 
 def rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -10,13 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from infra.http import read_bool
 from query.dates import DayRange, parse_date
 
 MAX_ID = 2**53 - 1
 MAX_DIGITS = 20  # longer digit strings are no id, and converting thousands of digits is refused (or slow)
 MAX_TEXT = 200
-# The spellings an upload's `public` field takes too (command/image_upload.py), any case.
-_BOOLS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
 def read_id(raw: str) -> int:
@@ -75,7 +74,7 @@ class Flag(Filter):
     column: str = "public"
 
     def read(self, raw: str) -> bool:
-        value = _BOOLS.get(raw.lower())
+        value = read_bool(raw)
         if value is None:
             raise ValueError(f"{raw!r} is not true or false (nor 1/0, yes/no, on/off)")
         return value

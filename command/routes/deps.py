@@ -12,8 +12,6 @@ from starlette.concurrency import run_in_threadpool
 
 from command.app import CommandApp
 from events.store.protocol import RequestKey
-from infra.actor import Actor
-from infra.auth import require_user
 from infra.errors import Invalid
 
 
@@ -57,5 +55,4 @@ async def request_digest(request: Request) -> str | None:
 
 
 Commands = Annotated[CommandApp, Depends(get_app)]
-Caller = Annotated[Actor, Depends(require_user)]  # every write needs a token
 IdempotencyKey = Annotated[RequestKey | None, Depends(idempotency_key)]

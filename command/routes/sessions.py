@@ -6,10 +6,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from command.routes.account_deps import ClientAddress, Personal, Throttle
-from command.routes.deps import Caller, Commands
+from command.routes.deps import Commands
 from command.routes.users import user_out
 from command.sessions import log_in, log_out
 from infra.account_schemas import LoginIn, SessionCreated
+from infra.auth import RequiredUser
 from infra.http import ObjectId, written
 
 router = APIRouter(tags=["sessions"])
@@ -33,7 +34,7 @@ def post_session(body: LoginIn, request: Request, response: Response, app: Comma
 
 @router.delete("/api/sessions/{session_id}", status_code=204)
 @router.delete("/api/sesions/{session_id}", status_code=204, include_in_schema=False)
-def remove_session(session_id: ObjectId, app: Commands, actor: Caller) -> Response:
+def remove_session(session_id: ObjectId, app: Commands, actor: RequiredUser) -> Response:
     """Log out: end your session (an admin: any). The token is refused from the very next request."""
     seq = log_out(app, actor, session_id)
     out = Response(status_code=204)

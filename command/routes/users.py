@@ -6,13 +6,13 @@ from fastapi import APIRouter, Response
 
 from command.accounts import UserChanges, UserView, change_user, delete_user, register_user, view
 from command.routes.account_deps import ClientAddress, Personal, Throttle
-from command.routes.deps import Caller, Commands, IdempotencyKey
+from command.routes.deps import Commands, IdempotencyKey
 from command.routes.idempotent import check_same_request
 from command.users import User
 from events.ids import split_uuid
 from events.store.protocol import DuplicateRequest
 from infra.account_schemas import AccountPatch, UserIn, UserOut, UserPatch
-from infra.auth import CurrentActor
+from infra.auth import CurrentActor, RequiredUser
 from infra.http import ObjectId, written
 
 router = APIRouter(tags=["users"])
@@ -49,7 +49,7 @@ def _changes(body: AccountPatch) -> UserChanges:
 
 @router.patch("/api/users/{user_id}", response_model=UserOut)
 def patch_user(user_id: ObjectId, body: UserPatch, response: Response, app: Commands, personal: Personal,
-               actor: Caller, throttle: Throttle, address: ClientAddress) -> UserOut:
+               actor: RequiredUser, throttle: Throttle, address: ClientAddress) -> UserOut:
     """Change name, email, password (your own needs `old_password`; it ends your other sessions) or role
     (admins, not their own). The user themself or an admin."""
     user, seq = change_user(app, personal, actor, user_id, _changes(body), throttle, address)
@@ -58,7 +58,7 @@ def patch_user(user_id: ObjectId, body: UserPatch, response: Response, app: Comm
 
 
 @router.delete("/api/users/{user_id}", status_code=204)
-def remove_user(user_id: ObjectId, app: Commands, personal: Personal, actor: Caller) -> Response:
+def remove_user(user_id: ObjectId, app: Commands, personal: Personal, actor: RequiredUser) -> Response:
     """Delete an account (the user themself or an admin): its sessions end at once, its name and email
     become free, and its personal data is erased from the log's readable history."""
     seq = delete_user(app, personal, actor, user_id)
@@ -68,7 +68,7 @@ def remove_user(user_id: ObjectId, app: Commands, personal: Personal, actor: Cal
 
 
 @router.patch("/api/account", response_model=UserOut)
-def patch_account(body: AccountPatch, response: Response, app: Commands, personal: Personal, actor: Caller,
+def patch_account(body: AccountPatch, response: Response, app: Commands, personal: Personal, actor: RequiredUser,
                   throttle: Throttle, address: ClientAddress) -> UserOut:
     """Change your own name, email or password (with `old_password`; your other sessions end)."""
     assert actor.user_id is not None
