@@ -3,8 +3,8 @@
 LoRAs are fused for speed (no extra matmuls per step). Fusing adds `scale * B @ A` into the base weights and
 unfusing subtracts it again, which is not bit-exact in floating point: so the base weights the LoRA touches are
 copied before fusing and written back after unloading, and the cached base comes back bit for bit.
-Textual inversion works on a copy of the tokenizer and a new embedding table (diffusers resizes it); both
-originals are put back after, untouched (diffusers' own unload rebuilds the tokenizer, which is riskier).
+Textual inversion works on a copy of the tokenizer, and the embedding table it grows is put back to a copy taken
+before (diffusers' own unload rebuilds the tokenizer, which is riskier).
 Hypernetworks are refused until the training issue brings them.
 """
 
@@ -79,6 +79,7 @@ def applied(pipe: Any, adapters: Sequence[AdapterRef]) -> Iterator[None]:
             pipe.fuse_lora(adapter_names=names, lora_scale=1.0)
         if inversions:
             tokenizer, embeddings = pipe.tokenizer, pipe.text_encoder.get_input_embeddings()
+            table = embeddings.weight.data.clone()  # transformers may resize the table in place
             vocab_size = pipe.text_encoder.config.vocab_size
             pipe.tokenizer = copy.deepcopy(tokenizer)
         for inversion in inversions:
@@ -93,6 +94,8 @@ def applied(pipe: Any, adapters: Sequence[AdapterRef]) -> Iterator[None]:
     finally:
         if inversions:
             pipe.tokenizer = tokenizer
+            embeddings.weight.data = table
+            embeddings.num_embeddings = table.shape[0]
             pipe.text_encoder.set_input_embeddings(embeddings)
             pipe.text_encoder.config.vocab_size = vocab_size
         if loras:

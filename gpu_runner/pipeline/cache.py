@@ -93,7 +93,7 @@ def _measured_bytes(pipe: Any) -> int:
 def load_base(base: Path, base_config: Path | None, options: RunOptions) -> LoadedBase:
     check_base(base, base_config)
     common: dict[str, Any] = {
-        "torch_dtype": options.dtype, "local_files_only": True, "safety_checker": None,
+        "dtype": options.dtype, "local_files_only": True, "safety_checker": None,
         "requires_safety_checker": False,
     }
     try:
