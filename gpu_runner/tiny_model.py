@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 SEED = 20261206
 MARKER = "model_index.json"
@@ -38,21 +39,45 @@ def _byte_alphabet() -> list[str]:
 def _write_tokenizer(folder: Path) -> None:
     alphabet = _byte_alphabet()
     tokens = alphabet + [c + "</w>" for c in alphabet] + [_BOS, _EOS]
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}), encoding="utf-8")
     (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
     config = {"model_max_length": 77, "bos_token": _BOS, "eos_token": _EOS, "pad_token": _EOS, "unk_token": _EOS}
     (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
 
 
+def local_tokenizer(folder: Path) -> Any:
+    """A CLIP tokenizer over the byte alphabet, written to `folder` and loaded back from it.
+
+    transformers 5 ignores `CLIPTokenizer(vocab_file=...)` silently: loading the written files as a folder works.
+    """
+    from transformers import CLIPTokenizer
+
+    _write_tokenizer(folder)
+    return CLIPTokenizer.from_pretrained(folder)
+
+
+def save_sd_folder(folder: Path, *, unet: Any, vae: Any, text_encoder: Any, tokenizer: Any) -> None:
+    """Save SD-shaped parts as a diffusers folder with SD1.5's PNDM scheduler config and no safety checker."""
+    from diffusers import PNDMScheduler, StableDiffusionPipeline
+
+    scheduler = PNDMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+        set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1,
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)  # type: ignore[attr-defined]
+
+
 def _build(folder: Path) -> None:
     import torch
-    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
 
-    # transformers 5 ignores CLIPTokenizer(vocab_file=...) silently: load the written files as a folder instead.
-    _write_tokenizer(folder / "tokenizer_src")
-    tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer_src")
+    tokenizer = local_tokenizer(folder.parent / f"{folder.name}-tokenizer")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
         unet = UNet2DConditionModel(
@@ -72,16 +97,7 @@ def _build(folder: Path) -> None:
             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
         ))
-    scheduler = PNDMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-        set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1,
-    )
-    pipe = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
-    pipe.save_pretrained(folder, safe_serialization=True)  # type: ignore[attr-defined]
-    shutil.rmtree(folder / "tokenizer_src")
+    save_sd_folder(folder, unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer)
 
 
 def ensure_tiny_model(folder: Path) -> Path:
