@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
-from diffusers import StableDiffusionImg2ImgPipeline
+from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 from PIL import Image
 
 from gpu_runner.pipeline import Canceled, GenerationRequest, GenerationResult, PipelinePool, StepReport
@@ -24,9 +24,12 @@ def _results(outcomes: list[GenerationResult | Canceled]) -> list[GenerationResu
 
 
 def _diffusers_pipe(pool: PipelinePool, request: GenerationRequest) -> object:
+    """A plain diffusers pipeline on the cached base's modules, with its own scheduler (the cached one untouched)."""
     pipe = pool._cache.get(request.base, None).pipe
-    pipe.scheduler = make_scheduler(request.scheduler, pipe.scheduler.config)
-    return pipe
+    scheduler = make_scheduler(request.scheduler, pipe.scheduler.config)
+    plain = StableDiffusionPipeline(**{**pipe.components, "scheduler": scheduler})
+    plain.set_progress_bar_config(disable=True)  # type: ignore[attr-defined]
+    return plain
 
 
 @pytest.mark.parametrize("scheduler", ["DDIM", "K_EULER_ANCESTRAL"])
