@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -95,7 +96,10 @@ def test_the_png_names_the_lora_as_a1111_does(pool: PipelinePool, make_request: 
     assert isinstance(result, GenerationResult)
     text = Image.open(io.BytesIO(result.png)).text["parameters"]  # type: ignore[attr-defined]
     assert text.startswith("a red cat <lora:style:0.8>\n")
-    assert ', Lora hashes: "style: ' in text
+    # A1111's own reader of the last line (modules/infotext_utils.py, re_param), quoted values included
+    fields = dict(re.findall(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)', text.splitlines()[-1]))
+    assert fields["Sampler"] == "DDIM"
+    assert fields["Lora hashes"].startswith('"style: ') and fields["Model"] == "tiny"
 
 
 def test_hypernetworks_are_refused_with_a_reason(make_request: MakeRequest, pool: PipelinePool, tmp_path: Path) -> None:
