@@ -155,19 +155,28 @@ class NatsBridge:
                 coro.close()
                 raise NotConnected(f"NATS at {redact_url(self.url)} is unreachable (reconnecting)")
             self._down = self._loop.create_future()
-        down, task = self._down, asyncio.ensure_future(coro)
-        try:
-            await asyncio.wait((task, down), return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:  # the caller gave up (its timeout)
+        task = asyncio.current_task()
+        assert task is not None
+        lost = False
+
+        def on_drop(_: asyncio.Future[None]) -> None:
+            nonlocal lost
+            lost = True
             task.cancel()
+
+        down = self._down
+        down.add_done_callback(on_drop)
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            if lost:  # the connection dropped, not the caller's timeout
+                raise ConnectionLost(f"the connection to NATS at {redact_url(self.url)} dropped during the "
+                                     "operation") from None
             raise
-        if not task.done():
-            task.cancel()
-            raise ConnectionLost(f"the connection to NATS at {redact_url(self.url)} dropped during the operation")
-        try:
-            return task.result()
         except nats.errors.OutboundBufferLimitError:  # the connection dropped just before a publish: not sent
             raise NotConnected(f"NATS at {redact_url(self.url)} is unreachable (reconnecting)") from None
+        finally:
+            down.remove_done_callback(on_drop)
 
     def close(self) -> None:
         """Drain and close the connection, stop the loop thread. Idempotent."""

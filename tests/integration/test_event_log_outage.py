@@ -51,25 +51,26 @@ def app(server: NatsServer) -> Iterator[CommandApp]:
     commands.close()
 
 
-def wait_connected(bridge: NatsBridge, seconds: float = 20) -> None:
+def wait_connected(bridge: NatsBridge, connected: bool = True, seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
-    while not bridge.nc.is_connected:
-        assert time.monotonic() < deadline, "the bridge did not reconnect"
-        time.sleep(0.05)
+    while bridge.nc.is_connected != connected:
+        assert time.monotonic() < deadline, f"the bridge's connection did not become {connected}"
+        time.sleep(0.01)
 
 
 def test_a_write_while_nats_is_down_is_refused_at_once_and_never_stored_later(
     server: NatsServer, app: CommandApp
 ) -> None:
     app.store(new_tag())
+    bridge = app.recorder.bridge  # type: ignore[attr-defined]
     server.kill()
+    wait_connected(bridge, False)  # the client has seen the connection drop (a write before that is in doubt)
     refused = new_tag()
     started = time.monotonic()
     with pytest.raises(EventLogUnavailable):
         app.store(refused)
     assert time.monotonic() - started < 2  # at once, not after the 30 s timeout
     server.start()  # the same port and store
-    bridge = app.recorder.bridge  # type: ignore[attr-defined]
     wait_connected(bridge)
     stored = new_tag()
     assert app.store(stored) > 0
