@@ -75,13 +75,22 @@ def how_it_ended(returncode: int) -> str:
     return f"exit code {returncode}"
 
 
-def write_state(path: Path, parts: Iterable[Part]) -> None:
-    """Replace the state file in one step, so a reader never sees half of it."""
-    body = {"parts": {part.name: part.report() for part in parts},
-            "updated_at": datetime.now(UTC).isoformat(timespec="seconds")}
-    partial = path.with_suffix(".tmp")
-    partial.write_text(json.dumps(body))
-    partial.replace(path)
+class StateFile:
+    """The supervisor's state file, rewritten (in one step, so a reader never sees half of it) when it changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._written: dict[str, Any] | None = None
+
+    def update(self, parts: Iterable[Part]) -> None:
+        reports = {part.name: part.report() for part in parts}
+        if reports == self._written:
+            return
+        body = {"parts": reports, "updated_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        partial = self.path.with_suffix(".tmp")
+        partial.write_text(json.dumps(body))
+        partial.replace(self.path)
+        self._written = reports
 
 
 def read_state() -> dict[str, Any] | None:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO
 
 from aidraw.endpoints import Endpoints, record_file, save_embedded
-from aidraw.restarts import STATE_ENV, Part, RestartPolicy, how_it_ended, write_state
+from aidraw.restarts import STATE_ENV, Part, RestartPolicy, StateFile, how_it_ended
 from aidraw.services import NatsServer, PostgresServer, check_data_dir, parent_death_signal, port_is_free
 from infra.errors import Unavailable
 from infra.settings import Settings
@@ -119,9 +119,9 @@ def run_all(settings: Settings) -> int:
             return 130
         save_embedded(settings, Endpoints(nats_url, database_url))
         started.callback(lambda: Path(record_file(settings)).unlink(missing_ok=True))
-        state_file = data_dir / "run" / "supervisor.json"
+        state = StateFile(data_dir / "run" / "supervisor.json")
         env = dict(os.environ, AIDRAW_NATS_URL=nats_url, AIDRAW_DATABASE_URL=database_url,
-                   AIDRAW_DATA_DIR=str(data_dir), **{STATE_ENV: str(state_file)})
+                   AIDRAW_DATA_DIR=str(data_dir), **{STATE_ENV: str(state.path)})
         parts: list[Part] = []  # servers first: a dead server is the cause, not its users
         if nats and nats.proc:
             parts.append(Part("nats", f"the embedded NATS server (log: {nats.store_dir / 'nats.log'})",
@@ -134,9 +134,9 @@ def run_all(settings: Settings) -> int:
         for role in roles:
             role.proc = role.start()
         started.callback(_stop_roles, roles)
-        started.callback(lambda: state_file.unlink(missing_ok=True))
+        started.callback(lambda: state.path.unlink(missing_ok=True))
         parts += roles
-        write_state(state_file, parts)
+        state.update(parts)
         print(f"aidraw is starting on http://{settings.host}:{settings.port}  (API docs: /docs; Ctrl-C stops)",
               flush=True)
         policy = RestartPolicy(settings.restart_max, settings.restart_window_s)
@@ -145,7 +145,7 @@ def run_all(settings: Settings) -> int:
             if not _supervise(parts, policy, is_stopping):
                 stopping, code = True, 1
                 break
-            write_state(state_file, parts)
+            state.update(parts)
             time.sleep(0.2)
     print("aidraw stopped.", flush=True)
     return code
@@ -155,7 +155,13 @@ def _starter(server: NatsServer | PostgresServer) -> Callable[[], subprocess.Pop
     """Start `server` again on its port and files; its new process."""
 
     def start() -> subprocess.Popen[bytes]:
-        server.start()
+        try:
+            server.start()
+        except BaseException:  # a server that did not come up must not hold its port for the next try
+            if server.proc is not None and server.proc.poll() is None:
+                server.proc.kill()
+                server.proc.wait()
+            raise
         assert server.proc is not None
         return server.proc
 

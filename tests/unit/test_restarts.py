@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aidraw.restarts import STATE_ENV, Part, RestartPolicy, how_it_ended, read_state, write_state
+from aidraw.restarts import STATE_ENV, Part, RestartPolicy, StateFile, how_it_ended, read_state
 
 
 def test_the_pause_doubles_with_each_crash_in_the_window_up_to_a_cap() -> None:
@@ -47,7 +47,7 @@ def test_the_state_file_is_what_readyz_reads(tmp_path: Path, monkeypatch: pytest
     path = tmp_path / "supervisor.json"
     part = Part("projector", "the projector process", start=lambda: None,  # type: ignore[arg-type, return-value]
                 restarts=2, last_exit="killed by SIGKILL")
-    write_state(path, [part])
+    StateFile(path).update([part])
     monkeypatch.setenv(STATE_ENV, str(path))
     state = read_state()
     assert state is not None
