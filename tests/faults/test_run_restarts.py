@@ -85,6 +85,9 @@ def test_aidraw_run_restarts_each_killed_part_and_loses_no_acknowledged_write(tm
         assert all(retry_after == "2" for _, retry_after, _ in writer.refused)
         assert all(state["restarts"] == 1 and state["last_exit"] == "killed by SIGKILL"
                    for state in supervised(data).values()), supervised(data)
+        shown = httpx.get(url + "/readyz", timeout=5).json()["checks"]["supervisor"]
+        assert {part: state["restarts"] for part, state in shown.items()} == {
+            "nats": 1, "postgres": 1, "projector": 1, "api": 1}
 
         recorded = json.loads((data / "run" / "endpoints.json").read_text())
         nats_url, database_url = recorded["nats_url"], recorded["database_url"]
