@@ -11,9 +11,11 @@ that build what queries read, and a view's position is a sequence of another str
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import nats
 
+from events.store.bridge import log_connection_errors
 from events.views import ensure_views_stream, views_prefix, views_stream_name
 from infra.settings import Settings
 from infra.storage.factory import blob_store_from_env
@@ -23,7 +25,8 @@ from projectors.runner import ProjectionRunner, Target
 
 
 async def run_image_tasks(settings: Settings, nats_url: str, database_url: str, stop: asyncio.Event) -> None:
-    nc = await nats.connect(nats_url, max_reconnect_attempts=-1, name="aidraw_image_tasks")
+    nc = await nats.connect(nats_url, max_reconnect_attempts=-1, name="aidraw_image_tasks",
+                            error_cb=log_connection_errors(logging.getLogger("aidraw.image_tasks"), "image tasks"))
     try:
         js = nc.jetstream()
         views = views_stream_name(settings.stream_name)

@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+from aidraw.restarts import read_state
+
 router = APIRouter(tags=["operations"])
 
 REGISTRY = CollectorRegistry()
@@ -93,6 +95,9 @@ async def readyz(request: Request) -> Response:
     except Exception as exc:
         checks["postgres"] = f"unreachable: {exc.__class__.__name__}"
         ok = False
+    supervised = read_state()
+    if supervised is not None:  # under `aidraw run`: its parts, restarts and how each last ended (informational)
+        checks["supervisor"] = supervised.get("parts", {})
     return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
 
 

@@ -8,7 +8,9 @@ servers last, so nothing acknowledged is lost.
   drops it when the process ends, however it ends), checked before anything starts.
 - Ctrl-C or SIGTERM at any point, start-up included, stops what has been started and nothing else; a step under
   way (initdb, a server's start) finishes first, in a session of its own so the terminal's Ctrl-C cannot cut it.
-- Whatever child dies (a role, or an embedded server), the whole system stops with a message naming it.
+- A child that dies (a role, or an embedded server) is restarted with backoff, on the same port and files, and
+  the others reconnect (aidraw/restarts.py); one that keeps dying (AIDRAW_RESTART_MAX times within
+  AIDRAW_RESTART_WINDOW seconds) stops the whole system with a message naming it.
 - On Linux the children die with `aidraw run` even when it is killed outright (a parent-death signal), so no
   server is left holding the data folder.
 """
@@ -16,16 +18,19 @@ servers last, so nothing acknowledged is lost.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO
 
 from aidraw.endpoints import Endpoints, record_file, save_embedded
+from aidraw.restarts import STATE_ENV, Part, RestartPolicy, StateFile, how_it_ended
 from aidraw.services import NatsServer, PostgresServer, check_data_dir, parent_death_signal, port_is_free
 from infra.errors import Unavailable
 from infra.settings import Settings
@@ -77,6 +82,9 @@ def run_all(settings: Settings) -> int:
         if stopping:
             raise _Interrupted
 
+    def is_stopping() -> bool:  # a restart under way checks this between parts
+        return stopping
+
     with ExitStack() as started:  # unwinds in reverse: servers stop after the roles, the lock goes last
         try:
             check_data_dir(data_dir)
@@ -111,46 +119,97 @@ def run_all(settings: Settings) -> int:
             return 130
         save_embedded(settings, Endpoints(nats_url, database_url))
         started.callback(lambda: Path(record_file(settings)).unlink(missing_ok=True))
+        state = StateFile(data_dir / "run" / "supervisor.json")
         env = dict(os.environ, AIDRAW_NATS_URL=nats_url, AIDRAW_DATABASE_URL=database_url,
-                   AIDRAW_DATA_DIR=str(data_dir))
-        children = {role: _spawn(role, env) for role in ("projector", "api")}
-        started.callback(_stop_roles, children)
+                   AIDRAW_DATA_DIR=str(data_dir), **{STATE_ENV: str(state.path)})
+        parts: list[Part] = []  # servers first: a dead server is the cause, not its users
+        if nats and nats.proc:
+            parts.append(Part("nats", f"the embedded NATS server (log: {nats.store_dir / 'nats.log'})",
+                              _starter(nats), nats.proc))
+        if pg and pg.proc:
+            parts.append(Part("postgres", f"the embedded PostgreSQL (log: {pg.data_dir / 'postgres.log'})",
+                              _starter(pg), pg.proc))
+        roles = [Part(role, f"the {role} process", functools.partial(_spawn, role, env))
+                 for role in ("projector", "api")]
+        for role in roles:
+            role.proc = role.start()
+        started.callback(_stop_roles, roles)
+        started.callback(lambda: state.path.unlink(missing_ok=True))
+        parts += roles
+        state.update(parts)
         print(f"aidraw is starting on http://{settings.host}:{settings.port}  (API docs: /docs; Ctrl-C stops)",
               flush=True)
-        watched: dict[str, subprocess.Popen[bytes]] = {}  # servers first: a dead server is the cause, not its users
-        if nats and nats.proc:
-            watched[f"the embedded NATS server (log: {nats.store_dir / 'nats.log'})"] = nats.proc
-        if pg and pg.proc:
-            watched[f"the embedded PostgreSQL (log: {pg.data_dir / 'postgres.log'})"] = pg.proc
-        watched |= {f"the {role} process": child for role, child in children.items()}
+        policy = RestartPolicy(settings.restart_max, settings.restart_window_s)
         code = 0
         while not stopping:
-            for what, proc in watched.items():
-                if proc.poll() is not None:
-                    print(f"error: {what} exited ({_how(proc.returncode)}); stopping.", file=sys.stderr)
-                    stopping, code = True, 1
-                    break
+            if not _supervise(parts, policy, is_stopping):
+                stopping, code = True, 1
+                break
+            state.update(parts)
             time.sleep(0.2)
     print("aidraw stopped.", flush=True)
     return code
 
 
-def _how(returncode: int) -> str:
-    if returncode < 0:
+def _starter(server: NatsServer | PostgresServer) -> Callable[[], subprocess.Popen[bytes]]:
+    """Start `server` again on its port and files; its new process."""
+
+    def start() -> subprocess.Popen[bytes]:
         try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exit code {returncode}"
+            server.start()
+        except BaseException:  # a server that did not come up must not hold its port for the next try
+            if server.proc is not None and server.proc.poll() is None:
+                server.proc.kill()
+                server.proc.wait()
+            raise
+        assert server.proc is not None
+        return server.proc
+
+    return start
 
 
-def _stop_roles(children: dict[str, subprocess.Popen[bytes]]) -> None:
-    for child in children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in children.values():
+def _supervise(parts: list[Part], policy: RestartPolicy, stopping: Callable[[], bool]) -> bool:
+    """One look at every part: note the ones that died, restart those whose pause is over. False: give up."""
+    for part in parts:
+        if stopping():
+            return True
+        if part.proc is not None and part.proc.poll() is not None:
+            if not _crashed(part, how_it_ended(part.proc.returncode), policy):
+                return False
+        elif part.proc is None and part.restart_at is not None and time.monotonic() >= part.restart_at:
+            try:
+                part.proc = part.start()
+            except Exception as exc:  # any failed start counts as a crash: the policy decides what follows
+                if not _crashed(part, f"its restart failed: {exc}", policy):
+                    return False
+                continue
+            part.restarts += 1
+            part.restart_at = None
+            print(f"restarted {part.what} (restart {part.restarts}, pid {part.proc.pid}).", file=sys.stderr,
+                  flush=True)
+    return True
+
+
+def _crashed(part: Part, how: str, policy: RestartPolicy) -> bool:
+    part.proc, part.last_exit = None, how
+    delay = policy.after_crash(part.crashes, time.monotonic())
+    if delay is None:
+        print(f"error: {part.what} exited ({how}); it crashed {len(part.crashes)} times within "
+              f"{policy.window_s:g} s (AIDRAW_RESTART_MAX, AIDRAW_RESTART_WINDOW); stopping.", file=sys.stderr,
+              flush=True)
+        return False
+    part.restart_at = time.monotonic() + delay
+    print(f"warning: {part.what} exited ({how}); restarting it in {delay:g} s.", file=sys.stderr, flush=True)
+    return True
+
+
+def _stop_roles(roles: list[Part]) -> None:
+    running = [role.proc for role in roles if role.proc is not None and role.proc.poll() is None]
+    for proc in running:
+        proc.send_signal(signal.SIGTERM)
+    for proc in running:
         try:
-            child.wait(15)
+            proc.wait(15)
         except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+            proc.kill()
+            proc.wait()

@@ -44,6 +44,7 @@ class CommandApp(Application[UUID]):
             "NATS_URL": nats_url,
             "NATS_STREAM": settings.stream_name,
             "NATS_SUBJECT_PREFIX": settings.subject_prefix,
+            "NATS_TIMEOUT": str(settings.event_log_timeout_s),
         })
         self.settings = settings
         recorder = self.recorder
@@ -82,9 +83,9 @@ class CommandApp(Application[UUID]):
                                    idempotency_key=idempotency_key)
         except ClaimConflict:
             raise
-        except OutcomeUnknown as exc:
-            raise Unavailable("The event log did not confirm the write in time; it may or may not have been "
-                              "stored. Retry with the same Idempotency-Key to be safe.") from exc
+        except OutcomeUnknown as exc:  # no answer in time, or the connection dropped under way
+            raise Unavailable("The event log did not confirm the write; it may or may not have been stored. "
+                              "Retry with the same Idempotency-Key to be safe.") from exc
         if not recordings:
             return 0
         return max(r.notification.id for r in recordings)

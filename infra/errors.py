@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 import psycopg
+from eventsourcing.persistence import OperationalError as EventLogUnreachable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -18,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = logging.getLogger("aidraw.errors")
 
 PROBLEM = "application/problem+json"
+RETRY_AFTER_S = 2  # what a 503 asks a client to wait: the embedded servers restart within a few seconds
 
 
 class ServiceError(Exception):
@@ -79,8 +81,13 @@ class RateLimited(ServiceError):
 
 
 class Unavailable(ServiceError):
+    """A server this request needs is unreachable just now (503 with Retry-After)."""
+
     status = 503
     title = "Service Unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = RETRY_AFTER_S) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
 def problem(status: int, title: str, detail: str, *, errors: list[dict[str, Any]] | None = None,
@@ -168,6 +175,20 @@ def install_problem_handlers(app: FastAPI) -> None:
         log.warning("read model missing", extra={"path": request.url.path, "error": str(exc).splitlines()[0]})
         return problem(503, "Service Unavailable", "The read models are still being built; try again shortly.",
                        headers={"Retry-After": "2"})
+
+    @app.exception_handler(EventLogUnreachable)
+    async def _event_log_unreachable(request: Request, exc: EventLogUnreachable) -> JSONResponse:
+        # A read of the log, or a write refused before it was stored (OutcomeUnknown is answered in command/app.py).
+        log.warning("event log unreachable", extra={"path": request.url.path, "error": str(exc)})
+        return problem(503, "Service Unavailable", "The event log cannot be reached just now; try again shortly "
+                       "(with the same Idempotency-Key, if the request had one).",
+                       headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def _database_unreachable(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
+        log.warning("database unreachable", extra={"path": request.url.path, "error": str(exc).splitlines()[0]})
+        return problem(503, "Service Unavailable", "The database cannot be reached just now; try again shortly.",
+                       headers={"Retry-After": str(RETRY_AFTER_S)})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

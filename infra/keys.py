@@ -40,7 +40,8 @@ class PostgresKeyStore:
     everywhere at once); server secrets never change, so they are."""
 
     def __init__(self, database_url: str, max_size: int = 10) -> None:
-        self._pool = ConnectionPool(database_url, min_size=1, max_size=max_size, open=False)
+        self._pool = ConnectionPool(database_url, min_size=1, max_size=max_size, open=False,
+                                    check=ConnectionPool.check_connection)  # survives a PostgreSQL restart
         self._secrets: dict[str, bytes] = {}
         self._lock = threading.Lock()
 

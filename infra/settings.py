@@ -140,6 +140,11 @@ class Settings:
     ready_max_lag_events: int = 1000
     duplicate_window_s: float = 120.0
     projector_batch: int = 1000
+    # How long a write waits for the event log's answer before it is answered 503 (outcome unknown).
+    event_log_timeout_s: float = 5.0
+    # `aidraw run` restarts a crashed part; one that crashes restart_max times within restart_window_s stops it.
+    restart_max: int = 5
+    restart_window_s: float = 60.0
     log_level: str = "INFO"
     log_json: bool = True
     # Accounts: sign-up open to anyone (false: only admins create users), session lifetime (sliding) and how
@@ -184,6 +189,9 @@ class Settings:
             # JetStream reads a window of 0 as its own default (2 minutes).
             duplicate_window_s=_env_float("AIDRAW_DUPLICATE_WINDOW", 120.0, 0, MAX_SECONDS, low_open=True),
             projector_batch=_env_int("AIDRAW_PROJECTOR_BATCH", 1000, 1),
+            event_log_timeout_s=_env_float("AIDRAW_EVENT_LOG_TIMEOUT", 5.0, 0, 300, low_open=True),
+            restart_max=_env_int("AIDRAW_RESTART_MAX", 5, 1, 1000),
+            restart_window_s=_env_float("AIDRAW_RESTART_WINDOW", 60.0, 0, MAX_SECONDS, low_open=True),
             log_level=_env_log_level("AIDRAW_LOG_LEVEL", "INFO"),
             log_json=_env_bool("AIDRAW_LOG_JSON", True),
             signup_open=_env_bool("AIDRAW_SIGNUP_OPEN", True),

@@ -62,7 +62,8 @@ async def _await_live(conn: psycopg.AsyncConnection[Any], name: str, position: i
             return
         held = await (await conn.execute(
             "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s AND objsubid = 2 "
-            "AND granted", (classid, objid))).fetchone()
+            "AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (classid, objid))).fetchone()  # advisory locks are per database; pg_locks lists every database's
         if not held:
             return
         await asyncio.sleep(0.1)

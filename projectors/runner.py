@@ -28,6 +28,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from events.store.bridge import log_connection_errors
 from projectors import checkpoints
 from projectors.base import LIVE_SCHEMA, Projector
 from projectors.buffered import BufferedCursor
@@ -80,11 +81,14 @@ class ProjectionRunner:
         resumes the projection where it stopped. A bounded run (`until`, a rebuild) gives up after a few tries."""
         pause, failures = 0.5, 0
         while not stop.is_set():
+            reached = self.position
             try:
                 await self._run_once(stop, until)
                 return self.position
             except Exception:
                 failures += 1
+                if self.position > reached:  # it had been projecting: a new incident starts with a short pause
+                    pause = 0.5
                 log.exception("projection failed; retrying from the checkpoint",
                               extra={"projector": self.checkpoint_name, "position": self.position,
                                      "failures": failures})
@@ -96,7 +100,8 @@ class ProjectionRunner:
         return self.position
 
     async def _run_once(self, stop: asyncio.Event, until: int | None) -> None:
-        nc = await nats.connect(self.target.nats_url, max_reconnect_attempts=-1, name=self.consumer_name)
+        nc = await nats.connect(self.target.nats_url, max_reconnect_attempts=-1, name=self.consumer_name,
+                                error_cb=log_connection_errors(log, self.checkpoint_name))
         js = nc.jetstream()
         try:
             async with await psycopg.AsyncConnection.connect(self.target.database_url) as conn:

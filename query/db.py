@@ -10,8 +10,10 @@ from psycopg_pool import AsyncConnectionPool
 
 
 def make_pool(url: str, max_size: int = 20) -> AsyncConnectionPool:
+    # check: a connection is tried before it is handed out, so a restarted PostgreSQL costs no failed query.
     return AsyncConnectionPool(url, min_size=2, max_size=max_size, open=False,
-                               kwargs={"row_factory": dict_row, "autocommit": True})
+                               kwargs={"row_factory": dict_row, "autocommit": True},
+                               check=AsyncConnectionPool.check_connection)
 
 
 def get_pool(request: Request) -> AsyncConnectionPool:

@@ -9,8 +9,10 @@ and block on the result. Two rules keep it safe:
   gave up (whether a write was stored is then unknown: the caller must treat it so);
 - code running on the loop thread must never call `run()`: it would wait for itself forever. `run()` refuses.
 
-Reconnection is nats-py's: it retries forever (`max_reconnect_attempts=-1`) and buffers publishes meanwhile;
-requests made while disconnected time out, which callers see as `TimeoutError`.
+Reconnection is nats-py's: it retries forever (`max_reconnect_attempts=-1`). While it is down, nothing waits on
+it: a call made meanwhile fails at once with `NotConnected` (nothing was sent: publishes are not buffered for a
+later reconnect, which would store a write after its caller was told it failed), and a call under way when the
+connection drops fails at once with `ConnectionLost` (it may have reached the server: its outcome is unknown).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import concurrent.futures
 import logging
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,6 +39,24 @@ DEFAULT_TIMEOUT = 30.0
 
 class NatsConnectError(ConnectionError):
     """The NATS server could not be reached at start."""
+
+
+class NotConnected(ConnectionError):
+    """The connection to NATS is down (reconnecting): the operation was not sent."""
+
+
+class ConnectionLost(ConnectionError):
+    """The connection to NATS dropped while the operation was under way: it may or may not have taken effect."""
+
+
+def log_connection_errors(logger: logging.Logger, what: str) -> Callable[[Exception], Awaitable[None]]:
+    """An `error_cb` for `nats.connect` that logs one line per error: nats-py's default logs a traceback for
+    every failed reconnect attempt, which buries the log while a server restarts."""
+
+    async def error_cb(exc: Exception) -> None:
+        logger.warning("%s: NATS connection error: %s", what, str(exc) or type(exc).__name__)
+
+    return error_cb
 
 
 def redact_url(url: str) -> str:
@@ -64,6 +84,8 @@ class NatsBridge:
         self._pid = os.getpid()
         self._closed = False
         self._closing = False  # close() under way: a disconnect is expected, not worth a warning
+        self._down: asyncio.Future[None] | None = None  # resolved when the connection drops (see _guarded)
+        self._guard = False  # set once connected: from then on every call is failed fast when NATS is down
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run_loop, name="nats-bridge", daemon=True)
@@ -75,6 +97,7 @@ class NatsBridge:
             self._stop_loop()
             raise
         self._js: JetStreamContext = self._nc.jetstream()
+        self._guard = True
 
     @classmethod
     def shared(cls, url: str) -> NatsBridge:
@@ -114,7 +137,7 @@ class NatsBridge:
         if self._closed or not self._loop.is_running():
             coro.close()
             raise RuntimeError("NatsBridge is closed")
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        future = asyncio.run_coroutine_threadsafe(self._guarded(coro) if self._guard else coro, self._loop)
         try:
             done, _ = concurrent.futures.wait([future], timeout=timeout)
         except BaseException:  # KeyboardInterrupt while waiting: do not leave the work running
@@ -125,6 +148,36 @@ class NatsBridge:
             raise TimeoutError(f"NATS operation did not finish within {timeout:g} s")
         return future.result()
 
+    async def _guarded(self, coro: Coroutine[Any, Any, T]) -> T:
+        """`coro`, failed at once when the connection is down or drops before it finishes."""
+        if self._down is None or self._down.done():
+            if not self._nc.is_connected:
+                coro.close()
+                raise NotConnected(f"NATS at {redact_url(self.url)} is unreachable (reconnecting)")
+            self._down = self._loop.create_future()
+        task = asyncio.current_task()
+        assert task is not None
+        lost = False
+
+        def on_drop(_: asyncio.Future[None]) -> None:
+            nonlocal lost
+            lost = True
+            task.cancel()
+
+        down = self._down
+        down.add_done_callback(on_drop)
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            if lost:  # the connection dropped, not the caller's timeout
+                raise ConnectionLost(f"the connection to NATS at {redact_url(self.url)} dropped during the "
+                                     "operation") from None
+            raise
+        except nats.errors.OutboundBufferLimitError:  # the connection dropped just before a publish: not sent
+            raise NotConnected(f"NATS at {redact_url(self.url)} is unreachable (reconnecting)") from None
+        finally:
+            down.remove_done_callback(on_drop)
+
     def close(self) -> None:
         """Drain and close the connection, stop the loop thread. Idempotent."""
         if self._closed:
@@ -133,6 +186,7 @@ class NatsBridge:
             if self._shared.get(self.url) is self:
                 del self._shared[self.url]
         self._closing = True
+        self._guard = False  # closing must reach nats-py even while it reconnects
         try:
             self.run(self._nc.close(), timeout=10)
         except Exception as exc:  # closing is best effort: the process may be shutting down
@@ -151,6 +205,8 @@ class NatsBridge:
             log.warning("NATS connection error: %s", exc)
 
         async def disconnected_cb() -> None:
+            if self._down is not None and not self._down.done():
+                self._down.set_result(None)  # calls under way fail now rather than at their timeout
             if self._closing:
                 return
             log.warning("disconnected from NATS at %s; reconnecting", redact_url(self.url))
@@ -166,6 +222,7 @@ class NatsBridge:
                     name=name,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,
+                    pending_size=0,  # no buffering while reconnecting: a call then fails (NotConnected)
                     connect_timeout=max(1, min(int(timeout), 5)),
                     error_cb=error_cb,
                     disconnected_cb=disconnected_cb,

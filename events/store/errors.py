@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, PersistenceError
+from eventsourcing.persistence import IntegrityError, OperationalError, PersistenceError
 
 
 class OutcomeUnknown(PersistenceError):
     """No answer came in time: the write may or may not have been stored.
 
-    Do not retry blindly: re-read the aggregate (or retry with the same idempotency key) to find out.
+    Do not retry blindly: re-read the aggregate (or retry with the same idempotency key) to find out. Raised
+    when the wait for the answer runs out, and at once when the connection drops while the write is under way.
     """
+
+
+class EventLogUnavailable(OperationalError):
+    """The event log cannot be reached just now (NATS down or restarting): nothing was stored; retry later."""
 
 
 class ClaimConflict(IntegrityError):

@@ -57,10 +57,10 @@ from eventsourcing.utils import Environment, EnvType
 from events.ids import is_event_subject, subject_for
 from events.store import batch as jsbatch
 from events.store.batch import JetStreamAPIError, NoStreamError
-from events.store.bridge import NatsBridge
+from events.store.bridge import ConnectionLost, NatsBridge, NotConnected
 from events.store.claims import Claim, IdempotencyArg
 from events.store.directget import StoredMsg, get_batch, get_last, get_range, get_seq, stored_time
-from events.store.errors import OutcomeUnknown
+from events.store.errors import EventLogUnavailable, OutcomeUnknown
 from events.store.stream import ensure_stream, stream_last_sequence
 from events.store.subscription import JetStreamSubscription
 from events.store.writeplan import (
@@ -127,8 +127,10 @@ class JetStreamAggregateRecorder(AggregateRecorder):
                     f"no answer from NATS within {self.timeout:g} s: "
                     "the write may or may not have been stored"
                 ) from exc
-            except NoStreamError as exc:
-                raise OperationalError(str(exc)) from exc
+            except ConnectionLost as exc:
+                raise OutcomeUnknown(f"{exc}: the write may or may not have been stored") from exc
+            except (NotConnected, NoStreamError) as exc:
+                raise EventLogUnavailable(f"{exc}: nothing was stored") from exc
             except JetStreamAPIError as exc:
                 if on_refusal(exc, attempts, busy) == "conflict":
                     attempts += 1
@@ -192,6 +194,8 @@ class JetStreamAggregateRecorder(AggregateRecorder):
             return stream_last_sequence(self.bridge, self.stream)
         except TimeoutError as exc:
             raise OperationalError(f"NATS did not answer within {self.timeout:g} s") from exc
+        except (NotConnected, ConnectionLost) as exc:
+            raise EventLogUnavailable(str(exc)) from exc
 
     def message_time(self, seq: int) -> float | None:
         """When the message at stream sequence `seq` was stored (epoch seconds), None past the end."""
@@ -233,8 +237,8 @@ class JetStreamAggregateRecorder(AggregateRecorder):
             return self.bridge.run(coro, self.timeout + 5)
         except TimeoutError as exc:
             raise OperationalError(f"NATS did not answer within {self.timeout:g} s") from exc
-        except NoStreamError as exc:
-            raise OperationalError(str(exc)) from exc
+        except (NotConnected, ConnectionLost, NoStreamError) as exc:
+            raise EventLogUnavailable(str(exc)) from exc
 
     def _subject(self, originator_id: UUID | str) -> str:
         if not isinstance(originator_id, UUID):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -23,7 +24,7 @@ from eventsourcing.persistence import Notification, Subscription
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from events.store.bridge import NatsBridge
+from events.store.bridge import ConnectionLost, NatsBridge, NotConnected
 
 if TYPE_CHECKING:
     from nats.js.client import JetStreamContext
@@ -74,6 +75,9 @@ class JetStreamSubscription(Subscription["JetStreamApplicationRecorder"]):
                 return self._buffer.popleft()
             try:
                 msgs = self._bridge.run(self._take(), timeout=_POLL_S + 10)
+            except (NotConnected, ConnectionLost):  # the ordered consumer resumes after nats-py reconnects
+                time.sleep(_POLL_S)
+                continue
             except Exception:
                 if self._has_been_stopped:
                     raise StopIteration from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -10,14 +11,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from aidraw.services import free_port
 
 
-def start(data_dir: Path, port: int) -> subprocess.Popen[str]:
-    env = dict(os.environ, AIDRAW_DATA_DIR=str(data_dir), AIDRAW_PORT=str(port), AIDRAW_LOG_LEVEL="WARNING")
+def start(data_dir: Path, port: int, **extra: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, AIDRAW_DATA_DIR=str(data_dir), AIDRAW_PORT=str(port), AIDRAW_LOG_LEVEL="WARNING",
+               **extra)
     for name in ("AIDRAW_NATS_URL", "AIDRAW_DATABASE_URL"):
         env.pop(name, None)
     return subprocess.Popen([sys.executable, "-m", "aidraw.cli", "run"], env=env, stdout=subprocess.PIPE,
@@ -157,20 +160,32 @@ def test_ctrl_c_while_starting_stops_what_had_started(tmp_path: Path) -> None:
     assert _gone(data), _servers_of(data)
 
 
-def test_a_dead_server_stops_the_system_with_a_message(tmp_path: Path) -> None:
+def _supervised_nats(data: Path) -> dict[str, Any]:
+    """What `aidraw run` says of its NATS server (var/run/supervisor.json): state, pid, restarts, last exit."""
+    state: dict[str, Any] = json.loads((data / "run" / "supervisor.json").read_text())["parts"]["nats"]
+    return state
+
+
+def test_a_server_that_keeps_dying_stops_the_system_with_a_message(tmp_path: Path) -> None:
     data, port = tmp_path / "var", free_port()
-    proc = start(data, port)
+    proc = start(data, port, AIDRAW_RESTART_MAX="2")
     try:
         wait_ready(f"http://127.0.0.1:{port}", proc)
-        nats_pid = next(pid for pid in _servers_of(data)
-                        if b"nats-server" in (Path(f"/proc/{pid}") / "cmdline").read_bytes())
-        os.kill(nats_pid, signal.SIGKILL)
+        os.kill(_supervised_nats(data)["pid"], signal.SIGKILL)  # the first crash is restarted ...
+        deadline = time.monotonic() + 30
+        while (nats := _supervised_nats(data))["restarts"] < 1 or nats["state"] != "running":
+            assert time.monotonic() < deadline and proc.poll() is None, "NATS was not restarted"
+            time.sleep(0.1)
+        os.kill(nats["pid"], signal.SIGKILL)  # ... the second within the window stops the system
         out, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             stop(proc)
-    assert proc.returncode == 1 and re.search(r"the embedded NATS server \(log: .*nats\.log\) exited "
-                                              r"\(killed by SIGKILL\); stopping", out), out
+    assert re.search(r"the embedded NATS server \(log: .*nats\.log\) exited \(killed by SIGKILL\); restarting it in "
+                     r"0\.5 s", out), out
+    assert re.search(r"restarted the embedded NATS server \(log: .*\) \(restart 1, pid \d+\)", out), out
+    assert proc.returncode == 1 and re.search(r"the embedded NATS server \(log: .*nats\.log\) exited \(killed by "
+                                              r"SIGKILL\); it crashed 2 times within 60 s .*; stopping", out), out
     assert _gone(data), _servers_of(data)
 
 
