@@ -19,6 +19,7 @@ from command.routes import models as command_models
 from command.routes import params as command_params
 from command.routes import sessions as command_sessions
 from command.routes import tags as command_tags
+from command.routes import tasks as command_tasks
 from command.routes import users as command_users
 from command.sessions import SessionExtender
 from infra import passwords
@@ -38,6 +39,7 @@ from query.routes import models as query_models
 from query.routes import params as query_params
 from query.routes import sessions as query_sessions
 from query.routes import tags as query_tags
+from query.routes import tasks as query_tasks
 from query.routes import users as query_users
 
 DESCRIPTION = """The server side of an AI drawing service: accounts, images, models, training and generation
@@ -102,7 +104,7 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
                    command_sessions.router, query_sessions.router, audit.router):
         app.include_router(router)
     for router in (command_params.router, query_params.router, command_datasets.router, query_datasets.router,
-                   command_models.router, query_models.router):
+                   command_models.router, query_models.router, command_tasks.router, query_tasks.router):
         app.include_router(router)
     for router in IMAGE_ROUTERS:
         app.include_router(router)

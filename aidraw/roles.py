@@ -10,6 +10,7 @@ from projectors.postgres.models import ModelsProjector
 from projectors.postgres.params import ParamsProjector
 from projectors.postgres.sessions import SessionsProjector
 from projectors.postgres.tags import TagsProjector
+from projectors.postgres.tasks import TasksProjector
 from projectors.postgres.users import UsersProjector
 
 PROJECTORS: list[Projector] = [
@@ -20,6 +21,7 @@ PROJECTORS: list[Projector] = [
     DatasetsProjector(),
     ImagesProjector(),
     ModelsProjector(),
+    TasksProjector(),
 ]
 
 

@@ -30,6 +30,7 @@ KINDS: dict[str, int] = {
     "choice": 9,
     "server": 10,
     "likes": 11,  # one per user: the images they like
+    "user_tasks": 12,  # one per user: their unfinished tasks (the per-user cap)
 }
 KIND_NAMES: dict[int, str] = {code: name for name, code in KINDS.items()}
 

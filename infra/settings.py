@@ -165,6 +165,11 @@ class Settings:
     blob_orphan_age_s: float = 3600.0
     # Largest request body other than a multipart upload (JSON bodies), bytes: 413 above (infra/body_limit.py).
     json_max_bytes: int = 1024 * 1024
+    # Generation: the most unfinished tasks one user may have (429 beyond), and the size bounds of a request
+    # (each side up to the max side, width x height up to the pixel budget).
+    task_max_unfinished: int = 20
+    generation_max_side: int = 2048
+    generation_max_pixels: int = 1536 * 1536
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -209,6 +214,9 @@ class Settings:
             # Younger blobs may belong to an upload still on its way to its event: never remove those.
             blob_orphan_age_s=_env_float("AIDRAW_BLOB_ORPHAN_AGE", 3600.0, MIN_ORPHAN_AGE_S, MAX_SECONDS),
             json_max_bytes=_env_int("AIDRAW_JSON_MAX_BYTES", 1024 * 1024, MIN_BODY_BYTES),
+            task_max_unfinished=_env_int("AIDRAW_TASK_MAX_UNFINISHED", 20, 1, 100_000),
+            generation_max_side=_env_int("AIDRAW_GENERATION_MAX_SIDE", 2048, 64, 8192),
+            generation_max_pixels=_env_int("AIDRAW_GENERATION_MAX_PIXELS", 1536 * 1536, 64 * 64, 8192 * 8192),
         )
         if settings.session_refresh_s >= settings.session_ttl_s:
             raise SettingsError(

@@ -14,6 +14,8 @@ from query.listing import Collection
 MODEL_STATUSES = ("initial", "ready", "waiting", "running", "success", "error")
 MODEL_TYPES = ("lora", "ckp", "hyper", "ti")
 BASE_MODELS = ("SD1.5", "SD2")
+TASK_STATUSES = ("initial", "ready", "waiting", "running", "success", "error", "canceled")
+TASK_TYPES = ("inference", "train")
 
 _OWNER = OwnedBy()
 _OWNED: dict[str, Filter] = {"user": _OWNER, "user_id": _OWNER, "public": Flag(), "date": CreatedOn()}
@@ -29,6 +31,13 @@ MODELS = Collection(
     params={**_OWNED, "tag": Tagged(), "q": Contains(("name", "trigger_words")),
             "status": OneOf("status", MODEL_STATUSES), "type": OneOf("type", MODEL_TYPES),
             "base_model": OneOf("base_model", BASE_MODELS)},
+)
+
+# Tasks are their owner's (and admins'): never public. `tag` = the tags requested for the task's images.
+TASKS = Collection(
+    name="tasks", table="rm.tasks", alias="k", visibility="own",
+    params={"user": _OWNER, "user_id": _OWNER, "date": CreatedOn(), "tag": Tagged(),
+            "status": OneOf("status", TASK_STATUSES), "type": OneOf("type", TASK_TYPES)},
 )
 
 PARAMS = Collection(name="params", table="rm.params", params={**_OWNED, "q": Contains(("name",))})

@@ -1,24 +1,33 @@
-"""POST (multipart upload) / PATCH / DELETE /api/images."""
+"""POST (multipart upload, or a JSON generation request) / PATCH / DELETE /api/images."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from command.app import CommandApp
+from command.generation import request_generation
 from command.image_upload import default_name, prepare_image, read_upload, store_with_blobs
 from command.images import MAX_NAME, MAX_PROMPT, Image, NewImage, change_image, clean_text, delete_image, upload_image
 from command.routes.deps import Commands, IdempotencyKey
 from command.routes.idempotent import created_again
+from command.routes.tasks import task_out
 from command.tag_refs import clean_tag_names, tag_names
+from command.tasks import Task
 from events.store.protocol import DuplicateRequest
 from infra.auth import RequiredUser
-from infra.errors import Invalid
+from infra.errors import Invalid, unreadable_json
 from infra.http import ObjectId, written
 from infra.schemas_images import ImageOut, ImagePatch, ImageUser
+from infra.schemas_tasks import GenerationIn, TaskOut, inline_schema
 from infra.settings import Settings
 from infra.storage import BlobStore
 
@@ -32,7 +41,11 @@ UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"mu
         "negative_prompt": {"type": "string", "maxLength": 4000},
         "tags": {"type": "string", "description": "tag names, comma-separated; the field may repeat"},
         "public": {"type": "boolean", "default": True},
-    }}}}}}
+    }}}, "application/json": {"schema": inline_schema(GenerationIn)}}}}
+GENERATION_ANSWER: dict[int | str, dict[str, Any]] = {
+    202: {"model": TaskOut, "description": "A JSON generation request was accepted: the task (waiting)."},
+    429: {"description": "Too many unfinished tasks: wait for some to finish or cancel some."},
+}
 
 
 async def _read_side(pool: AsyncConnectionPool, image_id: int, user_id: int) -> tuple[int, str | None]:
@@ -63,12 +76,58 @@ async def image_out(request: Request, app: CommandApp, image: Image) -> ImageOut
         task_id=image.task_id, created_at=image.created_on, updated_at=image.modified_on)
 
 
-@router.post("/api/images", status_code=201, response_model=ImageOut, openapi_extra=UPLOAD_BODY)
+def _is_json(request: Request) -> bool:
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return kind == "application/json" or kind.endswith("+json")
+
+
+async def _generation_request(request: Request) -> GenerationIn:
+    raw = await request.body()
+    try:
+        body = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise _Unreadable(f"byte 0x{raw[exc.start]:02x} at position {exc.start} is not UTF-8") from None
+    except (ValueError, RecursionError) as exc:
+        raise _Unreadable(str(exc).split(":", 1)[0][:200] or "invalid syntax") from None
+    try:
+        return GenerationIn.model_validate(body)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_context=False)]
+        raise RequestValidationError(errors, body=body) from None
+
+
+class _Unreadable(Exception):
+    pass
+
+
+async def _generate(request: Request, app: CommandApp, actor: RequiredUser, key: IdempotencyKey) -> Response:
+    try:
+        body = await _generation_request(request)
+    except _Unreadable as exc:
+        return unreadable_json(str(exc))
+    try:
+        task, seq = await run_in_threadpool(request_generation, app, actor, body, request.app.state.blobs, key)
+    except DuplicateRequest as dup:
+        task, seq = await run_in_threadpool(created_again, app, Task, "task", actor, dup, key)
+    out = await run_in_threadpool(task_out, app, task)
+    answer = JSONResponse(jsonable_encoder(out), status_code=202, headers={"Location": f"/api/tasks/{task.number}"})
+    written(answer, seq)
+    return answer
+
+
+@router.post("/api/images", status_code=201, response_model=ImageOut, openapi_extra=UPLOAD_BODY,
+             responses=GENERATION_ANSWER)
 async def post_image(request: Request, response: Response, app: Commands, actor: RequiredUser,
-                     key: IdempotencyKey) -> ImageOut:
+                     key: IdempotencyKey) -> ImageOut | Response:
     """Upload an image (multipart: `file` and optional `name`, `prompt`, `negative_prompt`, `tags`, `public`).
     The file is decoded and checked (422 not an image, 413 too large), stored re-encoded without metadata,
-    with a thumbnail. Unknown tag names become new tags."""
+    with a thumbnail. Unknown tag names become new tags.
+
+    Or ask for images to be generated (JSON: `prompt` and the generation parameters of docs/tasks.md): the
+    answer is 202 with the task, which makes the images when a runner has run it; 429 when the caller has too
+    many unfinished tasks."""
+    if _is_json(request):
+        return await _generate(request, app, actor, key)
     settings: Settings = request.app.state.settings
     upload = await read_upload(request, settings.upload_max_bytes)
     fields = upload.fields

@@ -142,6 +142,20 @@ def _blob(w: World) -> Target:
     return Target(httpx.URL(url).path)  # local storage serves blobs at /api/blobs/<key>
 
 
+def _new_task(w: World) -> int:
+    """A waiting generation task of A's (POST /api/images with JSON answers 202 with it)."""
+    with w.client(w.a.token) as client:
+        answer = client.post("/api/images", json={"prompt": "a lighthouse at dusk", "public": False})
+    assert answer.status_code == 202, answer.text
+    return int(answer.json()["id"])
+
+
+def _task(w: World) -> int:
+    if "task" not in w.cache:
+        w.cache["task"] = _new_task(w)
+    return int(w.cache["task"])
+
+
 def _sign_up(_: World) -> Target:
     name = unique("signup")
     return Target("/api/users", json={"name": name, "email": f"{name}@example.com", "password": PASSWORD})
@@ -191,6 +205,13 @@ MATRIX: dict[tuple[str, str], Row] = {
     # blobs are capability URLs: whoever has the key
     ("GET", "/api/blobs/{key:path}"): Row(ALL_200, _blob),
     ("HEAD", "/api/blobs/{key:path}"): Row(ALL_200, _blob),
+    # tasks: never public; their owner's and admins' business (anonymous: 401, another user: 404)
+    ("GET", "/api/tasks"): Row((401, 200, 200, 200), fixed("/api/tasks")),
+    ("GET", "/api/tasks/{task_id}"): Row((401, 200, 404, 200), lambda w: Target(f"/api/tasks/{_task(w)}")),
+    ("PATCH", "/api/tasks/{task_id}"): Row((401, 200, 404, 200),
+                                           lambda w: Target(f"/api/tasks/{_task(w)}", json={"status": "canceled"})),
+    ("DELETE", "/api/tasks/{task_id}"): Row((401, 204, 404, 204), lambda w: Target(f"/api/tasks/{_new_task(w)}"),
+                                            fresh=True),
     **owned_collection("/api/tags", "tags", lambda: {"name": unique("tag")}, public=True),
     **owned_collection("/api/params", "params", lambda: {"name": unique("param")}),
     **owned_collection("/api/datasets", "datasets", lambda: {"name": unique("set")}),

@@ -1,0 +1,80 @@
+"""Tasks: generation (and later training) work a user asked for, and its lifecycle as facts.
+
+created -> waiting -> running (server, attempt) -> success (image ids) | error (reason) | canceled.
+Progress milestones (every 25 %) are domain events; step-by-step progress and previews are not: they go on
+short-lived subjects (DESIGN.md). Which transition is allowed, and who may cancel, is decided in command/tasks.py
+only; these classes just record what was decided.
+
+`UserTasks*` belong to a per-user aggregate (`aidraw.user_tasks.<user id>`) that holds the user's unfinished
+tasks: appending to it with optimistic concurrency is what makes the per-user cap hold under concurrent requests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from events.base import Changed, Created, Deleted
+
+
+class TaskCreated(Created):
+    """A task as asked. `data` is the whole recipe as checked (for inference: prompt, negative_prompt,
+    num_inference_steps, guidance_scale, scheduler, seed (drawn when the client sent none), width, height,
+    batch_size, from_image, strength, model_id, loras); `tag_ids`, `public` and `name` are for the images it
+    will make."""
+
+    user_id: int
+    type: str  # inference | train
+    name: str
+    data: dict[str, Any]
+    tag_ids: list[int]
+    public: bool
+
+
+class TaskWaiting(Changed):
+    """Queued: it waits for a runner. `reason` says why it is not running yet."""
+
+    reason: str
+
+
+class TaskStarted(Changed):
+    """A runner took it (`attempt` counts deliveries of the work item, from 1)."""
+
+    server_id: int | None
+    server_name: str
+    attempt: int
+
+
+class TaskProgressed(Changed):
+    """A milestone (0..100)."""
+
+    progress: int
+
+
+class TaskSucceeded(Changed):
+    image_ids: list[int]
+    prompt_handling: str  # how the prompt met the text encoder's 77 tokens: whole | chunked | truncated
+
+
+class TaskFailed(Changed):
+    error: str  # a reason the user can act on
+
+
+class TaskCanceled(Changed):
+    by_user_id: int | None  # None: the system canceled it (its owner's account was deleted)
+    progress: int  # where it stood
+
+
+class TaskDeleted(Deleted):
+    pass
+
+
+class UserTasksOpened(Created):
+    user_id: int
+
+
+class UserTaskAdded(Changed):
+    task_id: int
+
+
+class UserTaskFinished(Changed):
+    task_id: int

@@ -1,0 +1,93 @@
+"""Read model of tasks: one row per live task, its lifecycle as the events record it.
+
+`tag_ids` are the tags requested for the task's images (the `tag=` filter); a deleted tag leaves every task here.
+The scheduler's queue position and estimated start are not stored here: they change with every other task, so
+the query side computes them when asked (docs/tasks.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from events.tags import TagDeleted
+from events.tasks import (
+    TaskCanceled,
+    TaskCreated,
+    TaskDeleted,
+    TaskFailed,
+    TaskProgressed,
+    TaskStarted,
+    TaskSucceeded,
+    TaskWaiting,
+)
+from projectors.base import Projector
+from projectors.postgres.ids import object_id
+
+
+class TasksProjector(Projector):
+    name = "tasks"
+    tables = ("tasks",)
+
+    def ddl(self) -> Sequence[str]:
+        return [
+            "CREATE TABLE IF NOT EXISTS {s}.tasks ("
+            " id bigint PRIMARY KEY, user_id bigint NOT NULL, name text NOT NULL, type text NOT NULL,"
+            " status text NOT NULL, progress int NOT NULL DEFAULT 0, data jsonb NOT NULL, result jsonb,"
+            " error text, waiting_reason text, server_id bigint, server_name text, attempt int NOT NULL DEFAULT 0,"
+            " tag_ids bigint[] NOT NULL DEFAULT '{}', public boolean NOT NULL, created_at timestamptz NOT NULL,"
+            " updated_at timestamptz NOT NULL, started_at timestamptz, finished_at timestamptz,"
+            " version bigint NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS tasks_created ON {s}.tasks (created_at DESC, id DESC)",
+            "CREATE INDEX IF NOT EXISTS tasks_user_created ON {s}.tasks (user_id, created_at DESC, id DESC)",
+            "CREATE INDEX IF NOT EXISTS tasks_tag_ids ON {s}.tasks USING gin (tag_ids)",
+            "CREATE INDEX IF NOT EXISTS tasks_unfinished ON {s}.tasks (status, created_at)"
+            " WHERE status IN ('waiting', 'running')",
+        ]
+
+    async def apply(self, cur: Any, s: str, seq: int, event: Any) -> None:
+        if isinstance(event, TaskCreated):
+            data = {k: v for k, v in event.data.items() if k != "source_key"}
+            await cur.execute(
+                self.sql("INSERT INTO {s}.tasks (id, user_id, name, type, status, data, tag_ids, public,"
+                         " created_at, updated_at, version) VALUES (%s, %s, %s, %s, 'initial', %s, %s, %s, %s, %s,"
+                         " %s) ON CONFLICT (id) DO NOTHING", s),
+                (object_id(event), event.user_id, event.name, event.type, Jsonb(data), list(event.tag_ids),
+                 event.public, event.timestamp, event.timestamp, seq),
+            )
+        elif isinstance(event, TaskWaiting):
+            await self._set(cur, s, seq, event, status="waiting", waiting_reason=event.reason, server_id=None,
+                            server_name=None)
+        elif isinstance(event, TaskStarted):
+            await self._set(cur, s, seq, event, status="running", waiting_reason=None, server_id=event.server_id,
+                            server_name=event.server_name, attempt=event.attempt, progress=0)
+            await cur.execute(self.sql("UPDATE {s}.tasks SET started_at = COALESCE(started_at, %s) WHERE id = %s",
+                                       s), (event.timestamp, object_id(event)))
+        elif isinstance(event, TaskProgressed):
+            await self._set(cur, s, seq, event, progress=event.progress)
+        elif isinstance(event, TaskSucceeded):
+            await self._set(cur, s, seq, event, status="success", progress=100, finished_at=event.timestamp,
+                            result=Jsonb({"image_ids": list(event.image_ids),
+                                          "prompt_handling": event.prompt_handling}))
+        elif isinstance(event, TaskFailed):
+            await self._set(cur, s, seq, event, status="error", error=event.error, finished_at=event.timestamp)
+        elif isinstance(event, TaskCanceled):
+            await self._set(cur, s, seq, event, status="canceled", waiting_reason=None, finished_at=event.timestamp)
+        elif isinstance(event, TaskDeleted):
+            await cur.execute(self.sql("DELETE FROM {s}.tasks WHERE id = %s", s), (object_id(event),))
+        elif isinstance(event, TagDeleted):
+            tag = object_id(event)
+            await cur.execute(
+                self.sql("UPDATE {s}.tasks SET tag_ids = array_remove(tag_ids, %s::bigint)"
+                         " WHERE tag_ids @> ARRAY[%s::bigint]", s),
+                (tag, tag),
+            )
+
+    async def _set(self, cur: Any, s: str, seq: int, event: Any, **values: Any) -> None:
+        columns = ", ".join(f"{column} = %s" for column in values)
+        await cur.execute(
+            self.sql(f"UPDATE {{s}}.tasks SET {columns}, updated_at = %s, version = %s WHERE id = %s", s),
+            (*values.values(), event.timestamp, seq, object_id(event)),
+        )
