@@ -5,9 +5,9 @@
 for each queued account:
 
 1. waits until every read model has projected up to that sequence, so that they list everything the user made;
-2. deletes, through the ordinary commands and as the user, their models, datasets, featured collections,
-   parameter sets and images (each one's own Deleted event, so counters, the blob reaper, choices and the audit
-   trail follow as for any deletion), and takes back every like the user gave;
+2. deletes, through the ordinary commands and as the user, their tasks (canceling unfinished ones), models,
+   datasets, featured collections, parameter sets and images (each one's own Deleted event, so counters, the
+   blob reaper, choices and the audit trail follow as for any deletion), and takes back every like the user gave;
 3. waits for the read models again and looks once more (a create that was in flight when the account went),
    until nothing is left; then drops the account from the queue.
 
@@ -33,13 +33,16 @@ from command.images import delete_image
 from command.likes import withdraw_all_likes
 from command.models import delete_model
 from command.params import delete_param
+from command.tasks import delete_task
 from infra.actor import Actor
 from infra.errors import Conflict, NotFound
 
 log = logging.getLogger("aidraw.process")
 
-# Read-model table -> the command that deletes one of its rows; models before the datasets and images they use.
+# Read-model table -> the command that deletes one of its rows; tasks first (an unfinished one is canceled, so no
+# runner makes images for a gone account), models before the datasets and images they use.
 BELONGINGS: list[tuple[str, Callable[[CommandApp, Actor, int], int]]] = [
+    ("tasks", delete_task),
     ("models", delete_model),
     ("datasets", delete_dataset),
     ("choices", delete_choice),
