@@ -1,6 +1,7 @@
 """The process manager's work, run in the projector process beside the projectors (`aidraw projector` with no
-names): for now, account deletion (command/account_deletion.py) — its queue projection on the domain stream
-and the loop that deletes a deleted account's belongings through the ordinary commands.
+names): account deletion (command/account_deletion.py) — its queue projection on the domain stream and the loop
+that deletes a deleted account's belongings through the ordinary commands — and the task scheduler
+(command/scheduler_loop.py), which releases waiting tasks to the work queue in fair order.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 from aidraw.roles import PROJECTORS
 from command.account_deletion import AccountCleaner
 from command.app import CommandApp
+from command.scheduler_loop import SchedulerLoop
 from infra.settings import Settings
 from projectors.account_deletions import AccountDeletionQueue
 from projectors.runner import ProjectionRunner, Target
@@ -23,6 +25,7 @@ async def run_process_manager(settings: Settings, nats_url: str, database_url: s
             ProjectionRunner(AccountDeletionQueue(), Target(nats_url, settings.stream_name, database_url),
                              batch_size=settings.projector_batch).run(stop),
             cleaner.run(stop),
+            SchedulerLoop(commands, nats_url, settings.scheduler_lookahead).run(stop),
         )
     finally:
         await asyncio.to_thread(commands.close)

@@ -24,10 +24,13 @@ from command.aggregate import NumberedAggregate
 from command.app import CommandApp, retry_on_conflict
 from events.ids import aggregate_uuid
 from events.tasks import (
+    RELEASED_REASON,
     TaskCanceled,
     TaskDeleted,
+    TaskEnqueued,
     TaskFailed,
     TaskProgressed,
+    TaskReleased,
     TaskStarted,
     TaskSucceeded,
     TaskWaiting,
@@ -75,6 +78,9 @@ class Task(NumberedAggregate):
         self.server_id: int | None = None
         self.server_name: str | None = None
         self.attempt = 0
+        self.capability: str | None = None
+        self.queue_order: float | None = None
+        self.released = False
         self.image_ids: list[int] = []
         self.prompt_handling: str | None = None
         self.error: str | None = None
@@ -124,6 +130,20 @@ class Task(NumberedAggregate):
         self.trigger_event(TaskWaiting, reason=reason)
         return True
 
+    def enqueue(self, capability: str, order: float, cost: float) -> bool:
+        """The scheduler's place for a waiting task in the fair order (once)."""
+        if self.status != "waiting" or self.queue_order is not None:
+            return False
+        self.trigger_event(TaskEnqueued, capability=capability, order=order, cost=cost)
+        return True
+
+    def release(self) -> bool:
+        """The scheduler hands the task to the runners (once, while it waits)."""
+        if self.status != "waiting" or self.released:
+            return False
+        self.trigger_event(TaskReleased, capability=self.capability or "default")
+        return True
+
     def start(self, server_id: int | None, server_name: str, attempt: int) -> bool:
         """A runner began attempt `attempt`. An older attempt's report after a newer one is ignored."""
         if not allowed(self.status, "running") or attempt <= self.attempt:
@@ -159,6 +179,15 @@ class Task(NumberedAggregate):
     def _(self, event: TaskWaiting) -> None:
         self.status, self.waiting_reason = "waiting", event.reason
         self.server_id = self.server_name = None
+
+    @when.register
+    def _(self, event: TaskEnqueued) -> None:
+        self.capability, self.queue_order = event.capability, event.order
+
+    @when.register
+    def _(self, event: TaskReleased) -> None:
+        self.released = True
+        self.waiting_reason = RELEASED_REASON
 
     @when.register
     def _(self, event: TaskStarted) -> None:

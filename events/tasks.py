@@ -15,6 +15,8 @@ from typing import Any
 
 from events.base import Changed, Created, Deleted
 
+RELEASED_REASON = "released to the runners: it starts when one is free"
+
 
 class TaskCreated(Created):
     """A task as asked. `data` is the whole recipe as checked (for inference: prompt, negative_prompt,
@@ -78,3 +80,18 @@ class UserTaskAdded(Changed):
 
 class UserTaskFinished(Changed):
     task_id: int
+
+
+class TaskEnqueued(Changed):
+    """The scheduler placed the waiting task in the fair queue of `capability` at `order` (command/fair_queue.py);
+    `cost` is its expected work in units of one 512x512 image of 20 steps."""
+
+    capability: str
+    order: float
+    cost: float
+
+
+class TaskReleased(Changed):
+    """The scheduler handed the task to the runners of its capability (the work queue): it starts next."""
+
+    capability: str

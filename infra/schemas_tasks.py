@@ -67,6 +67,8 @@ class TaskOut(BaseModel):
     result: dict[str, Any] | None
     error: str | None
     waiting_reason: str | None
+    queue_position: int | None = None  # detail only: waiting tasks of its kind that start before it
+    estimated_start_at: datetime | None = None  # detail only: from the recent runs of its kind
     server_id: int | None
     server_name: str | None
     attempt: int

@@ -170,6 +170,8 @@ class Settings:
     task_max_unfinished: int = 20
     generation_max_side: int = 2048
     generation_max_pixels: int = 1536 * 1536
+    # How many released tasks per capability may wait in the work queue for a runner (docs/tasks.md).
+    scheduler_lookahead: int = 2
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -217,6 +219,7 @@ class Settings:
             task_max_unfinished=_env_int("AIDRAW_TASK_MAX_UNFINISHED", 20, 1, 100_000),
             generation_max_side=_env_int("AIDRAW_GENERATION_MAX_SIDE", 2048, 64, 8192),
             generation_max_pixels=_env_int("AIDRAW_GENERATION_MAX_PIXELS", 1536 * 1536, 64 * 64, 8192 * 8192),
+            scheduler_lookahead=_env_int("AIDRAW_SCHEDULER_LOOKAHEAD", 2, 1, 1000),
         )
         if settings.session_refresh_s >= settings.session_ttl_s:
             raise SettingsError(

@@ -1,8 +1,9 @@
 """Read model of tasks: one row per live task, its lifecycle as the events record it.
 
 `tag_ids` are the tags requested for the task's images (the `tag=` filter); a deleted tag leaves every task here.
-The scheduler's queue position and estimated start are not stored here: they change with every other task, so
-the query side computes them when asked (docs/tasks.md).
+`capability`, `queue_order` and `released` are the scheduler's recorded decisions (TaskEnqueued, TaskReleased);
+a waiting task's queue position and estimated start change with every other task, so the query side computes
+them from these columns when asked (docs/tasks.md).
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from psycopg.types.json import Jsonb
 
 from events.tags import TagDeleted
 from events.tasks import (
+    RELEASED_REASON,
     TaskCanceled,
     TaskCreated,
     TaskDeleted,
+    TaskEnqueued,
     TaskFailed,
     TaskProgressed,
+    TaskReleased,
     TaskStarted,
     TaskSucceeded,
     TaskWaiting,
@@ -37,7 +41,8 @@ class TasksProjector(Projector):
             " id bigint PRIMARY KEY, user_id bigint NOT NULL, name text NOT NULL, type text NOT NULL,"
             " status text NOT NULL, progress int NOT NULL DEFAULT 0, data jsonb NOT NULL, result jsonb,"
             " error text, waiting_reason text, server_id bigint, server_name text, attempt int NOT NULL DEFAULT 0,"
-            " tag_ids bigint[] NOT NULL DEFAULT '{}', public boolean NOT NULL, created_at timestamptz NOT NULL,"
+            " tag_ids bigint[] NOT NULL DEFAULT '{}', public boolean NOT NULL, capability text,"
+            " queue_order double precision, released boolean NOT NULL DEFAULT false, created_at timestamptz NOT NULL,"
             " updated_at timestamptz NOT NULL, started_at timestamptz, finished_at timestamptz,"
             " version bigint NOT NULL)",
             "CREATE INDEX IF NOT EXISTS tasks_created ON {s}.tasks (created_at DESC, id DESC)",
@@ -45,6 +50,8 @@ class TasksProjector(Projector):
             "CREATE INDEX IF NOT EXISTS tasks_tag_ids ON {s}.tasks USING gin (tag_ids)",
             "CREATE INDEX IF NOT EXISTS tasks_unfinished ON {s}.tasks (status, created_at)"
             " WHERE status IN ('waiting', 'running')",
+            "CREATE INDEX IF NOT EXISTS tasks_queue ON {s}.tasks (capability, released, queue_order, id)"
+            " WHERE status = 'waiting'",
         ]
 
     async def apply(self, cur: Any, s: str, seq: int, event: Any) -> None:
@@ -60,6 +67,10 @@ class TasksProjector(Projector):
         elif isinstance(event, TaskWaiting):
             await self._set(cur, s, seq, event, status="waiting", waiting_reason=event.reason, server_id=None,
                             server_name=None)
+        elif isinstance(event, TaskEnqueued):
+            await self._set(cur, s, seq, event, capability=event.capability, queue_order=event.order)
+        elif isinstance(event, TaskReleased):
+            await self._set(cur, s, seq, event, released=True, waiting_reason=RELEASED_REASON)
         elif isinstance(event, TaskStarted):
             await self._set(cur, s, seq, event, status="running", waiting_reason=None, server_id=event.server_id,
                             server_name=event.server_name, attempt=event.attempt, progress=0)

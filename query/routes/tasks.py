@@ -3,6 +3,7 @@ another user's task is unknown to the caller (404)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -35,12 +36,43 @@ async def list_tasks(request: Request, pool: Pool, actor: RequiredUser, _: Consi
     return await list_page(pool, TASKS, parse_list(request.query_params, TASKS), actor, columns=COLUMNS)
 
 
+# A waiting task's place: the waiting tasks of its capability that go before it (released ones first, then the
+# fair order the scheduler recorded), and an estimate of its start from the recent runs of that capability: their
+# mean run time, shared among the runners seen running it lately (at least one).
+PLACE = (
+    "SELECT (SELECT count(*) FROM rm.tasks o WHERE o.status = 'waiting' AND o.capability = k.capability"
+    "   AND o.id <> k.id AND ((o.released AND NOT k.released) OR (o.released = k.released AND o.queue_order IS NOT"
+    "   NULL AND (o.queue_order, o.id) < (k.queue_order, k.id)))) AS position,"
+    " (SELECT avg(extract(epoch FROM r.finished_at - r.started_at)) FROM (SELECT finished_at, started_at FROM"
+    "   rm.tasks WHERE capability = k.capability AND status = 'success' ORDER BY finished_at DESC LIMIT 50) r)"
+    "   AS run_s,"
+    " (SELECT count(DISTINCT server_id) FROM rm.tasks WHERE capability = k.capability AND server_id IS NOT NULL"
+    "   AND started_at > now() - interval '15 minutes') AS runners"
+    " FROM rm.tasks k WHERE k.id = %s AND k.status = 'waiting' AND k.queue_order IS NOT NULL"
+)
+
+
+async def queue_place(pool: Pool, task_id: int) -> tuple[int | None, datetime | None]:
+    """(position, estimated start) of a waiting task the scheduler has placed; (None, None) otherwise."""
+    place = await fetch_one(pool, PLACE, (task_id,))
+    if place is None:
+        return None, None
+    position = int(place["position"])
+    if place["run_s"] is None:
+        return position, None
+    runners = max(1, int(place["runners"] or 0))
+    wait = (position + 1) * float(place["run_s"]) / runners
+    return position, datetime.now(UTC) + timedelta(seconds=wait)
+
+
 @router.get("/api/tasks/{task_id}", response_model=TaskOut)
 async def get_task(task_id: ObjectId, pool: Pool, actor: RequiredUser, _: Consistent) -> dict[str, Any]:
-    """The task (its owner or an admin; 404 to anyone else)."""
+    """The task (its owner or an admin; 404 to anyone else). A waiting task says why (`waiting_reason`), how many
+    tasks go before it (`queue_position`) and when it may start (`estimated_start_at`, from recent runs)."""
     visible, params = visibility_sql(TASKS, actor)
     row = await fetch_one(pool, f"SELECT {COLUMNS} FROM rm.tasks k WHERE k.id = %s AND {visible}",
                           (task_id, *params))
     if row is None:
         raise NotFound(f"No task with id {task_id}.")
+    row["queue_position"], row["estimated_start_at"] = await queue_place(pool, task_id)
     return row

@@ -118,3 +118,14 @@ def test_the_cap_counts_unfinished_tasks_only() -> None:
     mine.add(3, cap=2)
     assert mine.unfinished == [2, 3]
     assert [type(e).__name__ for e in mine.collect_events()].count("UserTaskFinished") == 1
+
+
+def test_the_scheduler_places_and_releases_a_waiting_task_once() -> None:
+    task = new_task()
+    assert task.enqueue("default", 3.0, 1.0) and task.enqueue("default", 4.0, 1.0) is False
+    assert task.release() and task.release() is False
+    assert (task.capability, task.queue_order, task.released, task.status) == ("default", 3.0, True, "waiting")
+    assert task.waiting_reason is not None and task.waiting_reason.startswith("released")
+    canceled = new_task(2)
+    canceled.cancel(OWNER)
+    assert canceled.enqueue("default", 0.0, 1.0) is False and canceled.release() is False
