@@ -69,7 +69,8 @@ def test_a_scheduler_rebuilt_from_the_recorded_decisions_continues_identically()
     for scheduler in (live, rebuilt):
         scheduler.created(8, 4, "default", 1.0)
         scheduler.to_enqueue()
-    order_live, order_rebuilt = [], []
+    order_live: list[int] = []
+    order_rebuilt: list[int] = []
     for scheduler, out in ((live, order_live), (rebuilt, order_rebuilt)):
         while True:
             running = [t for t, e in scheduler.tasks.items() if e.state == "released"]
