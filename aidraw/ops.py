@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -103,7 +104,8 @@ async def readyz(request: Request) -> Response:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics: request latency, projection lag, log position, background work queues."""
+    """Prometheus metrics: request latency, projection lag, log position, background work queues, the generation
+    queue (tasks waiting and running per capability, wait and run times)."""
     try:
         lag = await run_in_threadpool(projection_lag, request)
     except Exception:
@@ -120,4 +122,8 @@ async def metrics(request: Request) -> Response:
     for queue, stats in queues.items():
         WORK_QUEUED.labels(queue).set(stats["queued"])
         WORK_OLDEST.labels(queue).set(stats["oldest_seconds"])
+    from aidraw import task_metrics  # it registers on this module's registry
+
+    with contextlib.suppress(Exception):  # metrics of what can be read; never a failed scrape
+        await task_metrics.update(request.app.state.read_pool)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -80,3 +80,5 @@ class Usage(BaseModel):
 class AccountOut(UserOut):
     counts: dict[Literal["images", "models", "tasks"], int]
     quota: dict[Literal["images", "models", "tasks"], Usage]
+    unfinished_tasks: int = Field(description="Waiting or running: what the per-user cap counts.")
+    gpu_seconds: float = Field(description="Runner time your tasks used, started to finished (deleted ones too).")

@@ -33,7 +33,7 @@ from projectors.postgres.ids import object_id
 
 class TasksProjector(Projector):
     name = "tasks"
-    tables = ("tasks",)
+    tables = ("tasks", "task_usage")
 
     def ddl(self) -> Sequence[str]:
         return [
@@ -45,6 +45,10 @@ class TasksProjector(Projector):
             " queue_order double precision, released boolean NOT NULL DEFAULT false, created_at timestamptz NOT NULL,"
             " updated_at timestamptz NOT NULL, started_at timestamptz, finished_at timestamptz,"
             " version bigint NOT NULL)",
+            # Seconds of runner time per user (started -> finished, every attempt's end counted once): kept apart
+            # from the rows, so that deleting a task does not give its time back.
+            "CREATE TABLE IF NOT EXISTS {s}.task_usage (user_id bigint PRIMARY KEY, run_seconds double precision"
+            " NOT NULL)",
             "CREATE INDEX IF NOT EXISTS tasks_created ON {s}.tasks (created_at DESC, id DESC)",
             "CREATE INDEX IF NOT EXISTS tasks_user_created ON {s}.tasks (user_id, created_at DESC, id DESC)",
             "CREATE INDEX IF NOT EXISTS tasks_tag_ids ON {s}.tasks USING gin (tag_ids)",
@@ -78,14 +82,9 @@ class TasksProjector(Projector):
                                        s), (event.timestamp, object_id(event)))
         elif isinstance(event, TaskProgressed):
             await self._set(cur, s, seq, event, progress=event.progress)
-        elif isinstance(event, TaskSucceeded):
-            await self._set(cur, s, seq, event, status="success", progress=100, finished_at=event.timestamp,
-                            result=Jsonb({"image_ids": list(event.image_ids),
-                                          "prompt_handling": event.prompt_handling}))
-        elif isinstance(event, TaskFailed):
-            await self._set(cur, s, seq, event, status="error", error=event.error, finished_at=event.timestamp)
-        elif isinstance(event, TaskCanceled):
-            await self._set(cur, s, seq, event, status="canceled", waiting_reason=None, finished_at=event.timestamp)
+        elif isinstance(event, TaskSucceeded | TaskFailed | TaskCanceled):
+            await self._count_usage(cur, s, event)
+            await self._finish(cur, s, seq, event)
         elif isinstance(event, TaskDeleted):
             await cur.execute(self.sql("DELETE FROM {s}.tasks WHERE id = %s", s), (object_id(event),))
         elif isinstance(event, TagDeleted):
@@ -95,6 +94,25 @@ class TasksProjector(Projector):
                          " WHERE tag_ids @> ARRAY[%s::bigint]", s),
                 (tag, tag),
             )
+
+    async def _count_usage(self, cur: Any, s: str, event: Any) -> None:
+        await cur.execute(
+            self.sql("INSERT INTO {s}.task_usage (user_id, run_seconds) SELECT user_id,"
+                     " greatest(0, extract(epoch FROM %s - started_at)) FROM {s}.tasks WHERE id = %s"
+                     " AND started_at IS NOT NULL AND status = 'running' ON CONFLICT (user_id) DO UPDATE"
+                     " SET run_seconds = {s}.task_usage.run_seconds + EXCLUDED.run_seconds", s),
+            (event.timestamp, object_id(event)),
+        )
+
+    async def _finish(self, cur: Any, s: str, seq: int, event: Any) -> None:
+        if isinstance(event, TaskSucceeded):
+            await self._set(cur, s, seq, event, status="success", progress=100, finished_at=event.timestamp,
+                            result=Jsonb({"image_ids": list(event.image_ids),
+                                          "prompt_handling": event.prompt_handling}))
+        elif isinstance(event, TaskFailed):
+            await self._set(cur, s, seq, event, status="error", error=event.error, finished_at=event.timestamp)
+        else:
+            await self._set(cur, s, seq, event, status="canceled", waiting_reason=None, finished_at=event.timestamp)
 
     async def _set(self, cur: Any, s: str, seq: int, event: Any, **values: Any) -> None:
         columns = ", ".join(f"{column} = %s" for column in values)

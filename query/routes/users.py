@@ -70,10 +70,26 @@ async def _count(pool: Pool, table: str, sql: str, user_id: int) -> int:
 
 
 @router.get("/api/account", response_model=AccountOut)
-async def get_account(pool: Pool, actor: RequiredUser, _: Consistent) -> dict[str, Any]:
-    """You, with how many images, models and tasks you own, and your quota use (no limits are configured yet:
-    `limit` is null)."""
+async def get_account(request: Request, pool: Pool, actor: RequiredUser, _: Consistent) -> dict[str, Any]:
+    """You, with how many images, models and tasks you own, and your quota use (`limit` null: none configured;
+    tasks: your unfinished tasks against the per-user cap), your unfinished tasks and the runner time your tasks
+    used (`gpu_seconds`)."""
     assert actor.user_id is not None
     user = shown(actor, await _live_user(pool, actor.user_id))
     counts = {name: await _count(pool, table, sql, actor.user_id) for name, (table, sql) in COUNTED.items()}
-    return {**user, "counts": counts, "quota": {name: {"used": n, "limit": None} for name, n in counts.items()}}
+    quota = {name: {"used": n, "limit": None} for name, n in counts.items()}
+    unfinished, run_seconds = await _task_use(pool, actor.user_id)
+    quota["tasks"] = {"used": unfinished, "limit": request.app.state.settings.task_max_unfinished}
+    return {**user, "counts": counts, "quota": quota, "unfinished_tasks": unfinished,
+            "gpu_seconds": round(run_seconds, 3)}
+
+
+async def _task_use(pool: Pool, user_id: int) -> tuple[int, float]:
+    """Unfinished tasks (the per-user cap counts these) and runner seconds used (started to finished, deleted
+    tasks included); zeros while the tasks read model does not exist yet."""
+    unfinished = await _count(pool, "rm.tasks", "SELECT count(*) AS n FROM rm.tasks WHERE user_id = %s AND"
+                              " status IN ('initial', 'ready', 'waiting', 'running')", user_id)
+    row = await fetch_one(pool, "SELECT CASE WHEN to_regclass('rm.task_usage') IS NULL THEN 0 ELSE (SELECT"
+                          " COALESCE(sum(run_seconds), 0) FROM rm.task_usage WHERE user_id = %s) END AS s",
+                          (user_id,))
+    return unfinished, float(row["s"]) if row else 0.0

@@ -14,7 +14,7 @@ import pytest
 
 from aidraw.services import NatsServer, PostgresServer
 from command.app import CommandApp
-from command.tasks import Task
+from command.run_reports import ProducedImage, record_produced, record_started
 from events.work import read_work_item, work_prefix, work_stream_name
 from infra.settings import Settings
 from tests.accounts import Account, new_account, system_with
@@ -84,9 +84,13 @@ def take(system: System, task_id: int) -> None:
 
 
 def start(commands: CommandApp, task_id: int, attempt: int = 1) -> None:
-    task = commands.load(Task, "task", task_id)
-    assert task.start(server_id=None, server_name="test-runner", attempt=attempt)
-    commands.store(task)
+    """A runner's report that it started the task (the scheduler may be writing to the task at the same time)."""
+    assert record_started(commands, task_id, None, "test-runner", attempt)
+
+
+def succeed(commands: CommandApp, task_id: int) -> None:
+    picture = ProducedImage("ab/cd/abcd" + "0" * 60 + ".png", None, "image/png", 64, 64, 1, None)
+    assert record_produced(commands, task_id, [picture], "whole")
 
 
 def generate(system: System, who: Account, n: int) -> list[int]:
@@ -153,3 +157,36 @@ def test_a_canceled_waiting_task_is_never_released(system: System, commands: Com
     with client_of(system, user) as client:
         trail = [e["type"] for e in client.get(f"/api/tasks/{doomed}/events").json()]
     assert "TaskReleased" not in trail and trail[-1] == "TaskCanceled"
+
+
+def test_runner_time_is_counted_per_user_and_stays_when_the_task_is_deleted(system: System,
+                                                                           commands: CommandApp) -> None:
+    user = new_account(system, "usage")
+    task_id = generate(system, user, 1)[0]
+    start(commands, task_id)
+    succeed(commands, task_id)
+    with client_of(system, user) as client:
+        assert eventually(lambda: client.get(f"/api/tasks/{task_id}").json()["status"] == "success", timeout=30)
+        used = client.get("/api/account").json()
+        assert used["gpu_seconds"] > 0 and used["unfinished_tasks"] == 0
+        assert len(client.get(f"/api/tasks/{task_id}").json()["result"]["image_ids"]) == 1
+        assert client.delete(f"/api/tasks/{task_id}").status_code == 204
+        after = client.get("/api/account").json()
+        assert after["gpu_seconds"] == used["gpu_seconds"] and after["counts"]["tasks"] == 0
+
+
+def test_metrics_show_the_queue_per_capability_and_wait_and_run_times(system: System,
+                                                                     commands: CommandApp) -> None:
+    user = new_account(system, "metrics")
+    done = generate(system, user, 1)[0]
+    start(commands, done)
+    succeed(commands, done)
+    generate(system, user, 1)
+    with client_of(system, user) as client:
+        assert eventually(lambda: client.get(f"/api/tasks/{done}").json()["status"] == "success", timeout=30)
+        text = client.get("/metrics").text
+    lines = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+             if line.startswith("aidraw_task")}
+    assert lines['aidraw_tasks_waiting{capability="default"}'] >= 1
+    assert 'aidraw_task_run_seconds{capability="default",quantile="0.5"}' in lines
+    assert lines['aidraw_task_wait_seconds{capability="default",quantile="0.95"}'] >= 0

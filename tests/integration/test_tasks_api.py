@@ -297,3 +297,13 @@ def test_a_repeated_idempotency_key_answers_the_same_task(system: System, user: 
         assert first.json()["id"] == second.json()["id"]
         assert first.json()["data"]["seed"] == second.json()["data"]["seed"]
     assert listed(system, user) == [first.json()["id"]]
+
+
+def test_the_account_shows_unfinished_tasks_against_the_cap(system: System, user: Account) -> None:
+    generate(system, user)
+    generate(system, user)
+    with client_of(system, user) as client:
+        account = client.get("/api/account").json()
+    assert account["unfinished_tasks"] == 2 and account["counts"]["tasks"] == 2
+    assert account["quota"]["tasks"] == {"used": 2, "limit": CAP}
+    assert account["gpu_seconds"] == 0
