@@ -20,8 +20,8 @@ from command.app import CommandApp
 from command.images import MAX_NAME, MAX_PROMPT, Image, clean_text
 from command.tag_refs import clean_tag_names, resolve_tags, retry_on_tag_race
 from command.tasks import Task, user_tasks
-from events.store.protocol import IdempotencyArg
 from events.ids import aggregate_uuid, new_id
+from events.store.protocol import IdempotencyArg
 from events.tasks import TaskCreated
 from infra.actor import Actor
 from infra.authz import can_see

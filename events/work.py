@@ -17,7 +17,7 @@ from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
-from events.stream import stream_replicas
+from events.store.stream import stream_replicas
 
 DUPLICATE_WINDOW_S = 15 * 60.0
 _STREAM_NAME_IN_USE = 10058
