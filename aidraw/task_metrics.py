@@ -18,7 +18,7 @@ RUN = Gauge("aidraw_task_run_seconds", "Run time, tasks that succeeded in the la
             registry=REGISTRY)
 QUANTILES = ("0.5", "0.95")
 
-DEPTH = ("SELECT COALESCE(capability, 'unplaced') AS capability, count(*) FILTER (WHERE status = 'waiting') AS"
+DEPTH = ("SELECT COALESCE(capability, 'training') AS capability, count(*) FILTER (WHERE status = 'waiting') AS"
          " waiting, count(*) FILTER (WHERE status = 'running') AS running FROM rm.tasks WHERE status IN"
          " ('waiting', 'running') GROUP BY 1")
 TIMES = ("SELECT capability, percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY extract(epoch FROM {span}))"

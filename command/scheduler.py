@@ -29,16 +29,11 @@ from events.tasks import (
     TaskReleased,
     TaskStarted,
     TaskSucceeded,
+    capability_of,
 )
 
 UNIT_PIXELS = 512 * 512
 UNIT_STEPS = 20
-
-
-def capability_of(data: dict[str, Any]) -> str:
-    """What a runner must serve to run the task: its base model (`default`: the configured default base)."""
-    model = data.get("model_id")
-    return f"base-{model}" if model else "default"
 
 
 def cost_of(data: dict[str, Any]) -> float:
@@ -61,19 +56,24 @@ class Scheduler:
     lookahead: int = 2
     tasks: dict[int, Entry] = field(default_factory=dict)
     queues: dict[str, FairQueue] = field(default_factory=dict)
+    # Kept beside `tasks` so that a decision costs what it decides, not a pass over every known task.
+    _unplaced: dict[int, None] = field(default_factory=dict)  # state "waiting", in log order
+    _released: Counter[str] = field(default_factory=Counter)  # state "released", per capability
 
     # Facts
 
     def created(self, task_id: int, user_id: int, capability: str, cost: float) -> None:
-        self.tasks.setdefault(task_id, Entry(user_id, capability, cost))
+        if task_id not in self.tasks:
+            self.tasks[task_id] = Entry(user_id, capability, cost)
+            self._unplaced[task_id] = None
 
     def enqueued(self, task_id: int, capability: str, order: float, cost: float) -> None:
         entry = self.tasks.get(task_id)
         if entry is None:
             return
-        entry.capability, entry.cost = capability, cost
         if entry.state == "waiting":
-            entry.state = "queued"
+            entry.capability, entry.cost = capability, cost
+            self._set(task_id, entry, "queued")
         if entry.state == "queued":
             self._queue(capability).add(task_id, entry.user_id, order, cost)
         else:  # released before this was read back: the user's place still moves on
@@ -84,20 +84,22 @@ class Scheduler:
     def released(self, task_id: int) -> None:
         entry = self.tasks.get(task_id)
         if entry is not None and entry.state in ("waiting", "queued"):
-            entry.state = "released"
             self._queue(entry.capability).release(task_id)
+            self._set(task_id, entry, "released")
 
     def started(self, task_id: int) -> None:
         entry = self.tasks.get(task_id)
         if entry is not None:
             if entry.state == "queued":
                 self._queue(entry.capability).release(task_id)
-            entry.state = "running"
+            self._set(task_id, entry, "running")
 
     def finished(self, task_id: int) -> None:
-        entry = self.tasks.pop(task_id, None)
+        entry = self.tasks.get(task_id)
         if entry is not None:
             self._queue(entry.capability).remove(task_id)
+            self._set(task_id, entry, "finished")
+            del self.tasks[task_id]
 
     def apply(self, event: Any) -> None:
         """One domain event of the log (others are ignored)."""
@@ -122,28 +124,35 @@ class Scheduler:
     def to_enqueue(self) -> list[tuple[int, str, float, float]]:
         """(task, capability, order, cost) for each task not yet in the fair order, oldest first; taken at once."""
         decided = []
-        for task_id, entry in self.tasks.items():  # insertion order = log order
-            if entry.state == "waiting":
-                queue = self._queue(entry.capability)
-                order = queue.order_for(entry.user_id, entry.cost)
-                entry.state = "queued"
-                queue.add(task_id, entry.user_id, order, entry.cost)
-                decided.append((task_id, entry.capability, order, entry.cost))
+        for task_id in list(self._unplaced):  # log order
+            entry = self.tasks[task_id]
+            queue = self._queue(entry.capability)
+            order = queue.order_for(entry.user_id, entry.cost)
+            self._set(task_id, entry, "queued")
+            queue.add(task_id, entry.user_id, order, entry.cost)
+            decided.append((task_id, entry.capability, order, entry.cost))
         return decided
 
     def to_release(self) -> list[tuple[int, str]]:
         """(task, capability) to hand to runners now, in fair order, up to the room of each capability."""
-        pending = Counter(e.capability for e in self.tasks.values() if e.state == "released")
         chosen = []
         for capability, queue in self.queues.items():
-            while pending[capability] < self.lookahead and (task_id := queue.peek()) is not None:
+            while self._released[capability] < self.lookahead and (task_id := queue.peek()) is not None:
                 self.released(task_id)
-                pending[capability] += 1
                 chosen.append((task_id, capability))
         return chosen
 
     def waiting_count(self, capability: str) -> int:
         return len(self._queue(capability))
+
+    def _set(self, task_id: int, entry: Entry, state: str) -> None:
+        if entry.state == "waiting":
+            self._unplaced.pop(task_id, None)
+        if entry.state == "released":
+            self._released[entry.capability] -= 1
+        if state == "released":
+            self._released[entry.capability] += 1
+        entry.state = state
 
     def _queue(self, capability: str) -> FairQueue:
         return self.queues.setdefault(capability, FairQueue())

@@ -18,6 +18,13 @@ from events.base import Changed, Created, Deleted
 RELEASED_REASON = "released to the runners: it starts when one is free"
 
 
+def capability_of(data: dict[str, Any]) -> str:
+    """What a runner must serve to run a task with this recipe: its base model (`default`: the configured default
+    base). The scheduler's queues, the work subjects and the read model's `capability` all derive from it."""
+    model = data.get("model_id")
+    return f"base-{model}" if model else "default"
+
+
 class TaskCreated(Created):
     """A task as asked. `data` is the whole recipe as checked (for inference: prompt, negative_prompt,
     num_inference_steps, guidance_scale, scheduler, seed (drawn when the client sent none), width, height,

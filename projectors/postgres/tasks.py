@@ -26,6 +26,7 @@ from events.tasks import (
     TaskStarted,
     TaskSucceeded,
     TaskWaiting,
+    capability_of,
 )
 from projectors.base import Projector
 from projectors.postgres.ids import object_id
@@ -63,10 +64,11 @@ class TasksProjector(Projector):
             data = {k: v for k, v in event.data.items() if k != "source_key"}
             await cur.execute(
                 self.sql("INSERT INTO {s}.tasks (id, user_id, name, type, status, data, tag_ids, public,"
-                         " created_at, updated_at, version) VALUES (%s, %s, %s, %s, 'initial', %s, %s, %s, %s, %s,"
-                         " %s) ON CONFLICT (id) DO NOTHING", s),
+                         " capability, created_at, updated_at, version) VALUES (%s, %s, %s, %s, 'initial', %s, %s,"
+                         " %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING", s),
                 (object_id(event), event.user_id, event.name, event.type, Jsonb(data), list(event.tag_ids),
-                 event.public, event.timestamp, event.timestamp, seq),
+                 event.public, capability_of(event.data) if event.type == "inference" else None, event.timestamp,
+                 event.timestamp, seq),
             )
         elif isinstance(event, TaskWaiting):
             await self._set(cur, s, seq, event, status="waiting", waiting_reason=event.reason, server_id=None,

@@ -31,9 +31,13 @@ def user(system: System) -> Account:
 
 
 def generate(system: System, who: Account, **fields: Any) -> dict[str, Any]:
+    """A task as a runner gets it: requested, then released by the scheduler (runners only see released ones)."""
     with client_of(system, who) as client:
         answer = client.post("/api/images", json={"prompt": "a boat", **fields})
         assert answer.status_code == 202, answer.text
+        task_id = answer.json()["id"]
+        assert eventually(lambda: (client.get(f"/api/tasks/{task_id}").json()["waiting_reason"] or "").startswith(
+            "released"), timeout=30)
         return dict(answer.json())
 
 

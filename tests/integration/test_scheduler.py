@@ -163,6 +163,8 @@ def test_runner_time_is_counted_per_user_and_stays_when_the_task_is_deleted(syst
                                                                            commands: CommandApp) -> None:
     user = new_account(system, "usage")
     task_id = generate(system, user, 1)[0]
+    assert eventually(lambda: (detail(system, user, task_id)["waiting_reason"] or "").startswith("released"),
+                      timeout=30)
     start(commands, task_id)
     succeed(commands, task_id)
     with client_of(system, user) as client:
@@ -179,6 +181,8 @@ def test_metrics_show_the_queue_per_capability_and_wait_and_run_times(system: Sy
                                                                      commands: CommandApp) -> None:
     user = new_account(system, "metrics")
     done = generate(system, user, 1)[0]
+    assert eventually(lambda: (detail(system, user, done)["waiting_reason"] or "").startswith("released"),
+                      timeout=30)
     start(commands, done)
     succeed(commands, done)
     generate(system, user, 1)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from bench.scheduler_sim import flood_and_trickle, many_users, simulate
 from command.fair_queue import FairQueue
-from command.scheduler import Scheduler, capability_of, cost_of
+from command.scheduler import Scheduler, cost_of
+from events.tasks import capability_of
 
 
 def test_a_flood_holds_back_another_users_single_task_by_about_one_run_per_runner() -> None:
