@@ -61,7 +61,7 @@ class TaskProgressed(Changed):
 
 class TaskSucceeded(Changed):
     image_ids: list[int]
-    prompt_handling: str  # how the prompt met the text encoder's 77 tokens: whole | chunked | truncated
+    prompt_handling: str  # how the prompt met the text encoder's 77 tokens: whole | chunked
 
 
 class TaskFailed(Changed):
