@@ -236,3 +236,18 @@ def test_lists_filter_by_user_public_date_and_name(system: System, people: Peopl
             assert next(iter(bad)) in body["detail"] + json.dumps(body.get("errors"))
     with client_of(system, people.admin) as admin:
         assert hidden["id"] in [d["id"] for d in admin.get("/api/datasets", params={"q": marker}).json()["list"]]
+
+
+def test_a_repeat_after_delete_answers_the_first_answer(system: System, people: People) -> None:
+    key, body = uuid.uuid4().hex, {"name": unique(), "items": {"oss": ["https://cdn.example.com/a.png"]}}
+    with client_of(system, people.alice) as alice:
+        first = alice.post("/api/datasets", json=body, headers={"Idempotency-Key": key})
+        assert first.status_code == 201
+        assert alice.patch(f"/api/datasets/{first.json()['id']}", json={"public": True}).status_code == 200
+        assert alice.delete(f"/api/datasets/{first.json()['id']}").status_code == 204
+        again = alice.post("/api/datasets", json=body, headers={"Idempotency-Key": key})
+        assert again.status_code == 201 and again.json() == first.json()
+        assert alice.get(f"/api/datasets/{first.json()['id']}").status_code == 404
+    with client_of(system, people.bob) as bob:  # Alice's key is a new key for Bob
+        mine = bob.post("/api/datasets", json=body, headers={"Idempotency-Key": key})
+        assert mine.status_code == 201 and mine.json()["user_id"] == people.bob.id

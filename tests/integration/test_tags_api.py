@@ -230,14 +230,35 @@ def test_same_idempotency_key_creates_once(system: System, creator: Account) -> 
         assert client.get("/api/tags", params={"q": name}).json()["total"] == 1
 
 
-def test_another_users_idempotency_key_never_hands_out_their_tag(system: System, creator: Account) -> None:
+def test_another_users_idempotency_key_is_a_new_key_for_them_and_reveals_nothing(system: System,
+                                                                                  creator: Account) -> None:
     other = new_account(system, "other")
     key, name = uuid.uuid4().hex, unique()
     with system.client(creator.token) as client:
-        assert client.post("/api/tags", json={"name": name}, headers={"Idempotency-Key": key}).status_code == 201
+        first = client.post("/api/tags", json={"name": name}, headers={"Idempotency-Key": key})
+        assert first.status_code == 201
     with system.client(other.token) as client:
-        assert_problem(client.post("/api/tags", json={"name": name}, headers={"Idempotency-Key": key}), 409)
-        assert_problem(client.post("/api/tags", json={"name": unique()}, headers={"Idempotency-Key": key}), 422)
+        # the same body: the answer anyone gets for a taken name, not the first request's tag
+        same = assert_problem(client.post("/api/tags", json={"name": name}, headers={"Idempotency-Key": key}), 409)
+        fresh = assert_problem(client.post("/api/tags", json={"name": name}), 409)
+        assert same["detail"] == fresh["detail"]
+        # another body: created, as with any new key (not a 422 telling that the key was used with another body)
+        mine = client.post("/api/tags", json={"name": unique()}, headers={"Idempotency-Key": key})
+        assert mine.status_code == 201 and mine.json()["user_id"] == other.id
+        assert mine.json()["id"] != first.json()["id"]
+
+
+def test_a_repeat_after_delete_answers_the_first_answer(system: System, creator: Account) -> None:
+    with system.client(creator.token) as client:
+        name, key = unique(), uuid.uuid4().hex
+        first = client.post("/api/tags", json={"name": name}, headers={"Idempotency-Key": key})
+        assert first.status_code == 201
+        renamed = client.patch(f"/api/tags/{first.json()['id']}", json={"name": unique()})
+        assert renamed.status_code == 200
+        assert client.delete(f"/api/tags/{first.json()['id']}").status_code == 204
+        again = client.post("/api/tags", json={"name": name}, headers={"Idempotency-Key": key})
+        assert again.status_code == 201 and again.json() == first.json()
+        assert client.get(f"/api/tags/{first.json()['id']}").status_code == 404  # nothing was made again
 
 
 def test_a_key_repeated_with_another_body_is_422_and_stores_nothing(system: System, creator: Account) -> None:
