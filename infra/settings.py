@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.urls import NOTHING_ALLOWED, AllowList
+
 
 class SettingsError(ValueError):
     """A setting's value is not usable; the message names the variable, the value and what to set instead."""
@@ -110,6 +112,16 @@ def _env_log_level(name: str, default: str) -> str:
     return raw.strip().upper()
 
 
+def _env_allow_list(name: str) -> AllowList:
+    """Comma-separated host names and networks (CIDR); empty when unset."""
+    raw = os.environ.get(name, "")
+    try:
+        return AllowList.parse(raw.split(","))
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r}: {exc}; list host names or networks such as 10.0.0.0/8, "
+                            "separated by commas, or unset it.") from None
+
+
 def ensure_data_dir(data_dir: Path) -> None:
     """Create the data folder (and its parents) if missing, or say in one line why it cannot be."""
     try:
@@ -165,6 +177,8 @@ class Settings:
     blob_orphan_age_s: float = 3600.0
     # Largest request body other than a multipart upload (JSON bodies), bytes: 413 above (infra/body_limit.py).
     json_max_bytes: int = 1024 * 1024
+    # Hosts and networks that dataset URLs may name although private (infra/urls.py); empty: public hosts only.
+    url_allowed_hosts: AllowList = NOTHING_ALLOWED
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -209,6 +223,7 @@ class Settings:
             # Younger blobs may belong to an upload still on its way to its event: never remove those.
             blob_orphan_age_s=_env_float("AIDRAW_BLOB_ORPHAN_AGE", 3600.0, MIN_ORPHAN_AGE_S, MAX_SECONDS),
             json_max_bytes=_env_int("AIDRAW_JSON_MAX_BYTES", 1024 * 1024, MIN_BODY_BYTES),
+            url_allowed_hosts=_env_allow_list("AIDRAW_URL_ALLOWED_HOSTS"),
         )
         if settings.session_refresh_s >= settings.session_ttl_s:
             raise SettingsError(

@@ -132,3 +132,12 @@ def test_a_data_folder_that_cannot_be_created_says_why(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(SettingsError, match="a file of that name is in the way"):
         ensure_data_dir(tmp_path / "file")
+
+
+def test_the_url_allow_list_takes_names_and_networks_and_names_a_bad_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.from_env().url_allowed_hosts.names == frozenset()
+    monkeypatch.setenv("AIDRAW_URL_ALLOWED_HOSTS", "files.corp.example, 10.0.0.0/8")
+    allowed = Settings.from_env().url_allowed_hosts
+    assert allowed.names == {"files.corp.example"} and [str(n) for n in allowed.networks] == ["10.0.0.0/8"]
+    assert "'bad host!' is neither a host name nor a network" in refused(monkeypatch,
+                                                                      AIDRAW_URL_ALLOWED_HOSTS="a.example,bad host!")
