@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from functools import singledispatchmethod
 from typing import Any
@@ -14,25 +13,8 @@ from events.ids import aggregate_uuid, new_id
 from events.store.protocol import ClaimConflict, IdempotencyArg
 from events.tags import TagCreated, TagDeleted, TagRenamed
 from infra.actor import Actor
-from infra.errors import Conflict, Forbidden, Invalid
-
-MAX_TAG_NAME = 50
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def clean_tag_name(raw: str) -> str:
-    """A tag name as stored: trimmed, inner whitespace collapsed. Rules are the list filters' needs: a comma
-    separates alternatives in `tag=a,b`, and all-digit values are read as ids."""
-    name = " ".join(raw.split())
-    if not name:
-        raise Invalid("A tag name cannot be empty.", field="body.name")
-    if len(name) > MAX_TAG_NAME:
-        raise Invalid(f"A tag name has at most {MAX_TAG_NAME} characters.", field="body.name")
-    if "," in name or _CONTROL.search(name):
-        raise Invalid("A tag name cannot contain commas or control characters.", field="body.name")
-    if name.isdigit():
-        raise Invalid("A tag name cannot be only digits (it would read as a tag id in filters).", field="body.name")
-    return name
+from infra.errors import Conflict, Forbidden
+from infra.tag_names import clean_tag_name
 
 
 class Tag(NumberedAggregate):
@@ -91,7 +73,12 @@ def create_tag(app: CommandApp, actor: Actor, name: str, idempotency_key: Idempo
         raise _name_taken(name) from None
 
 
-def rename_tag(app: CommandApp, actor: Actor, number: int, name: str) -> tuple[Tag, int]:
+def rename_tag(app: CommandApp, actor: Actor, number: int, name: str | None) -> tuple[Tag, int]:
+    """Rename (None: change nothing, as a PATCH without fields does everywhere, after the same checks)."""
+    if name is None:
+        tag = app.load(Tag, "tag", number)
+        _may_change(actor, tag)
+        return tag, 0
     name = clean_tag_name(name)
     prefix = app.settings.subject_prefix
 
