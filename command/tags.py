@@ -11,7 +11,7 @@ from command.app import CommandApp, retry_on_conflict
 from command.claims import claim
 from events.ids import aggregate_uuid, new_id
 from events.store.protocol import ClaimConflict, IdempotencyArg
-from events.tags import TagCreated, TagDeleted, TagRenamed
+from events.tags import TagCreated, TagDeleted, TagRenamed, TagShared
 from infra.actor import Actor
 from infra.errors import Conflict, Forbidden
 from infra.tag_names import clean_tag_name
@@ -22,6 +22,12 @@ class Tag(NumberedAggregate):
         self.name = name
         self.user_id = user_id
         self.deleted = False
+        self.shared = False  # another user's object carries it (or did): admins only may change it
+
+    def used_by(self, user_id: int | None) -> None:
+        """`user_id` puts the tag on an object of theirs: the first user other than the creator shares it."""
+        if user_id is not None and user_id != self.user_id and self.user_id is not None and not self.shared:
+            self.trigger_event(TagShared, user_id=user_id)
 
     @property
     def created_at(self) -> datetime:
@@ -46,11 +52,20 @@ class Tag(NumberedAggregate):
     def _(self, event: TagDeleted) -> None:
         self.deleted = True
 
+    @when.register
+    def _(self, event: TagShared) -> None:
+        self.shared = True
+
 
 def _may_change(actor: Actor, tag: Tag) -> None:
-    # Tags are public: another user gets 403, not 404. Tags from before accounts have no creator: admins only.
-    if not (actor.is_admin or actor.owns(tag.user_id)):
+    # Another user gets 403, not 404. Tags from before accounts have no creator: admins only. Once other people's
+    # objects carry the tag, renaming or deleting it changes their objects: admins only (API.md).
+    if actor.is_admin:
+        return
+    if not actor.owns(tag.user_id):
         raise Forbidden("Only the tag's creator or an admin may change it.")
+    if tag.shared:
+        raise Forbidden("Other people's images or models carry this tag: only an admin may rename or delete it.")
 
 
 def _name_taken(name: str) -> Conflict:

@@ -421,3 +421,26 @@ def test_a_private_uploads_new_tags_stay_private_until_something_public_carries_
         listed = anonymous.get("/api/tags", params={"q": secret}, headers={"X-Event-Sequence": seq}).json()
         assert [t["id"] for t in listed["list"]] == [tag_id]
         assert anonymous.get(f"/api/tags/{tag_id}").status_code == 200
+
+
+def test_a_tag_other_peoples_objects_carry_is_renamed_or_deleted_by_admins_only(system: System,
+                                                                                creator: Account) -> None:
+    name = unique("shared")
+    with system.client(creator.token) as client:
+        tag = client.post("/api/tags", json={"name": name}).json()
+        own = client.post("/api/images", files={"file": ("p.png", png_bytes(), "image/png")}, data={"tags": name})
+        assert own.status_code == 201
+        assert client.patch(f"/api/tags/{tag['id']}", json={"name": name.upper()}).status_code == 200  # still mine
+    with system.client(new_account(system, "other").token) as client:
+        used = client.post("/api/images", files={"file": ("p.png", png_bytes(), "image/png")}, data={"tags": name})
+        assert used.status_code == 201 and used.json()["tags"] == [name.upper()]
+    with system.client(creator.token) as client:
+        refused = assert_problem(client.patch(f"/api/tags/{tag['id']}", json={"name": unique()}), 403)
+        assert "only an admin" in refused["detail"]
+        assert_problem(client.delete(f"/api/tags/{tag['id']}"), 403)
+        assert client.patch(f"/api/tags/{tag['id']}", json={}).status_code == 403
+        trail = client.get(f"/api/tags/{tag['id']}/events").json()
+        assert [e["type"] for e in trail][-1] == "TagShared"
+    with system.client(new_admin(system).token) as admin:
+        assert admin.patch(f"/api/tags/{tag['id']}", json={"name": unique()}).status_code == 200
+        assert admin.delete(f"/api/tags/{tag['id']}").status_code == 204
