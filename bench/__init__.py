@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from events.bridge import NatsBridge
+from events.store.bridge import NatsBridge
 
 
 def close_nats(url: str) -> None:
