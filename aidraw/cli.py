@@ -32,8 +32,9 @@ def _api(settings: Settings) -> int:
 
     ends = resolve(settings)
     app = create_app(settings, ends.nats_url, ends.database_url)
+    # proxy_headers=False: uvicorn would take X-Forwarded-For from any loopback peer; infra/proxies.py decides.
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, proxy_headers=False)
     return 0
 
 

@@ -72,8 +72,9 @@ def resolve(settings: Settings) -> Endpoints:
         path = record_file(settings)
         if not path.exists():
             raise EndpointsError(
-                "No servers to talk to: start the system with `make run` (embedded servers, data in "
-                f"{settings.data_dir}), or set AIDRAW_NATS_URL and AIDRAW_DATABASE_URL."
+                f"No servers to talk to: no running system records its servers in {path}. Start the system with "
+                "`make run` (embedded servers, data in that folder); if it runs with another AIDRAW_DATA_DIR, set "
+                "the same AIDRAW_DATA_DIR here; or set AIDRAW_NATS_URL and AIDRAW_DATABASE_URL."
             )
         recorded = _read_record(path)
         from_record = [(what, url) for what, url, own in (("NATS", recorded["nats_url"], nats_url),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from aidraw.services import NatsServer
+from bench import close_nats
 from command.app import CommandApp
 from command.likes import _likes_of
 from infra.settings import Settings
@@ -67,6 +68,7 @@ def main() -> None:
                 print(f"{size:>12,} | {f:>12.1f} | {s:>14.1f} | {s / f:.1f}x")
             snapshots.close()
             replaying.close()
+            close_nats(server.url)
         finally:
             server.stop()
 

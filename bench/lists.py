@@ -25,6 +25,7 @@ import httpx
 import psycopg
 
 from aidraw.services import NatsServer, PostgresServer, free_port
+from bench import close_nats
 from bench.gallery import Loaded, load_gallery
 from bench.list_queries import MATRIX, run_matrix
 from command.app import CommandApp
@@ -80,6 +81,7 @@ def load(env: dict[str, str], folder: Path, database_url: str, nats_url: str, me
         loaded = load_gallery(app, me, images)
     finally:
         app.close()
+        close_nats(nats_url)
     print(f"appended {loaded.events:,} events in {loaded.append_s:.0f} s ({loaded.events / loaded.append_s:,.0f}/s)",
           flush=True)
     wait_projected(database_url, loaded.last_sequence)

@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg
 
 from aidraw.services import NatsServer, PostgresServer
+from bench import close_nats
 from command.app import CommandApp
 from command.tags import Tag
 from events.ids import aggregate_uuid, new_id, split_uuid
@@ -104,6 +105,7 @@ def main() -> None:
                 print(f"rebuild of 'tags' from {last:,} events (log sequence): {took:.1f} s "
                       f"({last / took:,.0f} events/s), swapped at {report.position:,}")
             app.close()
+            close_nats(nats_server.url)
         finally:
             pg.stop()
             nats_server.stop()

@@ -99,7 +99,8 @@ def _may_manage(actor: Actor, number: int) -> None:
 def _check_old_password(personal: PersonalData, user: User, old_password: str | None,
                         throttle: LoginThrottle, address: str) -> None:
     if old_password is None:
-        raise Invalid("Changing your own password needs `old_password`.", field="body.old_password")
+        raise Invalid("Changing your own password or email needs your current password as `old_password`.",
+                      field="body.old_password")
     account = f"#{user.number}"
     wait = throttle.retry_after(account, address)
     if wait:
@@ -112,7 +113,8 @@ def _check_old_password(personal: PersonalData, user: User, old_password: str | 
 
 def change_user(app: CommandApp, personal: PersonalData, actor: Actor, number: int, changes: UserChanges,
                 throttle: LoginThrottle, address: str) -> tuple[UserView, int]:
-    """Name, email, password (one's own needs the old one) and role (admins, never their own)."""
+    """Name, email, password (one's own email or password needs the current password) and role (admins, never
+    their own)."""
     _may_manage(actor, number)
     if changes.role is not None:
         if not actor.is_admin:
@@ -121,8 +123,8 @@ def change_user(app: CommandApp, personal: PersonalData, actor: Actor, number: i
             raise Forbidden("Nobody can change their own role.")
         if changes.role not in ROLES:
             raise Invalid(f"role is one of {', '.join(ROLES)}.", field="body.role")
-    if changes.old_password is not None and changes.password is None:
-        raise Invalid("`old_password` goes with a new `password`.", field="body.old_password")
+    if changes.old_password is not None and changes.password is None and changes.email is None:
+        raise Invalid("`old_password` goes with a new `password` or `email`.", field="body.old_password")
     name = clean_user_name(changes.name) if changes.name is not None else None
     email = clean_email(changes.email) if changes.email is not None else None
     password_hash = None
@@ -133,7 +135,10 @@ def change_user(app: CommandApp, personal: PersonalData, actor: Actor, number: i
     def attempt() -> tuple[UserView, int]:
         user = app.load(User, "user", number)
         before = view(personal, user)
-        if changes.password is not None and actor.owns(number):
+        # One's own password or email (the way to reset the password) needs the current password: a stolen
+        # session must not be enough to take the account over.
+        new_email = email is not None and email != before.email
+        if actor.owns(number) and (changes.password is not None or new_email):
             _check_old_password(personal, user, changes.old_password, throttle, address)
         claims: list[Claim] = []
         releases: list[Claim] = []

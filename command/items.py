@@ -1,6 +1,7 @@
 """Training material, as datasets and models name it: `{"oss": [urls], "images": [ids], "choices": [ids]}`.
 
-Every entry is checked when it is written: URLs must be http(s) or the service's own storage (`/api/blobs/<key>`),
+Every entry is checked when it is written: URLs must be public http(s) URLs (infra/urls.py: no private, loopback,
+link-local or metadata address, in any spelling) or the service's own storage (`/api/blobs/<key>`),
 and images and featured collections must exist and be visible to the OWNER of the object that names them. One bad
 entry refuses the whole write with a 422 naming it. Counts are bounded by the input schema.
 """
@@ -8,7 +9,6 @@ entry refuses the whole write with a 422 naming it. Counts are bounded by the in
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
@@ -19,27 +19,25 @@ from infra.actor import Actor
 from infra.authz import can_see
 from infra.errors import Invalid
 from infra.storage import validate_key
+from infra.urls import NOTHING_ALLOWED, AllowList, UrlRefused, check_url
 
 OWN_STORAGE = "/api/blobs/"
 KINDS = {"images": ("image", "image"), "choices": ("choice", "featured collection")}
 
 
-def _url_problem(url: str) -> str | None:
-    if not url.isprintable() or any(c.isspace() for c in url):
-        return "contains spaces or control characters"
+def _url_problem(url: str, allowed: AllowList = NOTHING_ALLOWED) -> str | None:
     if url.startswith(OWN_STORAGE):
+        if not url.isprintable() or any(c.isspace() for c in url):
+            return "contains spaces or control characters"
         try:
             validate_key(url[len(OWN_STORAGE):])
         except ValueError:
             return "is not a blob of this service (/api/blobs/<key>)"
         return None
     try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:
-        return "is not a URL"
-    if parts.scheme not in ("http", "https") or not host:
-        return "must be an http(s) URL with a host, or /api/blobs/<key> of this service"
+        check_url(url, allowed)  # no DNS here: training checks every resolved address when it fetches
+    except UrlRefused as refused:
+        return f"{refused}; URLs must be public http(s) URLs, or /api/blobs/<key> of this service"
     return None
 
 
@@ -69,7 +67,7 @@ def check_items(app: CommandApp, owner: Actor, items: dict[str, list[Any]], fiel
     checked = {"oss": list(items.get("oss", [])), "images": list(items.get("images", [])),
                "choices": list(items.get("choices", []))}
     for index, url in enumerate(checked["oss"]):
-        problem = _url_problem(url)
+        problem = _url_problem(url, app.settings.url_allowed_hosts)
         if problem:
             raise Invalid(f"oss[{index}] {url[:100]!r} {problem}.", field=f"{field}.oss.{index}")
     for key, values in checked.items():

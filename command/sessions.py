@@ -87,7 +87,7 @@ def log_in(app: CommandApp, personal: PersonalData, throttle: LoginThrottle, *, 
     if not verify_password(password_hash, password) or user is None:
         throttle.failed(account, address)
         raise Unauthorized(WRONG_LOGIN)
-    throttle.succeeded(account)
+    throttle.succeeded(account, address)
     number = new_id()
     token, token_hash = new_token(number)
     expires_at = datetime.now(UTC) + timedelta(seconds=app.settings.session_ttl_s)

@@ -43,7 +43,8 @@ def _holder(app: CommandApp, name: str) -> str | None:
 
 
 def resolve_tags(app: CommandApp, actor: Actor, names: Sequence[str]) -> tuple[list[int], list[Tag], list[Claim]]:
-    """Tag ids for `names` (cleaned and de-duplicated here), plus the tags to create with their claims.
+    """Tag ids for `names` (cleaned and de-duplicated here), plus the tags to store (new ones, and existing ones
+    that another user's first use shares: command/tags.py `used_by`) and the new ones' claims.
 
     The tag holding a name is read from the name's claim subject in the log (the read model may lag)."""
     prefix = app.settings.subject_prefix
@@ -54,12 +55,24 @@ def resolve_tags(app: CommandApp, actor: Actor, names: Sequence[str]) -> tuple[l
         holder = _holder(app, name)
         if holder is not None and holder.isdigit():
             ids.append(int(holder))
+            _share(app, actor, int(holder), new_tags)
             continue
         number = new_id()
         new_tags.append(Tag._create(TagCreated, id=aggregate_uuid("tag", number), name=name, user_id=actor.user_id))
         claims.append(claim(prefix, "tagname", name, str(number)))
         ids.append(number)
     return ids, new_tags, claims
+
+
+def _share(app: CommandApp, actor: Actor, number: int, to_store: list[Tag]) -> None:
+    try:
+        tag = app.load(Tag, "tag", number)
+    except NotFound:  # deleted since its claim was read: the write's own checks answer for it
+        return
+    was_shared = tag.shared
+    tag.used_by(actor.user_id)
+    if tag.shared and not was_shared:  # one TagShared to append with the object that uses it
+        to_store.append(tag)
 
 
 def tag_names(app: CommandApp, tag_ids: Sequence[int]) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from functools import singledispatchmethod
 from typing import Any
@@ -12,27 +11,10 @@ from command.app import CommandApp, retry_on_conflict
 from command.claims import claim
 from events.ids import aggregate_uuid, new_id
 from events.store.protocol import ClaimConflict, IdempotencyArg
-from events.tags import TagCreated, TagDeleted, TagRenamed
+from events.tags import TagCreated, TagDeleted, TagRenamed, TagShared
 from infra.actor import Actor
-from infra.errors import Conflict, Forbidden, Invalid
-
-MAX_TAG_NAME = 50
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def clean_tag_name(raw: str) -> str:
-    """A tag name as stored: trimmed, inner whitespace collapsed. Rules are the list filters' needs: a comma
-    separates alternatives in `tag=a,b`, and all-digit values are read as ids."""
-    name = " ".join(raw.split())
-    if not name:
-        raise Invalid("A tag name cannot be empty.", field="body.name")
-    if len(name) > MAX_TAG_NAME:
-        raise Invalid(f"A tag name has at most {MAX_TAG_NAME} characters.", field="body.name")
-    if "," in name or _CONTROL.search(name):
-        raise Invalid("A tag name cannot contain commas or control characters.", field="body.name")
-    if name.isdigit():
-        raise Invalid("A tag name cannot be only digits (it would read as a tag id in filters).", field="body.name")
-    return name
+from infra.errors import Conflict, Forbidden
+from infra.tag_names import clean_tag_name
 
 
 class Tag(NumberedAggregate):
@@ -40,6 +22,12 @@ class Tag(NumberedAggregate):
         self.name = name
         self.user_id = user_id
         self.deleted = False
+        self.shared = False  # another user's object carries it (or did): admins only may change it
+
+    def used_by(self, user_id: int | None) -> None:
+        """`user_id` puts the tag on an object of theirs: the first user other than the creator shares it."""
+        if user_id is not None and user_id != self.user_id and self.user_id is not None and not self.shared:
+            self.trigger_event(TagShared, user_id=user_id)
 
     @property
     def created_at(self) -> datetime:
@@ -64,11 +52,20 @@ class Tag(NumberedAggregate):
     def _(self, event: TagDeleted) -> None:
         self.deleted = True
 
+    @when.register
+    def _(self, event: TagShared) -> None:
+        self.shared = True
+
 
 def _may_change(actor: Actor, tag: Tag) -> None:
-    # Tags are public: another user gets 403, not 404. Tags from before accounts have no creator: admins only.
-    if not (actor.is_admin or actor.owns(tag.user_id)):
+    # Another user gets 403, not 404. Tags from before accounts have no creator: admins only. Once other people's
+    # objects carry the tag, renaming or deleting it changes their objects: admins only (API.md).
+    if actor.is_admin:
+        return
+    if not actor.owns(tag.user_id):
         raise Forbidden("Only the tag's creator or an admin may change it.")
+    if tag.shared:
+        raise Forbidden("Other people's images or models carry this tag: only an admin may rename or delete it.")
 
 
 def _name_taken(name: str) -> Conflict:
@@ -91,7 +88,12 @@ def create_tag(app: CommandApp, actor: Actor, name: str, idempotency_key: Idempo
         raise _name_taken(name) from None
 
 
-def rename_tag(app: CommandApp, actor: Actor, number: int, name: str) -> tuple[Tag, int]:
+def rename_tag(app: CommandApp, actor: Actor, number: int, name: str | None) -> tuple[Tag, int]:
+    """Rename (None: change nothing, as a PATCH without fields does everywhere, after the same checks)."""
+    if name is None:
+        tag = app.load(Tag, "tag", number)
+        _may_change(actor, tag)
+        return tag, 0
     name = clean_tag_name(name)
     prefix = app.settings.subject_prefix
 

@@ -26,3 +26,10 @@ class TagRenamed(Changed):
 
 class TagDeleted(Deleted):
     name: str
+
+
+class TagShared(Changed):
+    """Someone other than the creator put the tag on an object of theirs, for the first time: from now on only
+    admins may rename or delete it. Recorded once per tag (later users change nothing)."""
+
+    user_id: int

@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from infra.tag_names import MAX_TAG_NAME
+
 
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -41,11 +43,11 @@ class Page(BaseModel):
 
 
 class TagIn(Input):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=MAX_TAG_NAME)
 
 
-class TagPatch(Input):
-    name: str = Field(min_length=1, max_length=200)
+class TagPatch(NoNulls):
+    name: str | None = Field(default=None, min_length=1, max_length=MAX_TAG_NAME)
 
 
 class TagOut(BaseModel):

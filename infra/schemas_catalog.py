@@ -10,6 +10,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
 from infra.schemas import Input, NoNulls, Page
+from infra.tag_names import MAX_TAG_NAME
 
 MAX_ID = 2**53 - 1
 MAX_OSS_ITEMS = 1000
@@ -21,7 +22,7 @@ ObjectRef = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Flag = Annotated[bool, Field(strict=True)]  # true or false, not "yes" or 1
 TriggerWords = Annotated[str, Field(max_length=1000)]
-TagNames = Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=MAX_TAGS)]
+TagNames = Annotated[list[Annotated[str, Field(max_length=MAX_TAG_NAME)]], Field(max_length=MAX_TAGS)]
 
 
 def any_case(*spellings: str) -> BeforeValidator:

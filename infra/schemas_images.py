@@ -10,13 +10,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 
 from infra.schemas import Input, NoNulls, Page
+from infra.tag_names import MAX_TAG_NAME
 
 MAX_ID = 2**53 - 1
 MAX_TAGS = 20
 MAX_CHOICE_ITEMS = 500
 
 ObjectRef = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
-TagNames = Annotated[list[Annotated[str, Field(strict=True, max_length=200)]], Field(max_length=MAX_TAGS)]
+TagNames = Annotated[list[Annotated[str, Field(strict=True, max_length=MAX_TAG_NAME)]], Field(max_length=MAX_TAGS)]
 Weight = Annotated[float, Field(strict=True, ge=0, le=1_000_000, allow_inf_nan=False)]
 Flag = Annotated[bool, Field(strict=True)]
 

@@ -11,6 +11,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.proxies import Network, parse_networks
+from infra.urls import NOTHING_ALLOWED, AllowList
+
 
 class SettingsError(ValueError):
     """A setting's value is not usable; the message names the variable, the value and what to set instead."""
@@ -110,6 +113,26 @@ def _env_log_level(name: str, default: str) -> str:
     return raw.strip().upper()
 
 
+def _env_allow_list(name: str) -> AllowList:
+    """Comma-separated host names and networks (CIDR); empty when unset."""
+    raw = os.environ.get(name, "")
+    try:
+        return AllowList.parse(raw.split(","))
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r}: {exc}; list host names or networks such as 10.0.0.0/8, "
+                            "separated by commas, or unset it.") from None
+
+
+def _env_networks(name: str) -> tuple[Network, ...]:
+    """Comma-separated addresses and networks (CIDR); empty when unset."""
+    raw = os.environ.get(name, "")
+    try:
+        return parse_networks(raw.split(","))
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r}: {exc}; list addresses or networks such as 10.0.0.0/8, separated "
+                            "by commas, or unset it.") from None
+
+
 def ensure_data_dir(data_dir: Path) -> None:
     """Create the data folder (and its parents) if missing, or say in one line why it cannot be."""
     try:
@@ -155,6 +178,8 @@ class Settings:
     login_max_failures: int = 10
     login_max_failures_per_address: int = 100
     login_failure_window_s: float = 900.0
+    # Reverse proxies whose X-Forwarded-For names the client (infra/proxies.py); empty: the peer is the client.
+    trusted_proxies: tuple[Network, ...] = ()
     # Images: upload limits (bytes of the file, pixels of the picture), and how long image views (browsing
     # history) are kept in their stream.
     upload_max_bytes: int = 20 * 1024 * 1024
@@ -172,6 +197,8 @@ class Settings:
     generation_max_pixels: int = 1536 * 1536
     # How many released tasks per capability may wait in the work queue for a runner (docs/tasks.md).
     scheduler_lookahead: int = 2
+    # Hosts and networks that dataset URLs may name although private (infra/urls.py); empty: public hosts only.
+    url_allowed_hosts: AllowList = NOTHING_ALLOWED
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -207,6 +234,7 @@ class Settings:
             login_max_failures=_env_int("AIDRAW_LOGIN_MAX_FAILURES", 10, 1),
             login_max_failures_per_address=_env_int("AIDRAW_LOGIN_MAX_FAILURES_PER_ADDRESS", 100, 1),
             login_failure_window_s=_env_float("AIDRAW_LOGIN_FAILURE_WINDOW", 900.0, 0, MAX_SECONDS, low_open=True),
+            trusted_proxies=_env_networks("AIDRAW_TRUSTED_PROXIES"),
             upload_max_bytes=_env_int("AIDRAW_UPLOAD_MAX_BYTES", 20 * 1024 * 1024, MIN_BODY_BYTES),
             upload_max_pixels=_env_int("AIDRAW_UPLOAD_MAX_PIXELS", 40_000_000, 1),
             # JetStream reads a max age of 0 as "keep forever".
@@ -220,6 +248,7 @@ class Settings:
             generation_max_side=_env_int("AIDRAW_GENERATION_MAX_SIDE", 2048, 64, 8192),
             generation_max_pixels=_env_int("AIDRAW_GENERATION_MAX_PIXELS", 1536 * 1536, 64 * 64, 8192 * 8192),
             scheduler_lookahead=_env_int("AIDRAW_SCHEDULER_LOOKAHEAD", 2, 1, 1000),
+            url_allowed_hosts=_env_allow_list("AIDRAW_URL_ALLOWED_HOSTS"),
         )
         if settings.session_refresh_s >= settings.session_ttl_s:
             raise SettingsError(

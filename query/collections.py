@@ -46,8 +46,13 @@ DATASETS = Collection(name="datasets", table="rm.datasets", params={**_OWNED, "q
 
 CHOICES = Collection(name="choices", table="rm.choices", alias="c", params={**_OWNED, "q": Contains(("name",))})
 
+# A tag is public once something public carries it (a public image or model); until then only its creator and
+# admins see it, so a private upload's new tag names stay private (docs/catalog.md "Tags").
+TAG_IS_PUBLIC = ("(EXISTS (SELECT 1 FROM rm.images ti WHERE ti.public AND ti.tag_ids @> ARRAY[t.id])"
+                 " OR EXISTS (SELECT 1 FROM rm.models tm WHERE tm.public AND tm.tag_ids @> ARRAY[t.id]))")
+
 TAGS = Collection(
-    name="tags", table="rm.tags", visibility="everyone",
+    name="tags", table="rm.tags", public=TAG_IS_PUBLIC,
     params={"user": _OWNER, "user_id": _OWNER, "date": CreatedOn(), "q": Contains(("name",))},
 )
 

@@ -41,10 +41,15 @@ class DayRange:
         return datetime(after.year, after.month, after.day, tzinfo=UTC)
 
 
+def _shown(text: str) -> str:
+    """A value as a query string spells it: a space arrived as a `+`."""
+    return text.replace(" ", "+")
+
+
 def _period(text: str) -> tuple[date, date]:
     """The first and last day of a `YYYY`, `YYYYMM` or `YYYYMMDD` period."""
     if not _PERIOD.fullmatch(text):
-        raise ValueError(f"{text!r} is not YYYY, YYYYMM or YYYYMMDD")
+        raise ValueError(f"{_shown(text)!r} is not YYYY, YYYYMM or YYYYMMDD")
     year = int(text[:4])
     if year < 1:
         raise ValueError(f"{text!r}: there is no year 0")
@@ -64,13 +69,20 @@ def _period(text: str) -> tuple[date, date]:
 
 def parse_date(raw: str) -> DayRange:
     """One `date=` value (one alternative of a comma list). One trailing space is an unencoded `+`; any other
-    space (leading, doubled) is malformed."""
+    space (leading, doubled) is malformed. A refusal quotes the value as sent (`2026++`), then the bad part."""
+    try:
+        return _parse_date(raw)
+    except ValueError as exc:
+        raise ValueError(f"{_shown(raw)!r} is not a date filter ({exc})") from None
+
+
+def _parse_date(raw: str) -> DayRange:
     text = raw[:-1] + "+" if raw.endswith(" ") else raw
     if "~" in text:
         start, _, end = text.partition("~")
         first, last = _period(start)[0], _period(end)[1]
         if first > last:
-            raise ValueError(f"{text!r} ends before it starts")
+            raise ValueError(f"{_shown(text)!r} ends before it starts")
         return DayRange(first, last)
     if text.endswith("+"):
         return DayRange(_period(text[:-1])[0], None)

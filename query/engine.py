@@ -72,7 +72,8 @@ def condition_sql(flt: Filter, values: tuple[Any, ...], a: str) -> Fragment:
 def visibility_sql(collection: Collection, actor: Actor) -> Fragment:
     if collection.visibility == "everyone":
         return "true", []
-    public = "false" if collection.visibility == "own" else f"{collection.alias}.public"  # "own": nothing public
+    public = ("false" if collection.visibility == "own"  # "own": nothing public
+              else collection.public or f"{collection.alias}.public")
     clause, params = visible_sql(actor, f"{collection.alias}.user_id", public)
     return clause, list(params)
 

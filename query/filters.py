@@ -7,6 +7,7 @@ Collections (query/collections.py) say which parameter names map to which filter
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,7 @@ class OwnedBy(Filter):
 @dataclass(frozen=True)
 class Tagged(Filter):
     """`tag=NAME|ID`: carrying that tag. All-digit values are ids (a tag name is never all digits); names
-    compare ignoring case, so they are kept lowered."""
+    compare as stored names do (NFKC, ignoring case: infra/tag_names.py), so they are kept normalised, lowered."""
 
     column: str = "tag_ids"
 
@@ -64,7 +65,7 @@ class Tagged(Filter):
         text = read_text(raw)
         if text.isascii() and text.isdigit():
             return read_id(text)
-        return text.lower()
+        return unicodedata.normalize("NFKC", text).lower()
 
 
 @dataclass(frozen=True)

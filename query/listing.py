@@ -63,6 +63,7 @@ class Collection:
     alias: str = "t"  # the table's name in the SQL, and in the columns a route selects
     scope: str = ""  # SQL over the alias that every listed row satisfies (e.g. not deleted); "" = all rows
     counters: str | None = None  # projected per-day counters (images: rm.image_counts; query/counted.py)
+    public: str = ""  # SQL over the alias: everyone may see the row ("" = the row's own `public` column)
 
 
 @dataclass(frozen=True)

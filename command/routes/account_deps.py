@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from command.personal import PersonalData
+from infra import proxies
 from infra.ratelimit import LoginThrottle
 
 
@@ -21,9 +22,11 @@ def get_throttle(request: Request) -> LoginThrottle:
 
 
 def client_address(request: Request) -> str:
-    """The peer's address. Behind a proxy this is the proxy's: per-address limits then count all its clients
-    together (no forwarded header is trusted)."""
-    return request.client.host if request.client else "unknown"
+    """The client's address: the peer's, or behind a trusted proxy (AIDRAW_TRUSTED_PROXIES) the one its
+    X-Forwarded-For names (infra/proxies.py)."""
+    return proxies.client_address(request.client.host if request.client else None,
+                                  request.headers.getlist("x-forwarded-for"),
+                                  request.app.state.settings.trusted_proxies)
 
 
 Personal = Annotated[PersonalData, Depends(get_personal)]

@@ -12,6 +12,8 @@ from starlette.concurrency import run_in_threadpool
 
 from command.app import CommandApp
 from events.store.protocol import RequestKey
+from infra.actor import Actor
+from infra.auth import current_actor
 from infra.errors import Invalid
 
 
@@ -20,13 +22,20 @@ def get_app(request: Request) -> CommandApp:
     return app
 
 
-async def idempotency_key(request: Request, key: Annotated[str | None, Header(alias="Idempotency-Key")] = None
-                          ) -> RequestKey | None:
+async def idempotency_key(request: Request, actor: Annotated[Actor, Depends(current_actor)],
+                          key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> RequestKey | None:
     if key is None:
         return None
     if not 1 <= len(key) <= 200 or not key.isprintable():
         raise Invalid("Idempotency-Key must be 1..200 printable characters.", field="header.Idempotency-Key")
-    return RequestKey(key, await request_digest(request))
+    return RequestKey(scoped_key(actor, key), await request_digest(request))
+
+
+def scoped_key(actor: Actor, key: str) -> str:
+    """A key as the log records it: one caller's key is never another's (Stripe scopes keys to the account), so
+    someone reusing another user's key makes a new object and learns nothing about the first request. Anonymous
+    callers (sign-up) share one scope: there is no one to scope them to."""
+    return f"user:{actor.user_id}:{key}" if actor.user_id is not None else f"anonymous:{key}"
 
 
 SECRET_FIELDS = frozenset({"password", "old_password"})

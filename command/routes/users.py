@@ -50,8 +50,8 @@ def _changes(body: AccountPatch) -> UserChanges:
 @router.patch("/api/users/{user_id}", response_model=UserOut)
 def patch_user(user_id: ObjectId, body: UserPatch, response: Response, app: Commands, personal: Personal,
                actor: RequiredUser, throttle: Throttle, address: ClientAddress) -> UserOut:
-    """Change name, email, password (your own needs `old_password`; it ends your other sessions) or role
-    (admins, not their own). The user themself or an admin."""
+    """Change name, email, password (your own email or password needs `old_password`; a new password ends
+    your other sessions) or role (admins, not their own). The user themself or an admin."""
     user, seq = change_user(app, personal, actor, user_id, _changes(body), throttle, address)
     written(response, seq)
     return user_out(user)
@@ -70,7 +70,8 @@ def remove_user(user_id: ObjectId, app: Commands, personal: Personal, actor: Req
 @router.patch("/api/account", response_model=UserOut)
 def patch_account(body: AccountPatch, response: Response, app: Commands, personal: Personal, actor: RequiredUser,
                   throttle: Throttle, address: ClientAddress) -> UserOut:
-    """Change your own name, email or password (with `old_password`; your other sessions end)."""
+    """Change your own name, email or password (email and password with `old_password`; a new password
+    ends your other sessions)."""
     assert actor.user_id is not None
     user, seq = change_user(app, personal, actor, actor.user_id, _changes(body), throttle, address)
     written(response, seq)

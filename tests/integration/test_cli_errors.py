@@ -90,3 +90,9 @@ def test_an_unreachable_external_server_is_one_line_with_the_reason(tmp_path: Pa
     line = one_line_error(cli(tmp_path, "user", "create", "root", "root@example.org", AIDRAW_NATS_URL=nats_url,
                               AIDRAW_DATABASE_URL=database_url, AIDRAW_ADMIN_PASSWORD="correct horse"), 1)
     assert "cannot reach PostgreSQL" in line and "Connection refused" in line and "AIDRAW_DATABASE_URL" in line
+
+
+def test_no_record_names_the_folder_looked_in_and_the_data_dir_setting(tmp_path: Path) -> None:
+    line = one_line_error(cli(tmp_path / "elsewhere", "audit", "tag", "1"), 1)
+    assert f"no running system records its servers in {tmp_path / 'elsewhere' / 'run' / 'endpoints.json'}" in line
+    assert "set the same AIDRAW_DATA_DIR here" in line, line

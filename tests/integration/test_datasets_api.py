@@ -49,7 +49,7 @@ def total(system: System, who: Person) -> int:
 
 def test_create_keeps_urls_images_and_collections_the_owner_can_see(system: System, people: People,
                                                                      pictures: dict) -> None:
-    items = {"oss": ["https://cdn.example.com/a.png", "http://10.0.0.2:9000/b/c.jpg", BLOB_URL],
+    items = {"oss": ["https://cdn.example.com/a.png", "http://93.184.216.34:9000/b/c.jpg", BLOB_URL],
              "images": [pictures["alice_private"], pictures["bob_public"]],
              "choices": [pictures["alice_choice"], pictures["bob_public_choice"]]}
     with client_of(system, people.alice) as client:
@@ -82,6 +82,17 @@ def test_items_default_to_empty_lists(system: System, people: People) -> None:
     ({"oss": ["/etc/passwd"]}, "oss.0"),
     ({"oss": ["https://a.example/x y.png"]}, "oss.0"),
     ({"oss": ["https://a.example/x.png", "https://a.example/x.png"]}, "oss.1"),
+    # nothing the training fetcher must not reach: metadata, loopback, private, in any spelling
+    ({"oss": ["https://a.example/x.png", "http://169.254.169.254/latest/meta-data/"]}, "oss.1"),
+    ({"oss": ["http://[fd00:ec2::254]/latest"]}, "oss.0"),
+    ({"oss": ["http://[::ffff:169.254.169.254]/"]}, "oss.0"),
+    ({"oss": ["http://2130706433/x.png"]}, "oss.0"),
+    ({"oss": ["http://0177.0.0.1/x.png"]}, "oss.0"),
+    ({"oss": ["http://[::1]:8000/x.png"]}, "oss.0"),
+    ({"oss": ["http://10.0.0.2:9000/b/c.jpg"]}, "oss.0"),
+    ({"oss": ["http://localhost:8000/x.png"]}, "oss.0"),
+    ({"oss": ["http://metadata.google.internal/computeMetadata/v1/"]}, "oss.0"),
+    ({"oss": ["gopher://a.example/x"]}, "oss.0"),
 ])
 def test_a_bad_item_is_named_and_nothing_is_stored(system: System, people: People, pictures: dict, items: dict,
                                                    where: str) -> None:
@@ -236,3 +247,18 @@ def test_lists_filter_by_user_public_date_and_name(system: System, people: Peopl
             assert next(iter(bad)) in body["detail"] + json.dumps(body.get("errors"))
     with client_of(system, people.admin) as admin:
         assert hidden["id"] in [d["id"] for d in admin.get("/api/datasets", params={"q": marker}).json()["list"]]
+
+
+def test_a_repeat_after_delete_answers_the_first_answer(system: System, people: People) -> None:
+    key, body = uuid.uuid4().hex, {"name": unique(), "items": {"oss": ["https://cdn.example.com/a.png"]}}
+    with client_of(system, people.alice) as alice:
+        first = alice.post("/api/datasets", json=body, headers={"Idempotency-Key": key})
+        assert first.status_code == 201
+        assert alice.patch(f"/api/datasets/{first.json()['id']}", json={"public": True}).status_code == 200
+        assert alice.delete(f"/api/datasets/{first.json()['id']}").status_code == 204
+        again = alice.post("/api/datasets", json=body, headers={"Idempotency-Key": key})
+        assert again.status_code == 201 and again.json() == first.json()
+        assert alice.get(f"/api/datasets/{first.json()['id']}").status_code == 404
+    with client_of(system, people.bob) as bob:  # Alice's key is a new key for Bob
+        mine = bob.post("/api/datasets", json=body, headers={"Idempotency-Key": key})
+        assert mine.status_code == 201 and mine.json()["user_id"] == people.bob.id

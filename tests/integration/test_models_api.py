@@ -107,7 +107,8 @@ def test_tags_are_shared_by_name_ignoring_case_in_the_order_given(system: System
     with client_of(system, people.alice) as client:
         assert [m["id"] for m in client.get("/api/models", params={"tag": existing["id"]}).json()["list"]] == [
             model["id"]]
-        assert client.get("/api/tags", params={"q": name}).json()["total"] == 1
+    with client_of(system, people.bob) as bob:  # the tag's creator (nothing public carries it: not listed to all)
+        assert bob.get("/api/tags", params={"q": name}).json()["total"] == 1
 
 
 def test_concurrent_creates_with_one_new_tag_all_succeed_with_one_tag(system: System, people: People) -> None:

@@ -25,6 +25,7 @@ class Run:
         self.live: dict[str, tuple[Person, dict[str, Any]]] = {}  # path -> (owner, last answer)
         self.gone: list[str] = []
         self.tags: dict[str, tuple[Person, int]] = {}  # tags this run created: name -> (creator, id)
+        self.shared: set[str] = set()  # of those, the ones another person's model carried: admins only delete them
 
     def send(self, who: Person, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         with client_of(self.system, who) as client:
@@ -45,6 +46,7 @@ class Run:
         else:
             body |= {"type": self.rng.choice(["lora", "ckp", "hyper", "ti"]), "base_model": "SD2",
                      "tags": self.tag_names(), "data": {"oss": [OSS]}}
+        self.note_users(who, body.get("tags", []))
         made = self.send(who, "POST", f"/api/{kind}", body)
         self.live[f"/api/{kind}/{made['id']}"] = (who, made)
 
@@ -55,7 +57,11 @@ class Run:
             body = {"tags": self.tag_names(), "trigger_words": f"w{self.rng.randrange(9)}"}
         elif "/params/" in path and self.rng.random() < 0.5:
             body = {"data": {"v": self.rng.randrange(9)}}
+        self.note_users(who, body.get("tags", []))
         self.live[path] = (who, self.send(who, "PATCH", path, body))
+
+    def note_users(self, who: Person, names: list[str]) -> None:
+        self.shared |= {name for name in names if name in self.tags and self.tags[name][0] is not who}
 
     def delete(self, who: Person, path: str) -> None:
         self.send(who, "DELETE", path)
@@ -75,7 +81,7 @@ class Run:
     def step(self) -> None:
         who = self.rng.choice(self.people)
         mine = [path for path, (owner, _) in self.live.items() if owner is who]
-        my_tags = sorted(name for name, (creator, _) in self.tags.items() if creator is who)
+        my_tags = sorted(name for name, (creator, _) in self.tags.items() if creator is who and name not in self.shared)
         roll = self.rng.random()
         if roll < 0.35 or not mine:
             self.create(who)

@@ -294,8 +294,23 @@ def test_the_same_idempotency_key_creates_once_and_is_not_anyone_elses(system: S
         assert first.status_code == again.status_code == 201
         assert first.json()["id"] == again.json()["id"]
         assert alice.get("/api/params", params={"q": name}).json()["total"] == 1
-    with client_of(system, people.bob) as bob:
-        assert_problem(bob.post("/api/params", json={"name": name}, headers={"Idempotency-Key": key}), 409)
+    with client_of(system, people.bob) as bob:  # another user's key is a new key: nothing is revealed
+        mine = bob.post("/api/params", json={"name": name}, headers={"Idempotency-Key": key})
+        assert mine.status_code == 201 and mine.json()["user_id"] == people.bob.id
+        other = bob.post("/api/params", json={"name": unique()}, headers={"Idempotency-Key": key})
+        assert_problem(other, 422)  # Bob's own key, now used by Bob with another body
+
+
+def test_a_repeat_after_delete_answers_the_first_answer(system: System, people: People) -> None:
+    key, body = uuid.uuid4().hex, {"name": unique(), "data": {"steps": 7}}
+    with client_of(system, people.alice) as alice:
+        first = alice.post("/api/params", json=body, headers={"Idempotency-Key": key})
+        assert first.status_code == 201
+        assert alice.patch(f"/api/params/{first.json()['id']}", json={"name": unique()}).status_code == 200
+        assert alice.delete(f"/api/params/{first.json()['id']}").status_code == 204
+        again = alice.post("/api/params", json=body, headers={"Idempotency-Key": key})
+        assert again.status_code == 201 and again.json() == first.json()
+        assert alice.get(f"/api/params/{first.json()['id']}").status_code == 404
 
 
 @pytest.mark.parametrize("path", ["/api/params/0", "/api/params/-1", "/api/params/9007199254740993",

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.accounts import Account, new_account, new_admin
+from tests.catalog_objects import png_bytes
 from tests.system import System
 
 
@@ -230,14 +231,35 @@ def test_same_idempotency_key_creates_once(system: System, creator: Account) -> 
         assert client.get("/api/tags", params={"q": name}).json()["total"] == 1
 
 
-def test_another_users_idempotency_key_never_hands_out_their_tag(system: System, creator: Account) -> None:
+def test_another_users_idempotency_key_is_a_new_key_for_them_and_reveals_nothing(system: System,
+                                                                                  creator: Account) -> None:
     other = new_account(system, "other")
     key, name = uuid.uuid4().hex, unique()
     with system.client(creator.token) as client:
-        assert client.post("/api/tags", json={"name": name}, headers={"Idempotency-Key": key}).status_code == 201
+        first = client.post("/api/tags", json={"name": name}, headers={"Idempotency-Key": key})
+        assert first.status_code == 201
     with system.client(other.token) as client:
-        assert_problem(client.post("/api/tags", json={"name": name}, headers={"Idempotency-Key": key}), 409)
-        assert_problem(client.post("/api/tags", json={"name": unique()}, headers={"Idempotency-Key": key}), 422)
+        # the same body: the answer anyone gets for a taken name, not the first request's tag
+        same = assert_problem(client.post("/api/tags", json={"name": name}, headers={"Idempotency-Key": key}), 409)
+        fresh = assert_problem(client.post("/api/tags", json={"name": name}), 409)
+        assert same["detail"] == fresh["detail"]
+        # another body: created, as with any new key (not a 422 telling that the key was used with another body)
+        mine = client.post("/api/tags", json={"name": unique()}, headers={"Idempotency-Key": key})
+        assert mine.status_code == 201 and mine.json()["user_id"] == other.id
+        assert mine.json()["id"] != first.json()["id"]
+
+
+def test_a_repeat_after_delete_answers_the_first_answer(system: System, creator: Account) -> None:
+    with system.client(creator.token) as client:
+        name, key = unique(), uuid.uuid4().hex
+        first = client.post("/api/tags", json={"name": name}, headers={"Idempotency-Key": key})
+        assert first.status_code == 201
+        renamed = client.patch(f"/api/tags/{first.json()['id']}", json={"name": unique()})
+        assert renamed.status_code == 200
+        assert client.delete(f"/api/tags/{first.json()['id']}").status_code == 204
+        again = client.post("/api/tags", json={"name": name}, headers={"Idempotency-Key": key})
+        assert again.status_code == 201 and again.json() == first.json()
+        assert client.get(f"/api/tags/{first.json()['id']}").status_code == 404  # nothing was made again
 
 
 def test_a_key_repeated_with_another_body_is_422_and_stores_nothing(system: System, creator: Account) -> None:
@@ -303,7 +325,7 @@ def test_writes_need_a_token_and_record_the_creator(system: System, creator: Acc
         tag = client.post("/api/tags", json={"name": unique()}).json()
         assert tag["user_id"] == creator.id
     with system.client() as anonymous:
-        assert anonymous.get(f"/api/tags/{tag['id']}").status_code == 200
+        assert anonymous.get(f"/api/tags/{tag['id']}").status_code == 404  # nothing public carries it yet
         assert_problem(anonymous.patch(f"/api/tags/{tag['id']}", json={"name": unique()}), 401)
         assert_problem(anonymous.delete(f"/api/tags/{tag['id']}"), 401)
 
@@ -318,3 +340,107 @@ def test_only_the_creator_or_an_admin_changes_a_tag(system: System, creator: Acc
     with system.client(admin.token) as client:
         assert client.patch(f"/api/tags/{tag['id']}", json={"name": unique()}).status_code == 200
         assert client.delete(f"/api/tags/{tag['id']}").status_code == 204
+
+
+def fullwidth(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+def test_lookalike_and_invisible_names_are_not_new_tags(system: System, creator: Account) -> None:
+    with system.client(creator.token) as client:
+        name = unique("cat")
+        assert client.post("/api/tags", json={"name": name}).status_code == 201
+        before = total(client)
+        # the same name in fullwidth letters is the same name (NFKC): taken
+        assert "exists already" in assert_problem(client.post("/api/tags", json={"name": fullwidth(name)}),
+                                                  409)["detail"]
+        for sneaky in (name[:1] + "\u200b" + name[1:], name + "\u202edef", "\ufeff" + name, name + "\u2063",
+                       name + "\u00ad", name.replace("-", "\u2028"), name + "\ufe0f"):
+            refused = assert_problem(client.post("/api/tags", json={"name": sneaky}), 422)
+            assert "invisible characters" in refused["detail"], sneaky
+        # control characters are refused, not turned into spaces
+        for control in ("a\tb", "a\nb", "a\x01b", "a\x85b"):
+            assert "control characters" in assert_problem(client.post("/api/tags", json={"name": control}),
+                                                          422)["detail"]
+        # a rename is held to the same rule
+        tag_id = client.get("/api/tags", params={"q": name}).json()["list"][0]["id"]
+        assert_problem(client.patch(f"/api/tags/{tag_id}", json={"name": name + "\u200d"}), 422)
+        assert total(client) == before
+        spaced = client.post("/api/tags", json={"name": f" \u3000{name}\u00a0 x "})
+        assert spaced.status_code == 201 and spaced.json()["name"] == f"{name} x"
+
+
+def test_one_length_limit_everywhere(system: System, creator: Account) -> None:
+    with system.client(creator.token) as client:
+        limits = client.get("/openapi.json").json()["components"]["schemas"]
+        assert limits["TagIn"]["properties"]["name"]["maxLength"] == 50
+        longest = unique("long").ljust(50, "x")
+        assert client.post("/api/tags", json={"name": longest}).status_code == 201
+        assert_problem(client.post("/api/tags", json={"name": longest + "y"}), 422)
+        # NFKC may lengthen a name: the limit counts the stored name
+        assert_problem(client.post("/api/tags", json={"name": "\ufdfa" * 3}), 422)
+        upload = client.post("/api/images", files={"file": ("p.png", png_bytes(), "image/png")},
+                             data={"tags": longest + "y"})
+        assert_problem(upload, 422)
+
+
+def test_an_empty_patch_answers_the_tag_unchanged(system: System, creator: Account) -> None:
+    with system.client(creator.token) as client:
+        tag = client.post("/api/tags", json={"name": unique()}).json()
+        same = client.patch(f"/api/tags/{tag['id']}", json={})
+        assert same.status_code == 200 and same.json() == tag
+        assert_problem(client.patch(f"/api/tags/{tag['id']}", json={"name": None}), 422)
+    with system.client(new_account(system, "other").token) as client:
+        assert_problem(client.patch(f"/api/tags/{tag['id']}", json={}), 403)
+
+
+def test_a_private_uploads_new_tags_stay_private_until_something_public_carries_them(system: System,
+                                                                                      creator: Account) -> None:
+    secret = unique("secret")
+    with system.client(creator.token) as client:
+        image = client.post("/api/images", files={"file": ("p.png", png_bytes(), "image/png")},
+                            data={"tags": secret, "public": "false"})
+        assert image.status_code == 201, image.text
+        mine = client.get("/api/tags", params={"q": secret}).json()["list"]
+        assert [t["name"] for t in mine] == [secret]
+        seq = image.headers["X-Event-Sequence"]
+    tag_id = mine[0]["id"]
+    other = new_account(system, "other")
+    for token in (None, other.token):
+        with system.client(token) as client:
+            listed = client.get("/api/tags", params={"q": secret}, headers={"X-Event-Sequence": seq}).json()
+            assert listed["total"] == 0 and listed["list"] == []
+            assert client.get(f"/api/tags/{tag_id}").status_code == 404
+    with system.client(new_admin(system).token) as admin:
+        assert admin.get(f"/api/tags/{tag_id}").status_code == 200
+    with system.client(creator.token) as client:
+        published = client.patch(f"/api/images/{image.json()['id']}", json={"public": True})
+        assert published.status_code == 200
+        seq = published.headers["X-Event-Sequence"]
+    with system.client() as anonymous:
+        listed = anonymous.get("/api/tags", params={"q": secret}, headers={"X-Event-Sequence": seq}).json()
+        assert [t["id"] for t in listed["list"]] == [tag_id]
+        assert anonymous.get(f"/api/tags/{tag_id}").status_code == 200
+
+
+def test_a_tag_other_peoples_objects_carry_is_renamed_or_deleted_by_admins_only(system: System,
+                                                                                creator: Account) -> None:
+    name = unique("shared")
+    with system.client(creator.token) as client:
+        tag = client.post("/api/tags", json={"name": name}).json()
+        own = client.post("/api/images", files={"file": ("p.png", png_bytes(), "image/png")}, data={"tags": name})
+        assert own.status_code == 201
+        assert client.patch(f"/api/tags/{tag['id']}", json={"name": name.upper()}).status_code == 200  # still mine
+    with system.client(new_account(system, "other").token) as client:
+        used = client.post("/api/images", files={"file": ("p.png", png_bytes(), "image/png")}, data={"tags": name})
+        assert used.status_code == 201 and used.json()["tags"] == [name.upper()]
+    with system.client(creator.token) as client:
+        refused = assert_problem(client.patch(f"/api/tags/{tag['id']}", json={"name": unique()}), 403)
+        assert "only an admin" in refused["detail"]
+        assert_problem(client.delete(f"/api/tags/{tag['id']}"), 403)
+        assert client.patch(f"/api/tags/{tag['id']}", json={}).status_code == 403
+        trail = client.get(f"/api/tags/{tag['id']}/events").json()
+        assert [e["type"] for e in trail][-1] == "TagShared"
+    with system.client(new_admin(system).token) as admin:
+        assert admin.patch(f"/api/tags/{tag['id']}", json={"name": unique()}).status_code == 200
+        assert admin.delete(f"/api/tags/{tag['id']}").status_code == 204

@@ -103,7 +103,8 @@ def test_a_user_changes_their_own_name_and_email_and_frees_the_old_ones(system: 
     ann = new_account(system, "ann")
     new_name = unique_name("renamed")
     with system.client(ann.token) as client:
-        changed = client.patch(f"/api/users/{ann.id}", json={"name": new_name, "email": f"{new_name}@example.com"})
+        changed = client.patch(f"/api/users/{ann.id}", json={"name": new_name, "email": f"{new_name}@example.com",
+                                                             "old_password": PASSWORD})
         assert changed.status_code == 200, changed.text
         assert changed.json()["name"] == new_name
         assert client.get("/api/account").json()["email"] == f"{new_name}@example.com"
@@ -201,3 +202,24 @@ def test_closed_sign_up_lets_only_admins_create_users(nats_server: NatsServer, p
             other = unique_name()
             assert_problem(client.post("/api/users", json={"name": other, "email": f"{other}@example.com",
                                                            "password": PASSWORD}), 403)
+
+
+def test_changing_ones_own_email_needs_the_current_password(system: System) -> None:
+    ann, admin = new_account(system, "ann"), new_admin(system)
+    taken_over = f"{unique_name('thief')}@example.com"
+    with system.client(ann.token) as client:  # a stolen session alone cannot move the account to another inbox
+        refused = assert_problem(client.patch("/api/account", json={"email": taken_over}), 422)
+        assert refused["errors"][0]["loc"] == ["body", "old_password"]
+        assert_problem(client.patch(f"/api/users/{ann.id}", json={"email": taken_over}), 422)
+        assert_problem(client.patch("/api/account", json={"email": taken_over, "old_password": "wrong guess"}),
+                       403)
+        assert client.get("/api/account").json()["email"] == ann.email
+        renamed = client.patch("/api/account", json={"name": unique_name("ann")})  # a name needs no password
+        assert renamed.status_code == 200
+        same = client.patch("/api/account", json={"email": ann.email})  # unchanged: nothing to confirm
+        assert same.status_code == 200
+        moved = client.patch("/api/account", json={"email": taken_over, "old_password": PASSWORD})
+        assert moved.status_code == 200 and moved.json()["email"] == taken_over
+    with system.client(admin.token) as client:  # an admin sets another user's email without their password
+        back = client.patch(f"/api/users/{ann.id}", json={"email": ann.email})
+        assert back.status_code == 200 and back.json()["email"] == ann.email

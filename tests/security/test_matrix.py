@@ -50,7 +50,7 @@ class World:
         return self.system.client(token)
 
     def create(self, collection: str) -> dict[str, Any]:
-        """A new private object of A's in `collection` (tags are always public)."""
+        """A new private object of A's in `collection` (a tag: one that nothing public carries yet)."""
         with self.client(self.a.token) as client:
             if collection == "images":
                 answer = client.post("/api/images", files={"file": ("m.png", png_bytes(), "image/png")},
@@ -220,7 +220,10 @@ MATRIX: dict[tuple[str, str], Row] = {
     **owned_collection("/api/models", "models", lambda: {"name": unique("model")}),
     **owned_collection("/api/images", "images", lambda: {"name": unique("image")}),
 }
-# Tags are public and anyone logged in may create one; deleting another's tag is 403 (not hidden).
+# Anyone logged in may create a tag; one that nothing public carries is seen by its creator and admins only;
+# changing or deleting another's tag is 403 (names are unique across users: taking one says it exists anyway).
+MATRIX[("GET", "/api/tags/{tag_id}")] = Row(
+    (404, 200, 404, 200), lambda w: Target(f"/api/tags/{w.owned('tags')['id']}"))
 MATRIX[("DELETE", "/api/tags/{tag_id}")] = Row(
     (401, 204, 403, 204), lambda w: Target(f"/api/tags/{w.create('tags')['id']}"), fresh=True)
 

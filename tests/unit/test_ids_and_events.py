@@ -65,12 +65,16 @@ def test_aggregate_replays_its_events() -> None:
     assert isinstance(events[1], TagRenamed) and events[1].previous_name == "a"
 
 
-@pytest.mark.parametrize("raw,expected", [("  cat  ", "cat"), ("black   cat", "black cat"), ("猫", "猫")])
+@pytest.mark.parametrize("raw,expected", [("  cat  ", "cat"), ("black   cat", "black cat"), ("猫", "猫"),
+                                          ("\uff23\uff21\uff34", "CAT"), ("a\u00a0\u3000b", "a b"),
+                                          ("caf\u0065\u0301", "caf\u00e9"), ("x" * 50, "x" * 50)])
 def test_tag_names_are_cleaned(raw: str, expected: str) -> None:
     assert clean_tag_name(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["", "   ", "a,b", "123", "x" * 51, "a\x01b"])
+@pytest.mark.parametrize("raw", ["", "   ", "a,b", "123", "\uff11\uff12", "x" * 51, "a\x01b", "a\tb", "a\nb",
+                                 "c\u200bat", "abc\u202edef", "\ufeffcat", "ca\u00adt", "cat\ufe0f", "a\u2028b",
+                                 "\ue000", "\u3164", "\ufdfa" * 3])
 def test_bad_tag_names_are_refused(raw: str) -> None:
     with pytest.raises(Invalid):
         clean_tag_name(raw)

@@ -108,6 +108,18 @@ def test_unknown_parameters_and_malformed_values_are_refused_by_name(query_strin
     assert refused(query_string) == named
 
 
+def test_tag_names_are_read_as_stored_names_compare() -> None:
+    assert parse("tag=%EF%BC%A3%EF%BC%A1%EF%BC%B4,Cat").conditions[0].values == ("cat",)  # fullwidth CAT, Cat
+
+
+def test_a_refused_date_quotes_the_value_as_sent() -> None:
+    for query_string, sent in (("date=2026++", "'2026++'"), ("date=2026%2B%2B", "'2026++'"),
+                               ("date=202213", "'202213'"), ("date=2023~2022", "'2023~2022'")):
+        with pytest.raises(Invalid) as caught:
+            parse(query_string)
+        assert f"date: {sent} is not a date filter" in caught.value.detail, caught.value.detail
+
+
 @pytest.mark.parametrize(("query_string", "named"), [
     ("date=2026++", "date"), ("date=2026%20%20", "date"), ("date=%202026", "date"), ("date=2026%20~2027", "date"),
     ("date=%D9%A2%D9%A0%D9%A2%D9%A6", "date"),  # Arabic-Indic digits: \\d would take them

@@ -21,6 +21,7 @@ from events.models import ModelCreated
 from events.params import ParamCreated, ParamDataReplaced, ParamRenamed
 from infra.actor import Actor
 from infra.errors import Conflict, Invalid, TooLarge
+from infra.urls import AllowList
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -116,16 +117,21 @@ def test_status_progress_and_model_path_cannot_be_set() -> None:
     check_patch_fields({"name": "x", "image": None})
 
 
-@pytest.mark.parametrize("url", ["https://example.com/a.png", "http://10.0.0.1:9000/bucket/x.jpg",
+@pytest.mark.parametrize("url", ["https://example.com/a.png", "http://93.184.216.34:9000/bucket/x.jpg",
                                  "/api/blobs/ab/cd/abcd" + "0" * 60 + ".png"])
 def test_accepted_urls(url: str) -> None:
     assert _url_problem(url) is None
 
 
+def test_a_private_host_passes_only_when_allowed() -> None:
+    assert _url_problem("http://10.0.0.1:9000/bucket/x.jpg") is not None
+    assert _url_problem("http://10.0.0.1:9000/bucket/x.jpg", AllowList.parse(["10.0.0.0/8"])) is None
+
+
 @pytest.mark.parametrize("url", ["ftp://example.com/a.png", "file:///etc/passwd", "javascript:alert(1)",
                                  "https:///nohost", "example.com/a.png", "/api/blobs/../../etc/passwd",
                                  "/etc/passwd", "https://exa mple.com/", "https://example.com/\x00", "",
-                                 "http://[::1"])
+                                 "http://[::1", "http://10.0.0.1:9000/bucket/x.jpg", "http://169.254.169.254/"])
 def test_refused_urls(url: str) -> None:
     assert _url_problem(url) is not None
 

@@ -132,3 +132,20 @@ def test_a_data_folder_that_cannot_be_created_says_why(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(SettingsError, match="a file of that name is in the way"):
         ensure_data_dir(tmp_path / "file")
+
+
+def test_the_url_allow_list_takes_names_and_networks_and_names_a_bad_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.from_env().url_allowed_hosts.names == frozenset()
+    monkeypatch.setenv("AIDRAW_URL_ALLOWED_HOSTS", "files.corp.example, 10.0.0.0/8")
+    allowed = Settings.from_env().url_allowed_hosts
+    assert allowed.names == {"files.corp.example"} and [str(n) for n in allowed.networks] == ["10.0.0.0/8"]
+    assert "'bad host!' is neither a host name nor a network" in refused(monkeypatch,
+                                                                      AIDRAW_URL_ALLOWED_HOSTS="a.example,bad host!")
+
+
+def test_trusted_proxies_are_addresses_or_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.from_env().trusted_proxies == ()
+    monkeypatch.setenv("AIDRAW_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8,::1")
+    assert [str(n) for n in Settings.from_env().trusted_proxies] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
+    assert "'proxy.example' is not an address or a network" in refused(
+        monkeypatch, AIDRAW_TRUSTED_PROXIES="10.0.0.1,proxy.example")
