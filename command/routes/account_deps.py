@@ -8,16 +8,16 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from command.personal import PersonalData
+from command.routes.deps import CommandSide
 from infra.ratelimit import LoginThrottle
 
 
-def get_personal(request: Request) -> PersonalData:
-    return PersonalData(request.app.state.keys, request.app.state.settings.subject_prefix)
+def get_personal(services: CommandSide) -> PersonalData:
+    return PersonalData(services.keys, services.settings.subject_prefix)
 
 
-def get_throttle(request: Request) -> LoginThrottle:
-    throttle: LoginThrottle = request.app.state.login_throttle
-    return throttle
+def get_throttle(services: CommandSide) -> LoginThrottle:
+    return services.login_throttle
 
 
 def client_address(request: Request) -> str:
