@@ -16,6 +16,7 @@ from command.routes.account_deps import Personal
 from command.routes.deps import Blobs, Commands, CommandSide, IdempotencyKey
 from command.routes.idempotent import created_again
 from command.tag_refs import clean_tag_names, tag_names
+from events.images import SHOWN_FIELDS
 from events.store.protocol import DuplicateRequest
 from infra.auth import RequiredUser
 from infra.errors import Invalid
@@ -42,14 +43,12 @@ def image_out(app: CommandApp, personal: PersonalData, blobs: BlobStore, image: 
     owner's name (the user's aggregate). The like count lives in the likes read model, not in any aggregate:
     a new image's is 0; a change, or an upload repeated with its Idempotency-Key, answers null (GET the image
     for it)."""
+    shown = {name: getattr(image, name) for name in SHOWN_FIELDS}  # the upload's fields, as stored
     return ImageWritten(
-        id=image.number, name=image.name, width=image.width, height=image.height, prompt=image.prompt,
-        negative_prompt=image.negative_prompt, num_inference_steps=image.num_inference_steps,
-        guidance_scale=image.guidance_scale, scheduler=image.scheduler, seed=image.seed,
-        from_image=image.from_image, model_id=image.model_id, loras=image.loras, url=blobs.url(image.blob_key),
+        id=image.number, **shown, url=blobs.url(image.blob_key),
         thumbnail_url=blobs.url(image.thumbnail_key) if image.thumbnail_key else None,
-        tags=tag_names(app, image.tag_ids), public=image.public, likes=likes, user_id=image.user_id,
-        user=ImageUser(id=image.user_id, name=shown_name(app, personal, image.user_id)), task_id=image.task_id,
+        tags=tag_names(app, image.tag_ids), likes=likes,
+        user=ImageUser(id=image.user_id, name=shown_name(app, personal, image.user_id)),
         created_at=image.created_on, updated_at=image.modified_on)
 
 
