@@ -10,7 +10,6 @@ from psycopg_pool import AsyncConnectionPool
 
 from events.views import ViewRecorder
 from infra.services import SharedServices, container
-from infra.settings import Settings
 from infra.storage import BlobStore
 
 if TYPE_CHECKING:
@@ -39,10 +38,6 @@ def query_services(request: Request) -> QueryServices:
 QuerySide = Annotated[QueryServices, Depends(query_services)]
 
 
-def get_settings(services: QuerySide) -> Settings:
-    return services.settings
-
-
 def get_blobs(services: QuerySide) -> BlobStore:
     return services.blobs
 
@@ -51,6 +46,5 @@ def get_views(services: QuerySide) -> ViewRecorder:
     return services.views
 
 
-QuerySettings = Annotated[Settings, Depends(get_settings)]
 Blobs = Annotated[BlobStore, Depends(get_blobs)]
 Views = Annotated[ViewRecorder, Depends(get_views)]

@@ -18,7 +18,6 @@ from infra.errors import Invalid
 from infra.keys import PostgresKeyStore
 from infra.ratelimit import LoginThrottle
 from infra.services import SharedServices, container
-from infra.settings import Settings
 from infra.storage import BlobStore
 
 
@@ -46,10 +45,6 @@ CommandSide = Annotated[CommandServices, Depends(command_services)]
 
 def get_app(services: CommandSide) -> CommandApp:
     return services.commands
-
-
-def get_settings(services: CommandSide) -> Settings:
-    return services.settings
 
 
 def get_blobs(services: CommandSide) -> BlobStore:
@@ -91,6 +86,5 @@ async def request_digest(request: Request, keys: PostgresKeyStore) -> str | None
 
 
 Commands = Annotated[CommandApp, Depends(get_app)]
-CommandSettings = Annotated[Settings, Depends(get_settings)]
 Blobs = Annotated[BlobStore, Depends(get_blobs)]
 IdempotencyKey = Annotated[RequestKey | None, Depends(idempotency_key)]
