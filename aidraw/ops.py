@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from aidraw.restarts import read_state
 from aidraw.bootstrap import AppServices, Services
+from aidraw.restarts import read_state
 
 router = APIRouter(tags=["operations"])
 

