@@ -7,13 +7,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from aidraw import ops
+from aidraw.bootstrap import Services, app_services, bootstrap
 from aidraw.image_routes import IMAGE_ROUTERS
 from aidraw.openapi import install_problem_docs
-from aidraw.roles import PROJECTORS
-from command.app import CommandApp
 from command.routes import datasets as command_datasets
 from command.routes import models as command_models
 from command.routes import params as command_params
@@ -21,18 +19,13 @@ from command.routes import sessions as command_sessions
 from command.routes import tags as command_tags
 from command.routes import tasks as command_tasks
 from command.routes import users as command_users
-from command.sessions import SessionExtender
-from infra import passwords
 from infra.auth import current_actor
 from infra.body_limit import BodyLimit
 from infra.errors import install_problem_handlers
 from infra.http import SEQUENCE_HEADER
-from infra.keys import PostgresKeyStore
-from infra.ratelimit import LoginThrottle
+from infra.services import SERVICES_KEY
 from infra.settings import Settings
-from infra.storage.factory import blob_store_from_env
-from query.consistency import STALE_HEADER, CallerSequences, ProjectionWatcher, caller_key, token_caller_key
-from query.db import make_pool
+from query.consistency import STALE_HEADER, caller_key, token_caller_key
 from query.routes import audit
 from query.routes import datasets as query_datasets
 from query.routes import models as query_models
@@ -49,36 +42,14 @@ Errors are `application/problem+json`."""
 
 def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.blobs = blob_store_from_env(settings.data_dir)  # image files: local (served at /api/blobs) or S3
-        commands = await run_in_threadpool(CommandApp, settings, nats_url)
-        app.state.commands = commands
-        app.state.event_log = commands.recorder
-        app.state.keys = await run_in_threadpool(PostgresKeyStore(database_url).open)
-        await run_in_threadpool(app.state.login_throttle.open)
-        app.state.extend_session = SessionExtender(commands)
-        await run_in_threadpool(passwords.warm_up)
-        await app.state.read_pool.open(wait=True, timeout=20)
-        await app.state.watcher.start()
-        try:
-            yield
-        finally:
-            await app.state.watcher.stop()
-            await app.state.read_pool.close()
-            await run_in_threadpool(app.state.keys.close)
-            await run_in_threadpool(app.state.login_throttle.close)
-            await run_in_threadpool(commands.close)
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Services]]:
+        async with bootstrap(settings, nats_url, database_url) as services:
+            yield {SERVICES_KEY: services}  # each request's state: infra/services.py
 
     # Every route checks a presented token, even one that does not look at the caller: a bad token is 401,
     # never silently anonymous. Routes that take CurrentActor reuse this result (one check per request).
     app = FastAPI(title="aidraw", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
                   dependencies=[Depends(current_actor)])
-    app.state.settings = settings
-    app.state.read_pool = make_pool(database_url)
-    app.state.watcher = ProjectionWatcher(database_url, [p.name for p in PROJECTORS])
-    app.state.caller_sequences = CallerSequences()
-    app.state.login_throttle = LoginThrottle(database_url, settings.login_max_failures,
-                                             settings.login_max_failures_per_address, settings.login_failure_window_s)
     install_problem_handlers(app)
     install_problem_docs(app)
     app.add_middleware(BodyLimit, max_bytes=settings.json_max_bytes)  # inside `observe`: its 413s are measured
@@ -89,10 +60,11 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         response = await call_next(request)
         seq = response.headers.get(SEQUENCE_HEADER)
         if seq:
-            app.state.caller_sequences.wrote(caller_key(request), int(seq))
+            sequences = app_services(request).caller_sequences
+            sequences.wrote(caller_key(request), int(seq))
             issued = getattr(request.state, "issued_token", None)  # a login: its token's reads wait for it too
             if issued:
-                app.state.caller_sequences.wrote(token_caller_key(issued), int(seq))
+                sequences.wrote(token_caller_key(issued), int(seq))
         if getattr(request.state, "stale", False):
             response.headers[STALE_HEADER] = "stale"
         route = request.scope.get("route")

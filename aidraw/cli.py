@@ -54,7 +54,8 @@ def _projector(settings: Settings, names: list[str]) -> int:
         return 2
     ends = resolve(settings)
     bridge = NatsBridge(ends.nats_url)
-    ensure_stream(bridge, settings.stream_name, settings.subject_prefix, settings.duplicate_window_s)
+    ensure_stream(bridge, settings.stream_name, settings.subject_prefix, settings.duplicate_window_s,
+                  settings.stream_replicas)
     bridge.close()
     target = Target(ends.nats_url, settings.stream_name, ends.database_url)
 
@@ -144,11 +145,10 @@ def _audit(settings: Settings, aggregate: str, number: str) -> int:
     return 0
 
 
-def _read_password() -> str | None:
+def _read_password(settings: Settings) -> str | None:
     import getpass
-    import os
 
-    password = os.environ.get("AIDRAW_ADMIN_PASSWORD")
+    password = settings.admin_password
     if password:
         return password
     if not sys.stdin.isatty():
@@ -179,7 +179,7 @@ def _user_create(settings: Settings, name: str, email: str, admin: bool) -> int:
         print(f"error: cannot reach PostgreSQL: {' '.join(str(exc).split())} Start the server, or set "
               "AIDRAW_DATABASE_URL to one that runs.", file=sys.stderr)
         return 1
-    password = _read_password()
+    password = _read_password(settings)
     if password is None:
         return 2
     app = CommandApp(settings, ends.nats_url)
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
-        if _uses_data_dir(args):
+        if _uses_data_dir(args, settings):
             ensure_data_dir(settings.data_dir)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -238,11 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _uses_data_dir(args: argparse.Namespace) -> bool:
+def _uses_data_dir(args: argparse.Namespace, settings: Settings) -> bool:
     """`run` keeps everything in the data folder; the API and the full projector set keep local blobs there."""
-    import os
+    from infra.storage.factory import uses_local_blobs
 
-    local_blobs = os.environ.get("AIDRAW_STORAGE", "").strip().lower() in {"", "local"}
+    local_blobs = uses_local_blobs(settings.storage)
     return args.cmd == "run" or (local_blobs and (args.cmd == "api" or (args.cmd == "projector" and not args.names)))
 
 

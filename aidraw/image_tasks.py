@@ -37,7 +37,7 @@ async def run_image_tasks(settings: Settings, nats_url: str, database_url: str, 
             return int(info.state.last_seq or 0)
 
         domain = Target(nats_url, settings.stream_name, database_url)
-        reaper = BlobReaper(blob_store_from_env(settings.data_dir), database_url, log_end,
+        reaper = BlobReaper(blob_store_from_env(settings.data_dir, settings.storage), database_url, log_end,
                             orphan_sweep_s=settings.blob_sweep_interval_s, orphan_age_s=settings.blob_orphan_age_s)
         await asyncio.gather(
             ProjectionRunner(ViewsProjector(), Target(nats_url, views, database_url),

@@ -6,11 +6,12 @@ import contextlib
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+from aidraw.bootstrap import AppServices, Services
 from aidraw.restarts import read_state
 
 router = APIRouter(tags=["operations"])
@@ -33,10 +34,11 @@ WORK_OLDEST = Gauge("aidraw_work_oldest_seconds", "Age of the oldest item waitin
 WORK_QUEUES = {"account_deletions": "account_deletion_queue", "blob_reaper": "blob_reap_queue"}
 
 
-async def work_queues(request: Request) -> dict[str, dict[str, float]]:
+async def work_queues(services: Services) -> dict[str, dict[str, float]]:
     """Items waiting and the oldest one's age, per background queue (absent until its table exists)."""
     found: dict[str, dict[str, float]] = {}
-    async with request.app.state.read_pool.connection(timeout=2) as conn:
+    pool: Any = services.pool  # its rows are dicts (query/db.py make_pool)
+    async with pool.connection(timeout=2) as conn:
         for queue, table in WORK_QUEUES.items():
             row = await (await conn.execute(
                 f"SELECT to_regclass('public.{table}') IS NOT NULL AS present")).fetchone()
@@ -50,10 +52,10 @@ async def work_queues(request: Request) -> dict[str, dict[str, float]]:
     return found
 
 
-def projection_lag(request: Request) -> dict[str, dict[str, float]]:
+def projection_lag(services: Services) -> dict[str, dict[str, float]]:
     """Events and seconds behind, per projection (blocking: reads the stream's state)."""
-    event_log = request.app.state.event_log
-    watcher = request.app.state.watcher
+    event_log = services.event_log
+    watcher = services.watcher
     last = event_log.last_sequence()
     lag: dict[str, dict[str, float]] = {}
     for name in watcher.projections:
@@ -74,25 +76,25 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(request: Request) -> Response:
+async def readyz(services: AppServices) -> Response:
     """NATS and PostgreSQL reachable, projections caught up within AIDRAW_READY_MAX_LAG events."""
     checks: dict[str, Any] = {}
     ok = True
     try:
-        lag = await run_in_threadpool(projection_lag, request)
+        lag = await run_in_threadpool(projection_lag, services)
         checks["nats"] = "ok"
         checks["projections"] = lag
-        limit = request.app.state.settings.ready_max_lag_events
+        limit = services.settings.ready_max_lag_events
         if any(v["events"] > limit for v in lag.values()):
             ok = False
     except Exception as exc:
         checks["nats"] = f"unreachable: {exc.__class__.__name__}"
         ok = False
     try:
-        async with request.app.state.read_pool.connection(timeout=2) as conn:
+        async with services.pool.connection(timeout=2) as conn:
             await conn.execute("SELECT 1")
         checks["postgres"] = "ok"
-        checks["work_queues"] = await work_queues(request)
+        checks["work_queues"] = await work_queues(services)
     except Exception as exc:
         checks["postgres"] = f"unreachable: {exc.__class__.__name__}"
         ok = False
@@ -103,11 +105,11 @@ async def readyz(request: Request) -> Response:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(request: Request) -> Response:
+async def metrics(services: AppServices) -> Response:
     """Prometheus metrics: request latency, projection lag, log position, background work queues, the generation
     queue (tasks waiting and running per capability, wait and run times)."""
     try:
-        lag = await run_in_threadpool(projection_lag, request)
+        lag = await run_in_threadpool(projection_lag, services)
     except Exception:
         lag = {}
     for name, values in lag.items():
@@ -116,7 +118,7 @@ async def metrics(request: Request) -> Response:
         POSITION.labels(name).set(values["position"])
         LOG_LAST.set(values["log_last"])
     try:
-        queues = await work_queues(request)
+        queues = await work_queues(services)
     except Exception:
         queues = {}
     for queue, stats in queues.items():
@@ -125,5 +127,5 @@ async def metrics(request: Request) -> Response:
     from aidraw import task_metrics  # it registers on this module's registry
 
     with contextlib.suppress(Exception):  # metrics of what can be read; never a failed scrape
-        await task_metrics.update(request.app.state.read_pool)
+        await task_metrics.update(services.pool)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

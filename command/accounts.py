@@ -51,6 +51,16 @@ def view(personal: PersonalData, user: User) -> UserView:
                     user.role, user)
 
 
+def shown_name(app: CommandApp, personal: PersonalData, number: int) -> str | None:
+    """A user's name as others see it beside their objects, from the user's aggregate: None once the user is
+    deleted or erased."""
+    try:
+        user = app.load(User, "user", number)
+    except NotFound:
+        return None
+    return personal.opener(number).open("name", user.sealed_name)
+
+
 def _taken(claim: ClaimConflict, personal: PersonalData, number: int, name: str | None) -> Conflict:
     if name is not None and claim.subject == personal.name_claim(name, number).subject:
         return Conflict("That user name is taken (names are unique, ignoring case).")

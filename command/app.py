@@ -45,6 +45,8 @@ class CommandApp(Application[UUID]):
             "NATS_STREAM": settings.stream_name,
             "NATS_SUBJECT_PREFIX": settings.subject_prefix,
             "NATS_TIMEOUT": str(settings.event_log_timeout_s),
+            "NATS_STREAM_REPLICAS": str(settings.stream_replicas),
+            "NATS_DUPLICATE_WINDOW": repr(settings.duplicate_window_s),
         })
         self.settings = settings
         recorder = self.recorder

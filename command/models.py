@@ -22,6 +22,7 @@ from events.models import (
     ModelCreated,
     ModelDeleted,
     ModelRenamed,
+    ModelStatus,
     ModelTagsChanged,
     ModelTriggerWordsChanged,
     ModelVisibilityChanged,
@@ -30,8 +31,8 @@ from events.store.protocol import Claim, IdempotencyArg
 from infra.actor import Actor
 from infra.errors import Conflict, Invalid
 
-INITIAL = "initial"
-LOCKED = frozenset({"waiting", "running"})  # training queued or in progress: the model may not change
+INITIAL: ModelStatus = "initial"
+LOCKED: frozenset[ModelStatus] = frozenset({"waiting", "running"})  # training queued or running: no changes
 READ_ONLY = ("progress", "model_path")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # tabs and newlines are fine in trigger words
 

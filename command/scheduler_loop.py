@@ -55,7 +55,8 @@ class SchedulerLoop:
         nc = await nats.connect(self.nats_url, name="aidraw-scheduler", max_reconnect_attempts=-1)
         try:
             js = nc.jetstream()
-            await ensure_work_stream(js, self.settings.stream_name, self.settings.subject_prefix)
+            await ensure_work_stream(js, self.settings.stream_name, self.settings.subject_prefix,
+                                         self.settings.stream_replicas)
             scheduler = Scheduler(lookahead=self.lookahead)
             sub = await js.subscribe(f"{self.settings.subject_prefix}.task.>", stream=self.settings.stream_name,
                                      ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)

@@ -37,6 +37,18 @@ class ImageUploaded(Created):
     descriptor: list[float] | None
 
 
+# The one definition of what describes an image: the upload's fields, above. The read model's columns, what a
+# GET and a write's answer show (projectors/postgres/image_rows.py, query/image_queries.py,
+# command/routes/images.py) are derived from it; the typed copies (command/images.py `NewImage` and `Image`,
+# infra/schemas_images.py `ImageFields`, the read model's DDL) are checked against it
+# (tests/unit/test_vocabularies.py).
+IMAGE_FIELDS: tuple[str, ...] = tuple(ImageUploaded.__annotations__)
+# Stored, never shown as they are: the blob keys become `url` and `thumbnail_url`, tag ids become `tags` (names).
+UNSHOWN_FIELDS = frozenset({"blob_key", "thumbnail_key", "content_type", "tag_ids", "descriptor"})
+# Shown to clients exactly as stored (beside `id`, `likes`, the URLs, `tags`, `user`, the dates).
+SHOWN_FIELDS: tuple[str, ...] = tuple(name for name in IMAGE_FIELDS if name not in UNSHOWN_FIELDS)
+
+
 class ImageChanged(Changed):
     """What the owner changed; a field that is None was left as it was."""
 

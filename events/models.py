@@ -7,22 +7,31 @@ that a rebuild never has to guess it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 from events.base import Changed, Created, Deleted
+
+# The one definition of each model vocabulary; the API's schemas, the list filters and the aggregate's rules
+# take theirs from here (mypy checks every spelled-out value against these Literals).
+ModelType = Literal["lora", "ckp", "hyper", "ti"]  # LoRA, checkpoint, hypernetwork, textual inversion
+ModelBase = Literal["SD1.5", "SD2"]  # the Stable Diffusion family a model fits
+ModelStatus = Literal["initial", "ready", "waiting", "running", "success", "error"]
+MODEL_TYPES: tuple[ModelType, ...] = get_args(ModelType)
+BASE_MODELS: tuple[ModelBase, ...] = get_args(ModelBase)
+MODEL_STATUSES: tuple[ModelStatus, ...] = get_args(ModelStatus)
 
 
 class ModelCreated(Created):
     name: str
-    type: str  # lora | ckp | hyper | ti
-    base_model: str  # SD1.5 | SD2
+    type: str  # one of MODEL_TYPES
+    base_model: str  # one of BASE_MODELS
     source: int | None  # the model this one is trained from, if any
     trigger_words: str
     tag_ids: list[int]
     public: bool
     user_id: int
     data: dict[str, Any]  # training data: {"oss": [urls], "images": [ids], "choices": [ids]}
-    status: str
+    status: str  # one of MODEL_STATUSES
 
 
 class ModelRenamed(Changed):

@@ -2,27 +2,26 @@
 domain stream: they go to a stream of their own, `<domain stream>_VIEWS` on subjects `<prefix>_views.image.<id>`,
 whose messages expire after a max age (old history is worth little, and the stream must not grow forever).
 
-A view is a small JSON message, `{"user_id", "image_id", "viewed_at"}`, published by the API after a
-successful, logged-in GET of an image. Losing one (the API stopped before publishing it) loses a line of
-history, nothing else: no write waits for it and no rule depends on it.
+A view is a small JSON message, `{"user_id", "image_id", "viewed_at"}`, published by the API (`ViewRecorder`,
+on the API's own async NATS client) after a successful, logged-in GET of an image. Losing one (the API stopped
+before publishing it, NATS was away) loses a line of history, nothing else: no request waits for it and no rule
+depends on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Coroutine
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
 
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
-from events.store.bridge import NatsBridge
-
-T = TypeVar("T")
+log = logging.getLogger("aidraw.views")
 
 _STREAM_NAME_IN_USE = 10058
 
@@ -81,23 +80,77 @@ def decode_view(headers: dict[str, str] | None, data: bytes) -> ImageViewed | No
     return view if view.viewed_at.tzinfo is not None else None
 
 
-class ViewPublisher:
-    """Publishes views from async code (the API's event loop) through the process's NATS bridge, whose
-    connection lives on another loop: the coroutine runs there and is awaited here without blocking."""
+class ViewRecorder:
+    """Records views from the API's event loop through the API's own async NATS client (aidraw/bootstrap.py),
+    best-effort: `record` never waits. It puts the view on a bounded queue (a full queue drops it) and a task
+    publishes what is queued, each publish bounded by `timeout_s`. A NATS outage loses views, never fails or
+    slows a GET; the first failure after a success is logged, and the first success after failures."""
 
-    def __init__(self, bridge: NatsBridge, stream: str, prefix: str, max_age_s: float) -> None:
-        self._bridge = bridge
+    def __init__(self, js: JetStreamContext, stream: str, prefix: str, max_age_s: float, *,
+                 queue_size: int = 10_000, timeout_s: float = 2.0, concurrency: int = 64) -> None:
+        self._js = js
         self._stream = stream
         self._prefix = prefix
         self._max_age_s = max_age_s
-        self._ready = False
+        self._timeout_s = timeout_s
+        self._concurrency = concurrency
+        self._queue: asyncio.Queue[ImageViewed] = asyncio.Queue(queue_size)
+        self._task: asyncio.Task[None] | None = None
+        self._stream_ready = False
+        self._failing = False
+        self.dropped = 0  # views lost: queue full, or NATS did not take them in time
 
-    async def _on_bridge(self, coro: Coroutine[Any, Any, T]) -> T:
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._bridge.loop))
+    def start(self) -> None:
+        """Start publishing (on the running loop: the app's)."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="aidraw-views")
 
-    async def publish(self, user_id: int, image_id: int) -> None:
-        if not self._ready:
-            await self._on_bridge(ensure_views_stream(self._bridge.js, self._stream, self._prefix, self._max_age_s))
-            self._ready = True
-        subject, body = encode_view(self._prefix, ImageViewed(user_id, image_id, datetime.now(UTC)))
-        await self._on_bridge(self._bridge.js.publish(subject, body, stream=self._stream, timeout=5))
+    def record(self, user_id: int, image_id: int) -> None:
+        try:
+            self._queue.put_nowait(ImageViewed(user_id, image_id, datetime.now(UTC)))
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def close(self, drain_s: float = 2.0) -> None:
+        """Publish what is queued for at most `drain_s`, then stop."""
+        if self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(drain_s):
+                await self._queue.join()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._concurrency and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._publish_all(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _publish_all(self, batch: list[ImageViewed]) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                if not self._stream_ready:
+                    await ensure_views_stream(self._js, self._stream, self._prefix, self._max_age_s)
+                    self._stream_ready = True
+                results = await asyncio.gather(*(self._publish(view) for view in batch), return_exceptions=True)
+        except Exception as exc:
+            results = [exc] * len(batch)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        self.dropped += len(failures)
+        if failures and not self._failing:
+            log.warning("views not recorded: the event log did not take them",
+                        extra={"lost": len(failures), "error": str(failures[0]) or type(failures[0]).__name__})
+        elif not failures and self._failing:
+            log.info("views recorded again", extra={"lost_so_far": self.dropped})
+        self._failing = bool(failures)
+
+    async def _publish(self, view: ImageViewed) -> None:
+        subject, body = encode_view(self._prefix, view)
+        await self._js.publish(subject, body, stream=self._stream, timeout=self._timeout_s)

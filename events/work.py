@@ -17,8 +17,6 @@ from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
-from events.store.stream import stream_replicas
-
 DUPLICATE_WINDOW_S = 15 * 60.0
 _STREAM_NAME_IN_USE = 10058
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
@@ -38,14 +36,15 @@ def work_subject(prefix: str, capability: str, task_id: int) -> str:
     return f"{work_prefix(prefix)}.{capability}.{task_id}"
 
 
-def work_stream_config(stream: str, prefix: str) -> StreamConfig:
+def work_stream_config(stream: str, prefix: str, replicas: int = 1) -> StreamConfig:
     return StreamConfig(name=work_stream_name(stream), subjects=[f"{work_prefix(prefix)}.>"],
                         retention=RetentionPolicy.WORK_QUEUE, storage=StorageType.FILE,
-                        duplicate_window=DUPLICATE_WINDOW_S, num_replicas=stream_replicas())
+                        duplicate_window=DUPLICATE_WINDOW_S, num_replicas=replicas)
 
 
-async def ensure_work_stream(js: JetStreamContext, stream: str, prefix: str) -> None:
-    config = work_stream_config(stream, prefix)
+async def ensure_work_stream(js: JetStreamContext, stream: str, prefix: str, replicas: int = 1) -> None:
+    """`replicas`: `Settings.stream_replicas`, as for the domain stream."""
+    config = work_stream_config(stream, prefix, replicas)
     try:
         await js.add_stream(config)
     except BadRequestError as exc:

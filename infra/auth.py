@@ -7,7 +7,8 @@ that is malformed, forged, expired, ended or whose user is gone is 401, never an
 The session and its user are folded from the log itself on each request (infra/session_state.py): logout,
 password change and deletion act at once. When a session was last extended more than AIDRAW_SESSION_REFRESH
 ago, the request schedules an extension (a SessionExtended event) to run after the answer; the composition root
-provides it as `app.state.extend_session(session_id)`, and its failure never fails the request.
+provides it as the services' `extend_session(session_id)` (infra/services.py), and its failure never fails the
+request.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from events.ids import aggregate_uuid
 from events.store.protocol import EventStore
 from infra.actor import ANONYMOUS, Actor
 from infra.errors import Unauthorized, Unavailable
+from infra.services import shared_services
 from infra.session_state import SessionState, UserState, fold_session, fold_user, session_is_live
 from infra.tokens import hash_matches, parse_token, presented_token
 
@@ -63,8 +65,9 @@ async def current_actor(
     if parsed is None:
         raise Unauthorized(INVALID_TOKEN)
     session_id, secret = parsed
+    services = shared_services(request)
     try:
-        session, user = await run_in_threadpool(load_session, request.app.state.event_log, session_id)
+        session, user = await run_in_threadpool(load_session, services.event_log, session_id)
     except PersistenceError as exc:
         raise Unavailable("The event log cannot be read just now; try again.") from exc
     now = datetime.now(UTC)
@@ -73,10 +76,9 @@ async def current_actor(
     if not session_is_live(session_id, session, user, now):
         raise Unauthorized(INVALID_TOKEN)
     assert user is not None
-    refresh = timedelta(seconds=request.app.state.settings.session_refresh_s)
-    extend = getattr(request.app.state, "extend_session", None)
-    if extend is not None and now - session.extended_at >= refresh:
-        background.add_task(extend, session_id)
+    refresh = timedelta(seconds=services.settings.session_refresh_s)
+    if now - session.extended_at >= refresh:
+        background.add_task(services.extend_session, session_id)
     return Actor(user_id=session.user_id, role=user.role, session_id=session_id)
 
 

@@ -5,10 +5,11 @@ is left as it is and an explicit null is refused, except where null has a meanin
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
+from events.models import BASE_MODELS, MODEL_TYPES, ModelBase, ModelType
 from infra.schemas import Input, NoNulls, Page
 from infra.tag_names import MAX_TAG_NAME
 
@@ -36,10 +37,8 @@ def any_case(*spellings: str) -> BeforeValidator:
     return BeforeValidator(spell)
 
 
-MODEL_TYPES = Literal["lora", "ckp", "hyper", "ti"]
-BASE_MODELS = Literal["SD1.5", "SD2"]
-ModelType = Annotated[MODEL_TYPES, any_case(*get_args(MODEL_TYPES))]
-BaseModelName = Annotated[BASE_MODELS, any_case(*get_args(BASE_MODELS))]
+ModelTypeName = Annotated[ModelType, any_case(*MODEL_TYPES)]
+BaseModelName = Annotated[ModelBase, any_case(*BASE_MODELS)]
 
 
 class Patch(NoNulls):
@@ -140,7 +139,7 @@ class DatasetPage(Page):
 
 class ModelIn(Input):
     name: Name
-    type: ModelType
+    type: ModelTypeName
     base_model: BaseModelName
     source: ObjectRef | None = None
     trigger_words: TriggerWords = ""

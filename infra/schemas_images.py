@@ -29,7 +29,9 @@ class ImageUser(BaseModel):
     name: str | None
 
 
-class ImageOut(BaseModel):
+class ImageFields(BaseModel):
+    """An image as clients see it, but its like count (see ImageOut, ImageWritten)."""
+
     id: int
     name: str
     width: int
@@ -47,12 +49,24 @@ class ImageOut(BaseModel):
     thumbnail_url: str | None
     tags: list[str]
     public: bool
-    likes: int
     user_id: int
     user: ImageUser
     task_id: int | None
     created_at: datetime
     updated_at: datetime
+
+
+class ImageOut(ImageFields):
+    """An image as a GET shows it."""
+
+    likes: int
+
+
+class ImageWritten(ImageFields):
+    """An image as a write answers it, from the command side's aggregates: `likes` is 0 for a new image and
+    null after a change (the count lives in the likes read model: GET the image for it)."""
+
+    likes: int | None
 
 
 class ImagePage(Page):

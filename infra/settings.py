@@ -1,6 +1,7 @@
 """Every setting of the service, each read from one documented environment variable.
 
-The table of variables is in docs/configuration.md; keep the two in step.
+This is the only module that reads the environment (the embedded supervisor passes it on to the roles it
+starts). The table of variables is in docs/configuration.md; keep the two in step.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ MIN_ORPHAN_AGE_S = 60.0  # AIDRAW_BLOB_ORPHAN_AGE: younger blobs may be uploads 
 MAX_SECONDS = 10 * 365 * 24 * 3600.0  # durations: longer means never, and overflows dates and JetStream's limits
 # 2 ** 63 - 1: larger is no sensible count of bytes, events or seconds (and overflows where the value is used).
 _HUGE = 2**63 - 1
+# Blob storage's variables, read here and checked where the store is built (infra/storage/factory.py), so that
+# a command which uses no blobs is not stopped by them.
+STORAGE_VARIABLES = ("AIDRAW_STORAGE", "AIDRAW_S3_ENDPOINT", "AIDRAW_S3_BUCKET", "AIDRAW_S3_ACCESS_KEY",
+                     "AIDRAW_S3_SECRET_KEY", "AIDRAW_S3_REGION", "AIDRAW_S3_PUBLIC_URL", "AIDRAW_S3_CREATE_BUCKET")
 
 
 def _env(name: str, default: str) -> str:
@@ -199,6 +204,10 @@ class Settings:
     scheduler_lookahead: int = 2
     # Hosts and networks that dataset URLs may name although private (infra/urls.py); empty: public hosts only.
     url_allowed_hosts: AllowList = NOTHING_ALLOWED
+    # AIDRAW_STORAGE and AIDRAW_S3_*, as set (STORAGE_VARIABLES); kept out of repr: it holds the S3 secret.
+    storage: dict[str, str] = field(default_factory=dict, repr=False)
+    # `aidraw user create` only: the new user's password (empty: asked at a prompt).
+    admin_password: str = field(default="", repr=False)
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -215,7 +224,6 @@ class Settings:
             database_url=_env("AIDRAW_DATABASE_URL", ""),
             stream_name=_env_token("AIDRAW_STREAM", "AIDRAW"),
             subject_prefix=_env_token("AIDRAW_SUBJECT_PREFIX", "aidraw"),
-            # Read where the stream is made (events/stream.py); checked here so that a bad value stops the start.
             stream_replicas=_env_int("AIDRAW_STREAM_REPLICAS", 1, 1, 5),
             # 0: answer at once, without waiting for the caller's last write.
             read_your_writes_timeout_s=_env_float("AIDRAW_READ_YOUR_WRITES_TIMEOUT", 2.0, 0, MAX_SECONDS),
@@ -249,6 +257,8 @@ class Settings:
             generation_max_pixels=_env_int("AIDRAW_GENERATION_MAX_PIXELS", 1536 * 1536, 64 * 64, 8192 * 8192),
             scheduler_lookahead=_env_int("AIDRAW_SCHEDULER_LOOKAHEAD", 2, 1, 1000),
             url_allowed_hosts=_env_allow_list("AIDRAW_URL_ALLOWED_HOSTS"),
+            storage={name: os.environ[name] for name in STORAGE_VARIABLES if os.environ.get(name)},
+            admin_password=_env("AIDRAW_ADMIN_PASSWORD", ""),
         )
         if settings.session_refresh_s >= settings.session_ttl_s:
             raise SettingsError(

@@ -7,13 +7,11 @@ list here answers 422, so a client never believes a filter applied when it did n
 
 from __future__ import annotations
 
+from events.models import BASE_MODELS, MODEL_STATUSES, MODEL_TYPES
 from events.users import ROLES
 from query.filters import Contains, CreatedOn, Filter, Flag, InChoice, LikedBy, OneOf, OwnedBy, Tagged
 from query.listing import Collection
 
-MODEL_STATUSES = ("initial", "ready", "waiting", "running", "success", "error")
-MODEL_TYPES = ("lora", "ckp", "hyper", "ti")
-BASE_MODELS = ("SD1.5", "SD2")
 TASK_STATUSES = ("initial", "ready", "waiting", "running", "success", "error", "canceled")
 TASK_TYPES = ("inference", "train")
 

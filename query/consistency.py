@@ -20,6 +20,7 @@ from fastapi import Depends, Request
 from infra.errors import Invalid
 from infra.http import SEQUENCE_HEADER
 from infra.tokens import presented_token
+from query.services import QuerySide
 
 log = logging.getLogger("aidraw.consistency")
 
@@ -134,18 +135,16 @@ def caller_key(request: Request) -> str:
     return f"a:{client}:{request.headers.get('user-agent', '')}"
 
 
-async def consistent_read(request: Request) -> None:
+async def consistent_read(request: Request, services: QuerySide) -> None:
     """Dependency of every query route: wait until this caller's own writes are visible."""
-    watcher: ProjectionWatcher = request.app.state.watcher
-    sequences: CallerSequences = request.app.state.caller_sequences
-    wanted = sequences.last(caller_key(request))
+    wanted = services.caller_sequences.last(caller_key(request))
     explicit = request.headers.get(SEQUENCE_HEADER)
     if explicit is not None:
         if not (explicit.isascii() and explicit.isdigit() and len(explicit) <= 18):
             raise Invalid(f"{SEQUENCE_HEADER} is the stream sequence a write answered with (plain digits).",
                           field=f"header.{SEQUENCE_HEADER}")
         wanted = max(wanted, int(explicit))
-    if wanted and not await watcher.wait_for(wanted, request.app.state.settings.read_your_writes_timeout_s):
+    if wanted and not await services.watcher.wait_for(wanted, services.settings.read_your_writes_timeout_s):
         request.state.stale = True  # the app's middleware marks the answer, an error answer (a 404) included
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+
+from query.services import QuerySide
 
 
 def make_pool(url: str, max_size: int = 20) -> AsyncConnectionPool:
@@ -16,9 +18,8 @@ def make_pool(url: str, max_size: int = 20) -> AsyncConnectionPool:
                                check=AsyncConnectionPool.check_connection)
 
 
-def get_pool(request: Request) -> AsyncConnectionPool:
-    pool: AsyncConnectionPool = request.app.state.read_pool
-    return pool
+def get_pool(services: QuerySide) -> AsyncConnectionPool:
+    return services.pool
 
 
 Pool = Annotated[AsyncConnectionPool, Depends(get_pool)]

@@ -9,6 +9,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from events.images import SHOWN_FIELDS
 from infra.actor import Actor
 from infra.authz import visible_sql
 from infra.storage import BlobStore
@@ -17,10 +18,11 @@ from query.db import fetch_one
 from query.engine import list_page
 from query.listing import ListQuery
 
+# What a client sees (events/images.py SHOWN_FIELDS and the read model's own), the keys the URLs are made from,
+# the tags' names and the owner's name.
 _COLUMNS = (
-    "i.id, i.name, i.width, i.height, i.prompt, i.negative_prompt, i.num_inference_steps,"
-    " i.guidance_scale, i.scheduler, i.seed, i.from_image, i.model_id, i.loras, i.blob_key, i.thumbnail_key,"
-    " i.public, i.likes, i.user_id, i.task_id, i.created_at, i.updated_at,"
+    ", ".join(f"i.{name}" for name in ("id", *SHOWN_FIELDS, "likes", "created_at", "updated_at", "blob_key",
+                                      "thumbnail_key")) + ","
     " ARRAY(SELECT t.name FROM unnest(i.tag_ids) WITH ORDINALITY AS x(id, n) JOIN rm.tags t ON t.id = x.id"
     " ORDER BY x.n) AS tags, {user_name} AS user_name"
 )

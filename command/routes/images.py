@@ -9,26 +9,28 @@ from fastapi import APIRouter, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from command.accounts import shown_name
 from command.app import CommandApp
 from command.generation import request_generation
 from command.image_upload import default_name, prepare_image, read_upload, store_with_blobs
 from command.images import MAX_NAME, MAX_PROMPT, Image, NewImage, change_image, clean_text, delete_image, upload_image
-from command.routes.deps import Commands, IdempotencyKey
+from command.personal import PersonalData
+from command.routes.account_deps import Personal
+from command.routes.deps import Blobs, Commands, CommandSide, IdempotencyKey
 from command.routes.idempotent import created_again
 from command.routes.tasks import task_out
 from command.tag_refs import clean_tag_names, tag_names
 from command.tasks import Task
+from events.images import SHOWN_FIELDS
 from events.store.protocol import DuplicateRequest
 from infra.auth import RequiredUser
 from infra.errors import Invalid, unreadable_json
 from infra.http import ObjectId, written
-from infra.schemas_images import ImageOut, ImagePatch, ImageUser
+from infra.schemas_images import ImagePatch, ImageUser, ImageWritten
 from infra.schemas_tasks import GenerationIn, TaskOut, inline_schema
-from infra.settings import Settings
 from infra.storage import BlobStore
 
 router = APIRouter(tags=["images"])
@@ -48,32 +50,19 @@ GENERATION_ANSWER: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _read_side(pool: AsyncConnectionPool, image_id: int, user_id: int) -> tuple[int, str | None]:
-    """The like count and the owner's name, which the command side does not hold (likes live in per-user
-    aggregates, names are sealed in the log): taken from the read models, as the query side shows them."""
-    try:
-        async with pool.connection() as conn:
-            row: Any = await (await conn.execute(
-                "SELECT (SELECT likes FROM rm.images WHERE id = %(i)s) AS likes, CASE WHEN"
-                " to_regclass('rm.users') IS NULL THEN NULL ELSE (SELECT name FROM rm.users"
-                " WHERE id = %(u)s AND deleted_at IS NULL) END AS name", {"i": image_id, "u": user_id})).fetchone()
-    except Exception:  # decoration only: the write itself succeeded
-        return 0, None
-    return (row["likes"] or 0, row["name"]) if row else (0, None)
-
-
-async def image_out(request: Request, app: CommandApp, image: Image) -> ImageOut:
-    blobs: BlobStore = request.app.state.blobs
-    names = await run_in_threadpool(tag_names, app, image.tag_ids)
-    likes, user_name = await _read_side(request.app.state.read_pool, image.number, image.user_id)
-    return ImageOut(
-        id=image.number, name=image.name, width=image.width, height=image.height, prompt=image.prompt,
-        negative_prompt=image.negative_prompt, num_inference_steps=image.num_inference_steps,
-        guidance_scale=image.guidance_scale, scheduler=image.scheduler, seed=image.seed,
-        from_image=image.from_image, model_id=image.model_id, loras=image.loras, url=blobs.url(image.blob_key),
-        thumbnail_url=blobs.url(image.thumbnail_key) if image.thumbnail_key else None, tags=names,
-        public=image.public, likes=likes, user_id=image.user_id, user=ImageUser(id=image.user_id, name=user_name),
-        task_id=image.task_id, created_at=image.created_on, updated_at=image.modified_on)
+def image_out(app: CommandApp, personal: PersonalData, blobs: BlobStore, image: Image, likes: int | None
+              ) -> ImageWritten:
+    """The answer to a write, from the command side's own aggregates: the image, its tags' names and its
+    owner's name (the user's aggregate). The like count lives in the likes read model, not in any aggregate:
+    a new image's is 0; a change, or an upload repeated with its Idempotency-Key, answers null (GET the image
+    for it)."""
+    shown = {name: getattr(image, name) for name in SHOWN_FIELDS}  # the upload's fields, as stored
+    return ImageWritten(
+        id=image.number, **shown, url=blobs.url(image.blob_key),
+        thumbnail_url=blobs.url(image.thumbnail_key) if image.thumbnail_key else None,
+        tags=tag_names(app, image.tag_ids), likes=likes,
+        user=ImageUser(id=image.user_id, name=shown_name(app, personal, image.user_id)),
+        created_at=image.created_on, updated_at=image.modified_on)
 
 
 def _is_json(request: Request) -> bool:
@@ -100,13 +89,14 @@ class _Unreadable(Exception):
     pass
 
 
-async def _generate(request: Request, app: CommandApp, actor: RequiredUser, key: IdempotencyKey) -> Response:
+async def _generate(request: Request, app: CommandApp, blobs: BlobStore, actor: RequiredUser,
+                    key: IdempotencyKey) -> Response:
     try:
         body = await _generation_request(request)
     except _Unreadable as exc:
         return unreadable_json(str(exc))
     try:
-        task, seq = await run_in_threadpool(request_generation, app, actor, body, request.app.state.blobs, key)
+        task, seq = await run_in_threadpool(request_generation, app, actor, body, blobs, key)
     except DuplicateRequest as dup:
         task, seq = await run_in_threadpool(created_again, app, Task, "task", actor, dup, key)
     out = await run_in_threadpool(task_out, app, task)
@@ -115,10 +105,10 @@ async def _generate(request: Request, app: CommandApp, actor: RequiredUser, key:
     return answer
 
 
-@router.post("/api/images", status_code=201, response_model=ImageOut, openapi_extra=UPLOAD_BODY,
+@router.post("/api/images", status_code=201, response_model=ImageWritten, openapi_extra=UPLOAD_BODY,
              responses=GENERATION_ANSWER)
-async def post_image(request: Request, response: Response, app: Commands, actor: RequiredUser,
-                     key: IdempotencyKey) -> ImageOut | Response:
+async def post_image(request: Request, response: Response, app: Commands, services: CommandSide,
+                     personal: Personal, actor: RequiredUser, key: IdempotencyKey) -> ImageWritten | Response:
     """Upload an image (multipart: `file` and optional `name`, `prompt`, `negative_prompt`, `tags`, `public`).
     The file is decoded and checked (422 not an image, 413 too large), stored re-encoded without metadata,
     with a thumbnail. Unknown tag names become new tags.
@@ -127,8 +117,8 @@ async def post_image(request: Request, response: Response, app: Commands, actor:
     answer is 202 with the task, which makes the images when a runner has run it; 429 when the caller has too
     many unfinished tasks."""
     if _is_json(request):
-        return await _generate(request, app, actor, key)
-    settings: Settings = request.app.state.settings
+        return await _generate(request, app, services.blobs, actor, key)
+    settings = services.settings
     upload = await read_upload(request, settings.upload_max_bytes)
     fields = upload.fields
     tags = clean_tag_names(fields.tags)  # every check before anything is stored
@@ -146,22 +136,25 @@ async def post_image(request: Request, response: Response, app: Commands, actor:
                    blob_key=prepared.image_key, thumbnail_key=prepared.thumbnail_key,
                    content_type=checked.content_type, public=fields.public, descriptor=prepared.descriptor)
     try:
-        image, seq = await store_with_blobs(request.app.state.read_pool, request.app.state.blobs, prepared,
+        image, seq = await store_with_blobs(services.pool, services.blobs, prepared,
                                             lambda: upload_image(app, actor, new, tags, idempotency_key=key))
+        likes: int | None = 0  # a new image
     except DuplicateRequest as dup:
         image, seq = await run_in_threadpool(created_again, app, Image, "image", actor, dup, key)
+        likes = None  # the first upload's image, liked since perhaps
     written(response, seq)
     response.headers["Location"] = f"/api/images/{image.number}"
-    return await image_out(request, app, image)
+    return await run_in_threadpool(image_out, app, personal, services.blobs, image, likes)
 
 
-@router.patch("/api/images/{image_id}", response_model=ImageOut)
-async def patch_image(image_id: ObjectId, body: ImagePatch, request: Request, response: Response, app: Commands,
-                      actor: RequiredUser) -> ImageOut:
-    """Change the fields sent: name, tags (names; unknown ones are created), public. Owner or admin."""
-    image, seq = await run_in_threadpool(change_image, app, actor, image_id, body.name, body.tags, body.public)
+@router.patch("/api/images/{image_id}", response_model=ImageWritten)
+def patch_image(image_id: ObjectId, body: ImagePatch, response: Response, app: Commands, personal: Personal,
+                blobs: Blobs, actor: RequiredUser) -> ImageWritten:
+    """Change the fields sent: name, tags (names; unknown ones are created), public. Owner or admin. The
+    answer's `likes` is null: GET the image for its count."""
+    image, seq = change_image(app, actor, image_id, body.name, body.tags, body.public)
     written(response, seq)
-    return await image_out(request, app, image)
+    return image_out(app, personal, blobs, image, None)
 
 
 @router.delete("/api/images/{image_id}", status_code=204)

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from eventsourcing.application import AggregateNotFoundError
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 
 from command.app import CommandApp
 from command.models import Model, change_model, create_model, delete_model
-from command.routes.deps import Commands, IdempotencyKey
+from command.routes.deps import Blobs, Commands, IdempotencyKey
 from command.routes.idempotent import created_again
 from command.tag_refs import tag_names
 from events.ids import aggregate_uuid
@@ -20,13 +20,11 @@ from infra.auth import RequiredUser
 from infra.authz import can_see
 from infra.http import ObjectId, written
 from infra.schemas_catalog import Items, ModelIn, ModelOut, ModelPatch
-from infra.storage import BlobStore
 
 router = APIRouter(tags=["models"])
 
 
-def blob_urls(request: Request) -> Callable[[str], str]:
-    store: BlobStore = request.app.state.blobs
+def blob_urls(store: Blobs) -> Callable[[str], str]:
     return store.url
 
 

@@ -33,7 +33,6 @@ a header. A repeated key raises DuplicateRequest and stores nothing.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
@@ -306,8 +305,9 @@ class JetStreamApplicationRecorder(JetStreamAggregateRecorder, ApplicationRecord
 
 
 class Factory(InfrastructureFactory[TrackingRecorder]):
-    """Recorders on the domain stream. Environment: NATS_URL (else AIDRAW_NATS_URL, else localhost),
-    NATS_STREAM (AIDRAW), NATS_SUBJECT_PREFIX (aidraw), NATS_TIMEOUT (seconds, 10). Snapshots, when enabled,
+    """Recorders on the domain stream. Environment (given by the application, command/app.py, from `Settings`):
+    NATS_URL (else localhost), NATS_STREAM (AIDRAW), NATS_SUBJECT_PREFIX (aidraw), NATS_TIMEOUT (seconds, 10),
+    NATS_STREAM_REPLICAS (1), NATS_DUPLICATE_WINDOW (seconds, 120). Snapshots, when enabled,
     go to a stream of their own (`<stream>_SNAPSHOTS`, prefix `<prefix>_snapshots`): notification ids are
     the domain stream's sequences and must count only events."""
 
@@ -315,14 +315,18 @@ class Factory(InfrastructureFactory[TrackingRecorder]):
     NATS_STREAM = "NATS_STREAM"
     NATS_SUBJECT_PREFIX = "NATS_SUBJECT_PREFIX"
     NATS_TIMEOUT = "NATS_TIMEOUT"
+    NATS_STREAM_REPLICAS = "NATS_STREAM_REPLICAS"
+    NATS_DUPLICATE_WINDOW = "NATS_DUPLICATE_WINDOW"
 
     def __init__(self, env: Environment | EnvType | None) -> None:
         super().__init__(env)
-        url = self.env.get(self.NATS_URL) or os.environ.get("AIDRAW_NATS_URL") or "nats://127.0.0.1:4222"
+        url = self.env.get(self.NATS_URL) or "nats://127.0.0.1:4222"
         self.bridge = NatsBridge.shared(url)
         self.stream = self.env.get(self.NATS_STREAM) or "AIDRAW"
         self.prefix = self.env.get(self.NATS_SUBJECT_PREFIX) or "aidraw"
         self.timeout = float(self.env.get(self.NATS_TIMEOUT) or 10.0)
+        self.replicas = int(self.env.get(self.NATS_STREAM_REPLICAS) or 1)
+        self.duplicate_window_s = float(self.env.get(self.NATS_DUPLICATE_WINDOW) or 120.0)
         self._events: JetStreamApplicationRecorder | None = None
 
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
@@ -330,10 +334,10 @@ class Factory(InfrastructureFactory[TrackingRecorder]):
             from events.store.snapshots import JetStreamSnapshotRecorder
 
             stream, prefix = f"{self.stream}_SNAPSHOTS", f"{self.prefix}_snapshots"
-            ensure_stream(self.bridge, stream, prefix)
+            ensure_stream(self.bridge, stream, prefix, replicas=self.replicas)
             return JetStreamSnapshotRecorder(self.bridge, stream, prefix, self._events_recorder(),
                                              timeout=self.timeout)
-        ensure_stream(self.bridge, self.stream, self.prefix)
+        self._ensure_domain_stream()
         return JetStreamAggregateRecorder(self.bridge, self.stream, self.prefix, timeout=self.timeout)
 
     def application_recorder(self) -> ApplicationRecorder:
@@ -342,9 +346,12 @@ class Factory(InfrastructureFactory[TrackingRecorder]):
     def _events_recorder(self) -> JetStreamApplicationRecorder:
         """The one recorder of the domain stream an application gets (its snapshots point into it)."""
         if self._events is None:
-            ensure_stream(self.bridge, self.stream, self.prefix)
+            self._ensure_domain_stream()
             self._events = JetStreamApplicationRecorder(self.bridge, self.stream, self.prefix, timeout=self.timeout)
         return self._events
+
+    def _ensure_domain_stream(self) -> None:
+        ensure_stream(self.bridge, self.stream, self.prefix, self.duplicate_window_s, self.replicas)
 
     def tracking_recorder(
         self, tracking_recorder_class: type[TrackingRecorder] | None = None

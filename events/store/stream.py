@@ -11,8 +11,6 @@ nats-py 2.16's StreamConfig knows all these fields (`allow_atomic` included), so
 
 from __future__ import annotations
 
-import os
-
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
@@ -22,15 +20,8 @@ from events.store.bridge import NatsBridge
 _STREAM_NAME_IN_USE = 10058
 
 
-def stream_replicas() -> int:
-    """AIDRAW_STREAM_REPLICAS: 1 on one server (embedded), 3 on the compose cluster (R3)."""
-    raw = os.environ.get("AIDRAW_STREAM_REPLICAS", "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= 5:
-        raise ValueError(f"AIDRAW_STREAM_REPLICAS={raw!r}: use a number of replicas from 1 to 5")
-    return int(raw)
-
-
-def stream_config(name: str, prefix: str, duplicate_window_s: float = 120.0) -> StreamConfig:
+def stream_config(name: str, prefix: str, duplicate_window_s: float = 120.0, replicas: int = 1) -> StreamConfig:
+    """`replicas`: 1 on one server (embedded), 3 on the compose cluster (R3): `Settings.stream_replicas`."""
     return StreamConfig(
         name=name,
         subjects=[f"{prefix}.>"],
@@ -42,13 +33,14 @@ def stream_config(name: str, prefix: str, duplicate_window_s: float = 120.0) -> 
         allow_atomic=True,
         allow_direct=True,
         duplicate_window=duplicate_window_s,
-        num_replicas=stream_replicas(),
+        num_replicas=replicas,
     )
 
 
-def ensure_stream(bridge: NatsBridge, name: str, prefix: str, duplicate_window_s: float = 120.0) -> None:
+def ensure_stream(bridge: NatsBridge, name: str, prefix: str, duplicate_window_s: float = 120.0,
+                  replicas: int = 1) -> None:
     """Create the stream, or bring an existing one's configuration up to date."""
-    config = stream_config(name, prefix, duplicate_window_s)
+    config = stream_config(name, prefix, duplicate_window_s, replicas)
 
     async def ensure() -> None:
         try:

@@ -1,4 +1,5 @@
-"""Choose and build the blob store from environment variables.
+"""Choose and build the blob store from its settings: the environment variables below, which `Settings` reads
+(`Settings.storage`, infra/settings.py) and this module checks when the store is built.
 
 AIDRAW_STORAGE           `local` (default): files under <data dir>/blobs, served by the API at /api/blobs/
                          `s3`: an S3 bucket, configured by the variables below
@@ -13,7 +14,6 @@ AIDRAW_S3_CREATE_BUCKET  true: create the bucket at start if it is missing (defa
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,12 +25,16 @@ class StorageSettingsError(ValueError):
     """The storage environment variables are missing or wrong; the message names them."""
 
 
-def blob_store_from_env(data_dir: Path, env: Mapping[str, str] | None = None) -> BlobStore:
-    env = os.environ if env is None else env
-    kind = env.get("AIDRAW_STORAGE", "").strip().lower() or "local"
-    if kind == "local":
+def uses_local_blobs(env: Mapping[str, str]) -> bool:
+    """Whether these settings keep blobs in the data folder."""
+    return env.get("AIDRAW_STORAGE", "").strip().lower() in {"", "local"}
+
+
+def blob_store_from_env(data_dir: Path, env: Mapping[str, str]) -> BlobStore:
+    """The blob store `env` (the storage variables, `Settings.storage`) names."""
+    if uses_local_blobs(env):
         return LocalBlobStore(data_dir / "blobs")
-    if kind == "s3":
+    if env["AIDRAW_STORAGE"].strip().lower() == "s3":
         return _s3_from_env(env)
     raise StorageSettingsError(
         f"AIDRAW_STORAGE={env['AIDRAW_STORAGE']!r} is not a storage kind; use local or s3."

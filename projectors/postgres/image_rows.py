@@ -11,16 +11,13 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from events.images import ImageChanged, ImageDeleted, ImageUploaded
+from events.images import IMAGE_FIELDS, ImageChanged, ImageDeleted, ImageUploaded
 from events.likes import ImageLiked, ImageUnliked
 from events.tags import TagDeleted
 from projectors.postgres.ids import object_id
 
-IMAGE_COLUMNS = (
-    "id", "user_id", "name", "prompt", "negative_prompt", "width", "height", "num_inference_steps",
-    "guidance_scale", "scheduler", "seed", "from_image", "model_id", "loras", "blob_key", "thumbnail_key",
-    "content_type", "public", "likes", "tag_ids", "task_id", "descriptor", "created_at", "updated_at", "version",
-)
+# The upload's fields (events/images.py), and what the projection adds.
+IMAGE_COLUMNS = ("id", *IMAGE_FIELDS, "likes", "created_at", "updated_at", "version")
 
 _INSERT = (f"INSERT INTO {{s}}.images ({', '.join(IMAGE_COLUMNS)})"
            f" VALUES ({', '.join(['%s'] * len(IMAGE_COLUMNS))})")
@@ -30,12 +27,16 @@ def _q(statement: str, s: str) -> str:
     return statement.replace("{s}", s)
 
 
+def _stored(e: ImageUploaded, name: str) -> Any:
+    value = getattr(e, name)
+    if name == "loras":
+        return Jsonb(value)
+    return list(value) if name == "tag_ids" else value
+
+
 async def image_uploaded(cur: Any, s: str, seq: int, e: ImageUploaded) -> None:
     await cur.execute(_q(_INSERT, s), (
-        object_id(e), e.user_id, e.name, e.prompt, e.negative_prompt, e.width, e.height, e.num_inference_steps,
-        e.guidance_scale, e.scheduler, e.seed, e.from_image, e.model_id, Jsonb(e.loras), e.blob_key,
-        e.thumbnail_key, e.content_type, e.public, 0, list(e.tag_ids), e.task_id, e.descriptor, e.timestamp,
-        e.timestamp, seq,
+        object_id(e), *(_stored(e, name) for name in IMAGE_FIELDS), 0, e.timestamp, e.timestamp, seq,
     ))
 
 

@@ -12,7 +12,7 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from events.codec import decode
@@ -24,6 +24,7 @@ from infra.auth import CurrentActor
 from infra.errors import NotFound
 from infra.http import ObjectId
 from infra.schemas import EventOut
+from query.services import QuerySide
 
 router = APIRouter(tags=["audit"])
 
@@ -84,14 +85,14 @@ def owner_of(kind: str, number: int, events: list[tuple[int, Any]]) -> int | Non
 
 
 @router.get("/api/{collection}/{object_id}/events", response_model=list[EventOut])
-async def audit_trail(collection: str, object_id: ObjectId, request: Request, actor: CurrentActor
+async def audit_trail(collection: str, object_id: ObjectId, services: QuerySide, actor: CurrentActor
                       ) -> list[EventOut]:
     """The object's events, oldest first: what happened, when, at which stream sequence (owner or admin)."""
     kind = COLLECTIONS.get(collection)
     if kind is None:
         raise NotFound(f"No collection {collection!r}.")
-    events = await run_in_threadpool(read_history, request.app.state.event_log,
-                                     request.app.state.settings.subject_prefix, kind, object_id)
+    events = await run_in_threadpool(read_history, services.event_log, services.settings.subject_prefix, kind,
+                                     object_id)
     if not events or not (actor.is_admin or actor.owns(owner_of(kind, object_id, events))):
         raise NotFound(f"No {kind} with id {object_id}.")
     return describe_history(events)

@@ -13,7 +13,8 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from infra.errors import NotFound
-from infra.storage import BlobNotFound, BlobStore, validate_key
+from infra.storage import BlobNotFound, validate_key
+from query.services import Blobs
 
 router = APIRouter(tags=["blobs"])
 
@@ -27,9 +28,8 @@ def _matches(if_none_match: str, etag: str) -> bool:
 
 @router.get("/api/blobs/{key:path}", response_class=Response)
 @router.head("/api/blobs/{key:path}", response_class=Response, include_in_schema=False)
-async def get_blob(key: str, request: Request) -> Response:
+async def get_blob(key: str, request: Request, blobs: Blobs) -> Response:
     """A stored file with its content type; 304 when `If-None-Match` names its ETag."""
-    blobs: BlobStore = request.app.state.blobs
     try:
         validate_key(key)
     except ValueError:

@@ -13,7 +13,6 @@ from infra.authz import visible_sql
 from infra.errors import NotFound
 from infra.http import ObjectId
 from infra.schemas_catalog import ModelOut, ModelPage
-from infra.storage import BlobStore
 from query.collections import MODELS
 from query.consistency import Consistent
 from query.db import Pool, fetch_one
@@ -21,6 +20,7 @@ from query.engine import list_page
 from query.items import IMAGES_TABLE, items_sql, shown_id_sql
 from query.list_docs import list_parameters
 from query.listing import parse_list
+from query.services import Blobs
 
 router = APIRouter(tags=["models"])
 
@@ -37,8 +37,7 @@ COLUMNS = (
 )
 
 
-def blob_urls(request: Request) -> Callable[[str], str]:
-    store: BlobStore = request.app.state.blobs
+def blob_urls(store: Blobs) -> Callable[[str], str]:
     return store.url
 
 

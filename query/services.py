@@ -1,0 +1,50 @@
+"""The part of the app's services the query side uses (`QueryServices`, a Protocol the composition root's
+container satisfies: infra/services.py), and the typed dependencies its routes take."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Protocol
+
+from fastapi import Depends, Request
+from psycopg_pool import AsyncConnectionPool
+
+from events.views import ViewRecorder
+from infra.services import SharedServices, container
+from infra.storage import BlobStore
+
+if TYPE_CHECKING:
+    from query.consistency import CallerSequences, ProjectionWatcher
+
+
+class QueryServices(SharedServices, Protocol):
+    @property
+    def pool(self) -> AsyncConnectionPool: ...  # the read models
+
+    @property
+    def watcher(self) -> ProjectionWatcher: ...
+
+    @property
+    def caller_sequences(self) -> CallerSequences: ...
+
+    @property
+    def views(self) -> ViewRecorder: ...
+
+
+def query_services(request: Request) -> QueryServices:
+    services: QueryServices = container(request)
+    return services
+
+
+QuerySide = Annotated[QueryServices, Depends(query_services)]
+
+
+def get_blobs(services: QuerySide) -> BlobStore:
+    return services.blobs
+
+
+def get_views(services: QuerySide) -> ViewRecorder:
+    return services.views
+
+
+Blobs = Annotated[BlobStore, Depends(get_blobs)]
+Views = Annotated[ViewRecorder, Depends(get_views)]
