@@ -23,9 +23,9 @@ from command.tags import Tag
 from events.ids import aggregate_uuid, new_id, split_uuid
 from events.tags import TagCreated
 from infra.settings import Settings
+from projectors.loop import ProjectionLoop, Target
 from projectors.postgres.tags import TagsProjector
 from projectors.rebuild import rebuild
-from projectors.runner import ProjectionRunner, Target
 
 BATCH = 500
 
@@ -49,7 +49,7 @@ def append_tags(app: CommandApp, count: int) -> tuple[int, float, list[tuple]]:
 
 async def project(target: Target, until: int) -> float:
     started = time.perf_counter()
-    await ProjectionRunner(TagsProjector(), target).run(asyncio.Event(), until=until)
+    await ProjectionLoop(TagsProjector(), target).run(asyncio.Event(), until=until)
     return time.perf_counter() - started
 
 

@@ -1,19 +1,27 @@
 """What a PostgreSQL projector is: the tables it owns and how each event changes them.
 
-A projector's SQL names its tables as `{s}.table`; the runner fills in the schema, so the same projector
-builds the live copy (schema `rm`) and a rebuild's fresh copy (schema `rm_rebuild`) side by side.
+A projector's SQL names its tables as `{s}.table`; the sink fills in the schema, so the same projector
+builds the live copy (schema `rm`) and a rebuild's fresh copy (schema `rm_rebuild`) side by side. Its tables
+are created by the migration step (projectors/migrate.py) from `ddl()`, so they exist before any query runs; a
+change of their shape is a rebuild (`aidraw rebuild NAME`), never an ALTER.
+
+A projector touches only its own tables. It reads others' where its rows depend on them (a like counts only
+while its image exists) and never writes them; it has no effect outside the database (no blob deletion, no
+message): follow-up work goes to a process manager (projectors/process.py).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from events.changes import collection_of_kind
 from events.codec import decode_message
+from events.ids import split_uuid
 
 if TYPE_CHECKING:
-    from projectors.buffered import BufferedCursor
+    from projectors.postgres.buffered import BufferedCursor
 
 
 LIVE_SCHEMA = "rm"
@@ -23,6 +31,9 @@ REBUILD_SCHEMA = "rm_rebuild"
 class Projector(ABC):
     name: ClassVar[str]
     tables: ClassVar[tuple[str, ...]]
+    # The HTTP collections whose objects this projector's rows show: an event of an aggregate of one of these
+    # kinds announces its object as changed after the commit (see `changed`).
+    collections: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def ddl(self) -> Sequence[str]:
@@ -32,7 +43,7 @@ class Projector(ABC):
     async def apply(self, cur: BufferedCursor, s: str, seq: int, event: Any) -> None:
         """Change the tables for one event. Called in stream order, inside the batch's transaction.
         `seq` is the event's stream sequence; events a projector does not know are ignored. The cursor buffers
-        writes (see projectors/buffered.py): a statement that reads sees every earlier write."""
+        writes (see projectors/postgres/buffered.py): a statement that reads sees every earlier write."""
 
     # False for a stream whose old messages expire (image views): its sequences have gaps at the start, which
     # then are no sign of a consumer that ran ahead of the checkpoint.
@@ -41,6 +52,13 @@ class Projector(ABC):
     def decode(self, headers: dict[str, str] | None, data: bytes) -> Any | None:
         """What a stream message carries for `apply`; None to skip it (claims, idempotency records)."""
         return decode_message(headers, data)
+
+    def changed(self, event: Any) -> Iterable[tuple[str, int]]:
+        """(collection, id) of the objects `event` changed in this read model, announced after the commit.
+        By default the event's own aggregate, when its collection is one of `collections`."""
+        split = split_uuid(event.originator_id) if hasattr(event, "originator_id") else None
+        if split is not None and collection_of_kind(split[0]) in self.collections:
+            yield collection_of_kind(split[0]), split[1]
 
     def sql(self, statement: str, s: str) -> str:
         return statement.replace("{s}", s)

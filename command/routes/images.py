@@ -54,9 +54,8 @@ async def _read_side(pool: AsyncConnectionPool, image_id: int, user_id: int) -> 
     try:
         async with pool.connection() as conn:
             row: Any = await (await conn.execute(
-                "SELECT (SELECT likes FROM rm.images WHERE id = %(i)s) AS likes, CASE WHEN"
-                " to_regclass('rm.users') IS NULL THEN NULL ELSE (SELECT name FROM rm.users"
-                " WHERE id = %(u)s AND deleted_at IS NULL) END AS name", {"i": image_id, "u": user_id})).fetchone()
+                "SELECT (SELECT likes FROM rm.images WHERE id = %(i)s) AS likes, (SELECT name FROM rm.users"
+                " WHERE id = %(u)s AND deleted_at IS NULL) AS name", {"i": image_id, "u": user_id})).fetchone()
     except Exception:  # decoration only: the write itself succeeded
         return 0, None
     return (row["likes"] or 0, row["name"]) if row else (0, None)
