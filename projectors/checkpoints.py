@@ -91,3 +91,14 @@ async def wait_until_projected(conn: AsyncConnection[Any], names: Iterable[str],
         if asyncio.get_running_loop().time() >= deadline or (give_up is not None and await give_up()):
             return False
         await asyncio.sleep(poll_s)
+
+
+def wait_until_projected_sync(database_url: str, names: Iterable[str], sequence: int, timeout: float, *,
+                              poll_s: float = 0.1) -> bool:
+    """`wait_until_projected` for synchronous callers (tests, benchmarks, tools), on a connection of its own."""
+    async def wait() -> bool:
+        async with await AsyncConnection.connect(database_url, autocommit=True) as conn:
+            await setup(conn)
+            return await wait_until_projected(conn, names, sequence, timeout, poll_s=poll_s)
+
+    return asyncio.run(wait())

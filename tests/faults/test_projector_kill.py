@@ -18,7 +18,7 @@ from command.tags import Tag
 from events.ids import aggregate_uuid, new_id
 from events.tags import TagCreated
 from infra.settings import Settings
-from projectors.checkpoints import read_all_sync
+from projectors.checkpoints import read_all_sync, wait_until_projected_sync
 from projectors.loop import Target
 from projectors.postgres.sink import PostgresSink
 from projectors.postgres.tags import TagsProjector
@@ -88,9 +88,7 @@ def test_sigkilled_projector_resumes_to_the_rows_of_a_clean_rebuild(
     proc = subprocess.Popen([sys.executable, "-m", "aidraw.cli", "projector", "tags"], env=env,
                             stdout=subprocess.DEVNULL, stderr=(tmp_path / "projector.log").open("ab"))
     try:
-        while read_all_sync(url).get("tags", 0) < last:
-            assert proc.poll() is None, (tmp_path / "projector.log").read_text()[-3000:]
-            time.sleep(0.1)
+        assert wait_until_projected_sync(url, ["tags"], last, 120), (tmp_path / "projector.log").read_text()[-3000:]
     finally:
         proc.terminate()
         proc.wait(10)
