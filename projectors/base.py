@@ -14,18 +14,26 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from events.changes import collection_of_kind
 from events.codec import decode_message
-from events.ids import split_uuid
+from events.ids import KINDS
 
 if TYPE_CHECKING:
     from projectors.postgres.buffered import BufferedCursor
 
 
+ID_MASK = 2**64 - 1  # an aggregate id's low 64 bits are the object's number (events/ids.py)
 LIVE_SCHEMA = "rm"
 REBUILD_SCHEMA = "rm_rebuild"
+
+
+@cache
+def _by_kind_code(collections: tuple[str, ...]) -> dict[int, str]:
+    """Kind code (events/ids.py KINDS) -> collection, for the kinds whose collection is in `collections`."""
+    return {code: collection_of_kind(kind) for kind, code in KINDS.items() if collection_of_kind(kind) in collections}
 
 
 class Projector(ABC):
@@ -55,10 +63,13 @@ class Projector(ABC):
 
     def changed(self, event: Any) -> Iterable[tuple[str, int]]:
         """(collection, id) of the objects `event` changed in this read model, announced after the commit.
-        By default the event's own aggregate, when its collection is one of `collections`."""
-        split = split_uuid(event.originator_id) if hasattr(event, "originator_id") else None
-        if split is not None and collection_of_kind(split[0]) in self.collections:
-            yield collection_of_kind(split[0]), split[1]
+        By default the event's own aggregate, when its collection is one of `collections`. Called for every
+        event projected, so it is kept cheap: the aggregate's kind is looked up by its code in the id."""
+        originator = getattr(event, "originator_id", None)
+        if originator is None:
+            return ()
+        collection = _by_kind_code(self.collections).get((originator.int >> 64) & 0xFFFF)
+        return ((collection, originator.int & ID_MASK),) if collection is not None else ()
 
     def sql(self, statement: str, s: str) -> str:
         return statement.replace("{s}", s)

@@ -25,15 +25,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from events.changes import ObjectsChanged
 
 
-@dataclass(frozen=True)
-class Projected:
-    """One decoded event of the batch, with its stream sequence."""
+class Projected(NamedTuple):
+    """One decoded event of the batch, with its stream sequence (a NamedTuple: one is made per event)."""
 
     sequence: int
     event: Any

@@ -79,6 +79,5 @@ class ImagesProjector(Projector):
         # A like changes the liked image (its count). A deleted tag also leaves images, which are not announced:
         # the tag's own deletion is (by the tags projector).
         if isinstance(event, ImageLiked | ImageUnliked):
-            yield "images", event.image_id
-        else:
-            yield from super().changed(event)
+            return (("images", event.image_id),)
+        return super().changed(event)

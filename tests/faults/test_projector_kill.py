@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from aidraw.migrate import migrate_sync
 from aidraw.services import NatsServer, PostgresServer
 from command.app import CommandApp
 from command.tags import Tag
@@ -58,6 +59,13 @@ def rows(url: str, schema: str = "rm") -> list[tuple]:
         return conn.execute(f"SELECT * FROM {schema}.tags ORDER BY id").fetchall()
 
 
+def _until_it_projects(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Until the checkpoint moves (the projector started and commits), it exits, or `timeout` passes."""
+    before, deadline = read_all_sync(url).get("tags", 0), time.monotonic() + timeout
+    while read_all_sync(url).get("tags", 0) == before and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_sigkilled_projector_resumes_to_the_rows_of_a_clean_rebuild(
     nats_server: NatsServer, postgres_server: PostgresServer, stream_name: str, tmp_path: Path
 ) -> None:
@@ -66,6 +74,7 @@ def test_sigkilled_projector_resumes_to_the_rows_of_a_clean_rebuild(
     last = write_events(app, 12000)
     app.close()
     url = postgres_server.create_database(f"kill_{stream_name.lower()}")
+    migrate_sync(url)  # as `aidraw run` does first: each projector start then only checks the schemas
     env = {"AIDRAW_NATS_URL": nats_server.url, "AIDRAW_DATABASE_URL": url, "AIDRAW_STREAM": stream_name,
            "AIDRAW_SUBJECT_PREFIX": stream_name.lower(), "AIDRAW_LOG_LEVEL": "WARNING", "PATH": "/usr/bin:/bin",
            "AIDRAW_PROJECTOR_BATCH": "50"}
@@ -75,7 +84,8 @@ def test_sigkilled_projector_resumes_to_the_rows_of_a_clean_rebuild(
     while time.monotonic() < deadline:
         proc = subprocess.Popen([sys.executable, "-m", "aidraw.cli", "projector", "tags"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=(tmp_path / "projector.log").open("ab"))
-        time.sleep(rng.uniform(0.4, 1.0))
+        _until_it_projects(url, proc)  # a busy machine can take seconds to start a process
+        time.sleep(rng.uniform(0.0, 0.6))
         proc.kill()
         proc.wait()
         kills += 1
