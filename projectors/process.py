@@ -89,6 +89,9 @@ class ProcessManager(ABC, Generic[Item]):
             except (psycopg.OperationalError, OSError, TimeoutError) as exc:
                 log.warning("%s interrupted; retrying", self.name, extra={"error": str(exc)})
                 await sleep_or_stop(stop, 1.0)
+            except Exception:  # a failing item never stops the worker: it stays queued and is tried again
+                log.exception("%s failed; retrying", self.name)
+                await sleep_or_stop(stop, max(self.interval_s, 1.0))
 
     async def sweep(self, conn: Conn) -> int:
         """Handle every queued item this instance can lock; the number finished."""
