@@ -12,10 +12,10 @@ from nats.aio.msg import Msg
 from aidraw.services import NatsServer, PostgresServer
 from command.app import CommandApp
 from command.tags import Tag
-from events.bridge import NatsBridge
 from events.changes import ObjectsChanged, changes_prefix
 from events.ids import aggregate_uuid, new_id
-from events.stream import stream_last_sequence
+from events.store.bridge import NatsBridge
+from events.store.stream import stream_last_sequence
 from events.tags import TagCreated
 from infra.settings import Settings
 from projectors.loop import ProjectionLoop, Target
