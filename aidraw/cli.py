@@ -1,6 +1,7 @@
 """The `aidraw` command: the whole system (`run`) or any single role, plus replay tools.
 
     aidraw run                      everything, embedded servers under AIDRAW_DATA_DIR
+    aidraw migrate                  create every schema in PostgreSQL (run, projector and api need it)
     aidraw api                      the HTTP API (command + query routes)
     aidraw projector [NAME ...]     the projectors (all by default)
     aidraw rebuild PROJECTION       rebuild a read model from sequence 0, then swap it in
@@ -41,11 +42,12 @@ def _api(settings: Settings) -> int:
 def _projector(settings: Settings, names: list[str]) -> int:
     from aidraw.endpoints import resolve
     from aidraw.image_tasks import run_image_tasks
-    from aidraw.process_tasks import run_process_manager
+    from aidraw.migrate import migrate_sync
+    from aidraw.process_tasks import run_process_managers
     from aidraw.roles import PROJECTORS, projector_named
     from events.store.bridge import NatsBridge
     from events.store.stream import ensure_stream
-    from projectors.runner import ProjectionRunner, Target
+    from projectors.loop import ProjectionLoop, Target
 
     try:
         chosen = [projector_named(n) for n in names] if names else PROJECTORS
@@ -57,20 +59,30 @@ def _projector(settings: Settings, names: list[str]) -> int:
     ensure_stream(bridge, settings.stream_name, settings.subject_prefix, settings.duplicate_window_s,
                   settings.stream_replicas)
     bridge.close()
-    target = Target(ends.nats_url, settings.stream_name, ends.database_url)
+    migrate_sync(ends.database_url)
+    target = Target(ends.nats_url, settings.stream_name, ends.database_url, announce_prefix=settings.subject_prefix)
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        runners = [ProjectionRunner(p, target, batch_size=settings.projector_batch) for p in chosen]
+        runners = [ProjectionLoop(p, target, batch_size=settings.projector_batch) for p in chosen]
         # Views, the blob reaper and the process manager run beside the full set only (not named projections).
         extra = [] if names else [run_image_tasks(settings, ends.nats_url, ends.database_url, stop),
-                                  run_process_manager(settings, ends.nats_url, ends.database_url, stop)]
+                                  run_process_managers(settings, ends.nats_url, ends.database_url, stop)]
         await asyncio.gather(*(runner.run(stop) for runner in runners), *extra)
 
     asyncio.run(main())
+    return 0
+
+
+def _migrate(settings: Settings) -> int:
+    from aidraw.endpoints import resolve
+    from aidraw.migrate import migrate_sync
+
+    migrate_sync(resolve(settings).database_url)
+    print("migrated: every schema exists.")
     return 0
 
 
@@ -81,8 +93,8 @@ def _rebuild(settings: Settings, name: str) -> int:
     from aidraw.roles import projector_named
     from events.store.bridge import NatsBridge
     from events.store.stream import stream_last_sequence
+    from projectors.loop import Target
     from projectors.rebuild import rebuild
-    from projectors.runner import Target
 
     try:
         projector = projector_named(name)
@@ -101,7 +113,10 @@ def _rebuild(settings: Settings, name: str) -> int:
     report = asyncio.run(rebuild(projector, Target(ends.nats_url, settings.stream_name, ends.database_url), end,
                                  progress))
     bar.close()
-    if not report.compared:
+    if report.reshaped:
+        print(f"{name}: rebuilt to sequence {report.position} in its new shape (changed tables: "
+              f"{', '.join(report.reshaped)}) and swapped in.")
+    elif not report.compared:
         print(f"{name}: rebuilt to sequence {report.position} and swapped in (the live copy was behind; not "
               "compared).")
     elif report.identical:
@@ -203,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("run", help="start the whole system")
     sub.add_parser("api", help="the HTTP API")
+    sub.add_parser("migrate", help="create every schema in PostgreSQL")
     proj = sub.add_parser("projector", help="run projectors")
     proj.add_argument("names", nargs="*")
     reb = sub.add_parser("rebuild", help="rebuild a read model from the log")
@@ -253,6 +269,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return run_all(settings)
     if args.cmd == "api":
         return _api(settings)
+    if args.cmd == "migrate":
+        return _migrate(settings)
     if args.cmd == "projector":
         return _projector(settings, args.names)
     if args.cmd == "rebuild":

@@ -1,8 +1,9 @@
 """Image work that runs in the projector process beside the projectors (`aidraw projector` with no names):
 
-- the views projection, which follows the views stream (events/views.py), not the domain stream;
-- the blob reaper: its queue projection on the domain stream, the loop that deletes unused blobs, and the
-  periodic sweep for blobs no event names (projectors/blob_reaper.py).
+- the views read model: its projection of the views stream (events/views.py), and the one that removes a deleted
+  image's views (domain stream);
+- the blob reaper, a process manager: its queue projection on the domain stream, the worker that deletes unused
+  blobs, and the periodic sweep for blobs no event names (projectors/blob_reaper.py).
 
 Neither is in aidraw.roles.PROJECTORS: the API's read-your-writes waits only on domain-stream projections
 that build what queries read, and a view's position is a sequence of another stream.
@@ -19,9 +20,10 @@ from events.store.bridge import log_connection_errors
 from events.views import ensure_views_stream, views_prefix, views_stream_name
 from infra.settings import Settings
 from infra.storage.factory import blob_store_from_env
-from projectors.blob_reaper import BlobReaper, BlobReapQueue
-from projectors.postgres.views import ViewsProjector
-from projectors.runner import ProjectionRunner, Target
+from projectors.blob_reaper import BlobReaper
+from projectors.loop import ProjectionLoop, Target
+from projectors.postgres.views import ViewsOfDeletedImages, ViewsProjector
+from projectors.process import run_process_manager
 
 
 async def run_image_tasks(settings: Settings, nats_url: str, database_url: str, stop: asyncio.Event) -> None:
@@ -40,10 +42,10 @@ async def run_image_tasks(settings: Settings, nats_url: str, database_url: str, 
         reaper = BlobReaper(blob_store_from_env(settings.data_dir, settings.storage), database_url, log_end,
                             orphan_sweep_s=settings.blob_sweep_interval_s, orphan_age_s=settings.blob_orphan_age_s)
         await asyncio.gather(
-            ProjectionRunner(ViewsProjector(), Target(nats_url, views, database_url),
-                             batch_size=settings.projector_batch).run(stop),
-            ProjectionRunner(BlobReapQueue(), domain, batch_size=settings.projector_batch).run(stop),
-            reaper.run(stop),
+            ProjectionLoop(ViewsProjector(), Target(nats_url, views, database_url),
+                           batch_size=settings.projector_batch).run(stop),
+            ProjectionLoop(ViewsOfDeletedImages(), domain, batch_size=settings.projector_batch).run(stop),
+            run_process_manager(reaper, domain, stop, batch_size=settings.projector_batch),
         )
     finally:
         await nc.close()

@@ -35,15 +35,11 @@ WORK_QUEUES = {"account_deletions": "account_deletion_queue", "blob_reaper": "bl
 
 
 async def work_queues(services: Services) -> dict[str, dict[str, float]]:
-    """Items waiting and the oldest one's age, per background queue (absent until its table exists)."""
+    """Items waiting and the oldest one's age, per background queue."""
     found: dict[str, dict[str, float]] = {}
     pool: Any = services.pool  # its rows are dicts (query/db.py make_pool)
     async with pool.connection(timeout=2) as conn:
         for queue, table in WORK_QUEUES.items():
-            row = await (await conn.execute(
-                f"SELECT to_regclass('public.{table}') IS NOT NULL AS present")).fetchone()
-            if not row or not row["present"]:
-                continue
             stats = await (await conn.execute(
                 f"SELECT count(*) AS n, COALESCE(extract(epoch FROM now() - min(queued_at)), 0) AS oldest"
                 f" FROM public.{table}")).fetchone()

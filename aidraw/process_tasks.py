@@ -1,30 +1,48 @@
-"""The process manager's work, run in the projector process beside the projectors (`aidraw projector` with no
-names): account deletion (command/account_deletion.py) — its queue projection on the domain stream and the loop
-that deletes a deleted account's belongings through the ordinary commands — and the task scheduler
-(command/scheduler_loop.py), which releases waiting tasks to the work queue in fair order.
+"""The process managers (projectors/process.py), run in the projector process beside the projectors
+(`aidraw projector` with no names): account deletion (projectors/account_deletion.py), with the commands it sends
+handed in from command/, and the task scheduler (command/scheduler_loop.py), which releases waiting tasks to the
+work queue in fair order. The blob reaper runs with the image work (aidraw/image_tasks.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
-from aidraw.roles import PROJECTORS
-from command.account_deletion import AccountCleaner
 from command.app import CommandApp
+from command.choices import delete_choice
+from command.datasets import delete_dataset
+from command.images import delete_image
+from command.likes import withdraw_all_likes
+from command.models import delete_model
+from command.params import delete_param
 from command.scheduler_loop import SchedulerLoop
+from command.tasks import delete_task
+from infra.actor import Actor
 from infra.settings import Settings
-from projectors.account_deletions import AccountDeletionQueue
-from projectors.runner import ProjectionRunner, Target
+from projectors.account_deletion import AccountDeleter, Deleter
+from projectors.loop import Target
+from projectors.process import run_process_manager
 
 
-async def run_process_manager(settings: Settings, nats_url: str, database_url: str, stop: asyncio.Event) -> None:
+def account_deleters(commands: CommandApp) -> dict[str, Deleter]:
+    def withdraw_likes(actor: Actor, user_id: int) -> int:
+        assert actor.user_id == user_id
+        return withdraw_all_likes(commands, user_id)
+
+    return {"task": partial(delete_task, commands), "model": partial(delete_model, commands),
+            "dataset": partial(delete_dataset, commands), "choice": partial(delete_choice, commands),
+            "param": partial(delete_param, commands), "image": partial(delete_image, commands),
+            "like": withdraw_likes}
+
+
+async def run_process_managers(settings: Settings, nats_url: str, database_url: str, stop: asyncio.Event) -> None:
     commands = await asyncio.to_thread(CommandApp, settings, nats_url)
     try:
-        cleaner = AccountCleaner(commands, database_url, [p.name for p in PROJECTORS])
+        deleter = AccountDeleter(database_url, account_deleters(commands))
         await asyncio.gather(
-            ProjectionRunner(AccountDeletionQueue(), Target(nats_url, settings.stream_name, database_url),
-                             batch_size=settings.projector_batch).run(stop),
-            cleaner.run(stop),
+            run_process_manager(deleter, Target(nats_url, settings.stream_name, database_url), stop,
+                                batch_size=settings.projector_batch),
             SchedulerLoop(commands, nats_url, settings.scheduler_lookahead).run(stop),
         )
     finally:

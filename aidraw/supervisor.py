@@ -117,6 +117,9 @@ def run_all(settings: Settings) -> int:
         except _Interrupted:
             print("interrupted while starting; stopped what had started.", file=sys.stderr)
             return 130
+        from aidraw.migrate import migrate_sync
+
+        migrate_sync(database_url)  # every schema exists before the roles start
         save_embedded(settings, Endpoints(nats_url, database_url))
         started.callback(lambda: Path(record_file(settings)).unlink(missing_ok=True))
         state = StateFile(data_dir / "run" / "supervisor.json")

@@ -28,9 +28,6 @@ TIMES = ("SELECT capability, percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORD
 async def update(pool: AsyncConnectionPool) -> None:
     """Set the gauges (left as they were when the read model cannot be read)."""
     async with pool.connection(timeout=2) as conn:
-        present: Any = await (await conn.execute("SELECT to_regclass('rm.tasks') IS NOT NULL AS p")).fetchone()
-        if not present or not present["p"]:
-            return
         depth: list[Any] = await (await conn.execute(DEPTH)).fetchall()
         waits: list[Any] = await (await conn.execute(TIMES.format(
             span="started_at - created_at", where="started_at > now() - interval '1 hour'"))).fetchall()

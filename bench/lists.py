@@ -30,7 +30,7 @@ from bench.gallery import Loaded, load_gallery
 from bench.list_queries import MATRIX, run_matrix
 from command.app import CommandApp
 from infra.settings import Settings
-from projectors.checkpoints import read_all_sync
+from projectors.checkpoints import wait_until_projected_sync
 
 STREAM, PREFIX, PASSWORD = "BENCH", "bench", "bench-password-1"
 
@@ -69,8 +69,8 @@ def account(url: str, folder: Path) -> dict[str, Any]:
 
 
 def wait_projected(database_url: str, sequence: int) -> None:
-    while min(read_all_sync(database_url).get(name, 0) for name in ("images", "tags")) < sequence:
-        time.sleep(0.5)
+    while not wait_until_projected_sync(database_url, ("images", "tags"), sequence, 60, poll_s=0.5):
+        pass
 
 
 def load(env: dict[str, str], folder: Path, database_url: str, nats_url: str, me: int, images: int) -> Loaded:

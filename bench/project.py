@@ -1,4 +1,5 @@
-"""Projecting events into PostgreSQL: the tags projector through the runner (fetch -> apply -> commit -> ack)
+"""Projecting events into PostgreSQL: the tags projector through the projection loop (fetch -> apply -> commit -> ack,
+with and without announcing the changed objects on NATS)
 versus a raw batched insert of the same rows on the same PostgreSQL in the same run, and the time to rebuild a
 read model from a large log. Starts its own nats-server and PostgreSQL in a temporary folder (durable settings:
 `sync_interval: always`, fsync on). Prints figures, asserts nothing.
@@ -23,9 +24,9 @@ from command.tags import Tag
 from events.ids import aggregate_uuid, new_id, split_uuid
 from events.tags import TagCreated
 from infra.settings import Settings
+from projectors.loop import ProjectionLoop, Target
 from projectors.postgres.tags import TagsProjector
 from projectors.rebuild import rebuild
-from projectors.runner import ProjectionRunner, Target
 
 BATCH = 500
 
@@ -49,7 +50,7 @@ def append_tags(app: CommandApp, count: int) -> tuple[int, float, list[tuple]]:
 
 async def project(target: Target, until: int) -> float:
     started = time.perf_counter()
-    await ProjectionRunner(TagsProjector(), target).run(asyncio.Event(), until=until)
+    await ProjectionLoop(TagsProjector(), target).run(asyncio.Event(), until=until)
     return time.perf_counter() - started
 
 
@@ -84,12 +85,15 @@ def main() -> None:
             url = pg.create_database("projection")
             target = Target(nats_server.url, "BENCH", url)
             projected_s = asyncio.run(project(target, last))
+            announcing = Target(nats_server.url, "BENCH", pg.create_database("announcing"), announce_prefix="bench")
+            announced_s = asyncio.run(project(announcing, last))
             raw_s = raw_insert(pg.create_database("raw"), rows)
             proj_rate, raw_rate = args.events / projected_s, args.events / raw_s
             print(f"\nprojection of {args.events:,} TagCreated events (fsync on, one server each)")
             print(f"{'':38}{'events/s':>12}")
             print(f"{'appended (atomic batches of 500)':38}{append_rate:>12,.0f}")
-            print(f"{'projected by the runner':38}{proj_rate:>12,.0f}")
+            print(f"{'projected by the loop':38}{proj_rate:>12,.0f}")
+            print(f"{'projected, announcing the changes':38}{args.events / announced_s:>12,.0f}")
             print(f"{'raw batched INSERT of the same rows':38}{raw_rate:>12,.0f}")
             print(f"{'ratio projector / raw':38}{proj_rate / raw_rate:>12.2f}")
 

@@ -14,7 +14,6 @@ The reap queue lives in `public` beside the projection checkpoints: it is work t
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,9 +21,11 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from infra import locks
+
 log = logging.getLogger("aidraw.blobs")
 
-LOCK_CLASS = 7263010  # the first key of every blob lock (other advisory locks here use 7263001..)
+LOCK_CLASS = locks.BLOB_KEY  # the first key of every blob lock
 
 QUEUE_DDL = ("CREATE TABLE IF NOT EXISTS public.blob_reap_queue ("
              " key text PRIMARY KEY, queued_at timestamptz NOT NULL DEFAULT now())")
@@ -32,8 +33,7 @@ QUEUE_DDL = ("CREATE TABLE IF NOT EXISTS public.blob_reap_queue ("
 
 def key_lock_id(key: str) -> int:
     """A 32-bit signed lock id for a key; two keys sharing one only means they wait for each other."""
-    value = zlib.crc32(key.encode())
-    return value - 2**32 if value >= 2**31 else value
+    return locks.name_id(key)
 
 
 @asynccontextmanager

@@ -170,11 +170,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(psycopg.errors.UndefinedTable)
     async def _read_model_missing(request: Request, exc: psycopg.errors.UndefinedTable) -> JSONResponse:
-        # A projector creates its tables when it first starts: until then (a fresh deployment, a projector not
-        # yet running) a query has nothing to read. That is a wait, not a server error.
+        # The migration step (`aidraw migrate`, run by `aidraw run` and `aidraw projector`) creates every table;
+        # an API started against a database nothing migrated yet has nothing to read: a wait, not a server error.
         log.warning("read model missing", extra={"path": request.url.path, "error": str(exc).splitlines()[0]})
-        return problem(503, "Service Unavailable", "The read models are still being built; try again shortly.",
-                       headers={"Retry-After": "2"})
+        return problem(503, "Service Unavailable", "The read models do not exist yet (`aidraw migrate` creates "
+                       "them); try again shortly.", headers={"Retry-After": "2"})
 
     @app.exception_handler(EventLogUnreachable)
     async def _event_log_unreachable(request: Request, exc: EventLogUnreachable) -> JSONResponse:

@@ -22,17 +22,18 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from events.personal import KEY_BYTES, new_key
+from infra import locks
 from infra.pg import open_with_setup
 
 SCHEMA = "secrets"
-_SETUP = [
+SETUP = [
     f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
     f"CREATE TABLE IF NOT EXISTS {SCHEMA}.personal_keys ("
     " user_id bigint PRIMARY KEY, key bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
     f"CREATE TABLE IF NOT EXISTS {SCHEMA}.server_secrets ("
     " name text PRIMARY KEY, secret bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
 ]
-_SETUP_LOCK = 7263003  # advisory lock: concurrent first starts create the tables once
+_SETUP_LOCK = locks.KEY_STORE_SETUP  # concurrent first starts create the tables once
 
 
 class PostgresKeyStore:
@@ -46,7 +47,7 @@ class PostgresKeyStore:
         self._lock = threading.Lock()
 
     def open(self) -> PostgresKeyStore:
-        open_with_setup(self._pool, _SETUP_LOCK, _SETUP)
+        open_with_setup(self._pool, _SETUP_LOCK, SETUP)
         return self
 
     def close(self) -> None:
@@ -92,10 +93,6 @@ class TransactionKeyReader:
     """Reads personal keys through a projector's cursor (inside the projector's transaction)."""
 
     async def key(self, cur: Any, user_id: int) -> bytes | None:
-        await cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.personal_keys",))
-        exists = await cur.fetchone()
-        if not exists or not exists[0]:
-            return None
         await cur.execute(f"SELECT key FROM {SCHEMA}.personal_keys WHERE user_id = %s", (user_id,))
         row = await cur.fetchone()
         return bytes(row[0]) if row else None

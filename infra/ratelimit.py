@@ -24,6 +24,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
+from infra import locks
 from infra.pg import open_with_setup
 
 SETUP = [
@@ -32,7 +33,7 @@ SETUP = [
     "CREATE INDEX IF NOT EXISTS login_failures_key ON public.login_failures (scope, key, at)",
     "CREATE INDEX IF NOT EXISTS login_failures_at ON public.login_failures (at)",
 ]
-_SETUP_LOCK = 7263020
+_SETUP_LOCK = locks.LOGIN_THROTTLE_SETUP
 PAIR, ADDRESS = "account-address", "address"
 MAX_DELAY_S = 60.0
 

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ import psycopg
 
 from projectors import checkpoints
 from projectors.base import LIVE_SCHEMA, REBUILD_SCHEMA, Projector
-from projectors.runner import ProjectionRunner, Target, leader_lock
+from projectors.loop import ProjectionLoop, Target, leader_lock
 
 LIVE_CATCH_UP_S = 30.0
 
@@ -32,6 +31,7 @@ class RebuildReport:
     position: int
     compared: bool
     differences: dict[str, int]
+    reshaped: tuple[str, ...] = ()  # tables whose columns changed (a new release): not compared row by row
 
     @property
     def identical(self) -> bool:
@@ -39,9 +39,9 @@ class RebuildReport:
 
 
 async def _build_to(projector: Projector, target: Target, until: int, progress: Callable[[int], None] | None) -> int:
-    runner = ProjectionRunner(projector, target, schema=REBUILD_SCHEMA, checkpoint_name=f"{projector.name}@rebuild",
-                              durable=False, on_progress=progress)
-    return await runner.run(asyncio.Event(), until=until)
+    loop = ProjectionLoop(projector, target, schema=REBUILD_SCHEMA, checkpoint_name=f"{projector.name}@rebuild",
+                          durable=False, on_progress=progress)
+    return await loop.run(asyncio.Event(), until=until)
 
 
 async def _differences(conn: psycopg.AsyncConnection[Any], table: str) -> int:
@@ -55,18 +55,28 @@ async def _differences(conn: psycopg.AsyncConnection[Any], table: str) -> int:
 
 async def _await_live(conn: psycopg.AsyncConnection[Any], name: str, position: int, timeout: float) -> None:
     """Wait until the live projector, if one is running, has projected up to `position` (or `timeout` passes)."""
-    deadline = time.monotonic() + timeout
     classid, objid = leader_lock(name)
-    while time.monotonic() < deadline:
-        if await checkpoints.read(conn, name) >= position:
-            return
+
+    async def no_live_projector() -> bool:
         held = await (await conn.execute(
             "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s AND objsubid = 2 "
             "AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             (classid, objid))).fetchone()  # advisory locks are per database; pg_locks lists every database's
-        if not held:
-            return
-        await asyncio.sleep(0.1)
+        return held is None
+
+    await checkpoints.wait_until_projected(conn, [name], position, timeout, give_up=no_live_projector, poll_s=0.1)
+
+
+async def _same_columns(conn: psycopg.AsyncConnection[Any], table: str) -> bool:
+    """Whether the live and the fresh copy of `table` have the same columns: a read model whose shape changed
+    (a new release) is rebuilt without a row comparison."""
+    row = await (await conn.execute(
+        "SELECT array_agg(column_name::text || ':' || data_type ORDER BY ordinal_position)"
+        " FILTER (WHERE table_schema = %s) = array_agg(column_name::text || ':' || data_type"
+        " ORDER BY ordinal_position) FILTER (WHERE table_schema = %s)"
+        " FROM information_schema.columns WHERE table_name = %s AND table_schema IN (%s, %s)",
+        (LIVE_SCHEMA, REBUILD_SCHEMA, table, LIVE_SCHEMA, REBUILD_SCHEMA))).fetchone()
+    return bool(row and row[0])
 
 
 async def rebuild(projector: Projector, target: Target, log_end: int,
@@ -89,12 +99,15 @@ async def rebuild(projector: Projector, target: Target, log_end: int,
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {LIVE_SCHEMA}")
         compared = live == built
         differences: dict[str, int] = {}
+        reshaped: list[str] = []
         for table in projector.tables:
-            exists = await (await conn.execute("SELECT to_regclass(%s)", (f"{LIVE_SCHEMA}.{table}",))).fetchone()
-            if compared and exists and exists[0]:
+            if not await _same_columns(conn, table):
+                reshaped.append(table)
+            elif compared:
                 differences[table] = await _differences(conn, table)
             await conn.execute(f"DROP TABLE IF EXISTS {LIVE_SCHEMA}.{table}")
             await conn.execute(f"ALTER TABLE {REBUILD_SCHEMA}.{table} SET SCHEMA {LIVE_SCHEMA}")
         await checkpoints.store(conn, name, built)
         await conn.execute("DELETE FROM public.projection_checkpoints WHERE name = %s", (f"{name}@rebuild",))
-    return RebuildReport(projection=name, position=built, compared=compared, differences=differences)
+    return RebuildReport(projection=name, position=built, compared=compared,
+                         differences=differences, reshaped=tuple(reshaped))

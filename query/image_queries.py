@@ -29,10 +29,7 @@ _COLUMNS = (
 _USER_NAME = "(SELECT u.name FROM rm.users u WHERE u.id = i.user_id AND u.deleted_at IS NULL)"
 
 
-async def _columns(pool: AsyncConnectionPool) -> str:
-    # rm.users belongs to the accounts read model; until its projector has made it, names are null.
-    row = await fetch_one(pool, "SELECT to_regclass('rm.users') IS NOT NULL AS ok")
-    return _COLUMNS.format(user_name=_USER_NAME if row and row["ok"] else "NULL::text")
+_SELECT = _COLUMNS.format(user_name=_USER_NAME)
 
 
 def image_json(row: dict[str, Any], blobs: BlobStore) -> dict[str, Any]:
@@ -45,12 +42,12 @@ def image_json(row: dict[str, Any], blobs: BlobStore) -> dict[str, Any]:
 
 async def image_by_id(pool: AsyncConnectionPool, actor: Actor, image_id: int) -> dict[str, Any] | None:
     visible, params = visible_sql(actor, "i.user_id", "i.public")
-    return await fetch_one(pool, f"SELECT {await _columns(pool)} FROM rm.images i WHERE i.id = %s AND {visible}",
+    return await fetch_one(pool, f"SELECT {_SELECT} FROM rm.images i WHERE i.id = %s AND {visible}",
                            [image_id, *params])
 
 
 async def list_images(pool: AsyncConnectionPool, actor: Actor, query: ListQuery,
                       blobs: BlobStore) -> dict[str, Any]:
-    page = await list_page(pool, IMAGES, query, actor, columns=await _columns(pool))
+    page = await list_page(pool, IMAGES, query, actor, columns=_SELECT)
     page["list"] = [image_json(r, blobs) for r in page["list"]]
     return page

@@ -10,7 +10,7 @@ from pathlib import Path
 from aidraw.roles import PROJECTORS
 from events.store.bridge import NatsBridge
 from events.store.stream import stream_last_sequence
-from projectors.checkpoints import read_all_sync
+from projectors.checkpoints import wait_until_projected_sync
 from tests.system import System
 
 
@@ -41,10 +41,5 @@ def wait_projected(system: System, sequence: str | int) -> None:
     """Until every projection reached `sequence` (someone's write), so that anyone's next read sees it: a
     caller's own reads wait for its own writes, other callers' reads do not."""
     wanted = int(sequence)
-    names = [p.name for p in PROJECTORS]
-
-    def reached() -> bool:
-        positions = read_all_sync(system.database_url)
-        return min(positions.get(name, 0) for name in names) >= wanted
-
-    assert eventually(reached, 30), f"projections did not reach {wanted}"
+    assert wait_until_projected_sync(system.database_url, [p.name for p in PROJECTORS], wanted, 30), \
+        f"projections did not reach {wanted}"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from aidraw.migrate import migrate_sync
 from aidraw.services import free_port
 
 
@@ -59,6 +60,7 @@ class System:
     def start(self) -> System:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
+        migrate_sync(self.database_url)  # as `aidraw run` does before it starts the roles
         self.start_role("projector")
         self.start_role("api")
         deadline = time.monotonic() + 30

@@ -19,10 +19,10 @@ from events.store.bridge import NatsBridge
 from events.store.stream import stream_last_sequence
 from events.tags import TagCreated
 from infra.settings import Settings
-from projectors.checkpoints import read_all_sync
+from projectors.checkpoints import read_all_sync, wait_until_projected_sync
+from projectors.loop import Target
 from projectors.postgres.tags import TagsProjector
 from projectors.rebuild import rebuild
-from projectors.runner import Target
 
 
 @dataclass
@@ -116,10 +116,8 @@ def wait_projected(url: str, nats_url: str, stream: str, seconds: float = 60) ->
     """Until the tags projection has reached the log's last sequence; that sequence."""
     bridge = NatsBridge.shared(nats_url)
     last = stream_last_sequence(bridge, stream)
-    deadline = time.monotonic() + seconds
-    while read_all_sync(url).get("tags", 0) < last:
-        assert time.monotonic() < deadline, f"the projection stopped at {read_all_sync(url)} of {last}"
-        time.sleep(0.1)
+    assert wait_until_projected_sync(url, ["tags"], last, seconds), \
+        f"the projection stopped at {read_all_sync(url)} of {last}"
     return last
 
 

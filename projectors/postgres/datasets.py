@@ -21,6 +21,7 @@ from projectors.postgres.ids import object_id
 class DatasetsProjector(Projector):
     name = "datasets"
     tables = ("datasets",)
+    collections = ("datasets",)
 
     def ddl(self) -> Sequence[str]:
         return [

@@ -18,13 +18,14 @@ The live schema gets a static statement (planned once per session); other schema
 
 from __future__ import annotations
 
+from infra import locks
 from projectors.base import LIVE_SCHEMA, REBUILD_SCHEMA
 
 IMAGE_COUNT_TABLES: tuple[str, ...] = ("image_counts",)
 
 # CREATE EXTENSION and CREATE OR REPLACE FUNCTION are not safe twice at once (projectors set up concurrently):
 # the same advisory lock as the models projector's trigram setup.
-_SETUP_LOCK = "SELECT pg_advisory_xact_lock(7263010)"
+_SETUP_LOCK = f"SELECT pg_advisory_xact_lock({locks.EXTENSIONS_SETUP})"
 
 # The counter keys an image adds to: {0, owner} x {0, each distinct tag}.
 _KEYS_FUNCTION = """

@@ -1,6 +1,6 @@
 """How image and like events change the rows of rm.images and rm.image_likes.
 
-Deleted images are DELETE'd, with their likes, collection items and views. `likes` always equals the number of
+Deleted images are DELETE'd, with their likes and collection items. `likes` always equals the number of
 image_likes rows of the image: a like is counted only when its row is really added (and uncounted only when
 really removed), and a like of an image that is gone by the time it is projected adds nothing.
 """
@@ -47,20 +47,11 @@ async def image_changed(cur: Any, s: str, seq: int, e: ImageChanged) -> None:
         (e.name, None if e.tag_ids is None else list(e.tag_ids), e.public, e.timestamp, seq, object_id(e)))
 
 
-async def _table_exists(cur: Any, s: str, table: str) -> bool:
-    await cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{s}.{table}",))
-    row = await cur.fetchone()
-    return bool(row and row[0])
-
-
 async def image_deleted(cur: Any, s: str, e: ImageDeleted) -> None:
     number = object_id(e)
     for table, column in (("images", "id"), ("image_likes", "image_id"), ("choice_items", "image_id")):
         await cur.execute(_q(f"DELETE FROM {{s}}.{table} WHERE {column} = %s", s), (number,))
-    # Views come from their own stream and projector (projectors/postgres/views.py), which may not have made
-    # its table in this schema (a rebuild's schema never has it).
-    if await _table_exists(cur, s, "image_views"):
-        await cur.execute(_q("DELETE FROM {s}.image_views WHERE image_id = %s", s), (number,))
+    # Its views belong to the views read model, which removes them itself (projectors/postgres/views.py).
 
 
 async def image_liked(cur: Any, s: str, e: ImageLiked) -> None:

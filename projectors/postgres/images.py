@@ -7,7 +7,7 @@ together, a rebuild applies those dependencies in exactly the order the live cop
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from events.choices import ChoiceChanged, ChoiceCreated, ChoiceDeleted
@@ -50,6 +50,7 @@ DDL = [
 class ImagesProjector(Projector):
     name = "images"
     tables = ("images", "image_likes", "choices", "choice_items", *IMAGE_COUNT_TABLES)
+    collections = ("images", "choices")
 
     def ddl(self) -> Sequence[str]:
         return [*DDL, *IMAGE_INDEXES]
@@ -73,3 +74,10 @@ class ImagesProjector(Projector):
             await choice_rows.choice_deleted(cur, s, event)
         elif isinstance(event, TagDeleted):
             await image_rows.tag_deleted(cur, s, event)
+
+    def changed(self, event: Any) -> Iterable[tuple[str, int]]:
+        # A like changes the liked image (its count). A deleted tag also leaves images, which are not announced:
+        # the tag's own deletion is (by the tags projector).
+        if isinstance(event, ImageLiked | ImageUnliked):
+            return (("images", event.image_id),)
+        return super().changed(event)

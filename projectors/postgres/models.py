@@ -21,17 +21,19 @@ from events.models import (
     ModelVisibilityChanged,
 )
 from events.tags import TagDeleted
+from infra import locks
 from projectors.base import Projector
 from projectors.postgres.ids import object_id
 
 # CREATE EXTENSION is not safe to run twice at once (projectors set up concurrently): serialise it.
-TRIGRAM_EXTENSION = ("DO $$ BEGIN PERFORM pg_advisory_xact_lock(7263010); "
+TRIGRAM_EXTENSION = (f"DO $$ BEGIN PERFORM pg_advisory_xact_lock({locks.EXTENSIONS_SETUP}); "
                      "CREATE EXTENSION IF NOT EXISTS pg_trgm; END $$")
 
 
 class ModelsProjector(Projector):
     name = "models"
     tables = ("models",)
+    collections = ("models",)
 
     def ddl(self) -> Sequence[str]:
         return [

@@ -15,6 +15,7 @@ from projectors.postgres.ids import object_id
 class ParamsProjector(Projector):
     name = "params"
     tables = ("params",)
+    collections = ("params",)
 
     def ddl(self) -> Sequence[str]:
         return [

@@ -19,6 +19,7 @@ from projectors.postgres.users import PersonalKeys, object_id, open_field
 class SessionsProjector(Projector):
     name = "sessions"
     tables = ("sessions",)
+    collections = ("sessions",)
 
     def __init__(self, keys: PersonalKeys) -> None:
         self.keys = keys

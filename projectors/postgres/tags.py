@@ -8,7 +8,7 @@ from typing import Any
 from events.ids import split_uuid
 from events.tags import TagCreated, TagDeleted, TagRenamed
 from projectors.base import Projector
-from projectors.buffered import BufferedCursor
+from projectors.postgres.buffered import BufferedCursor
 
 
 def _id(event: Any) -> int:
@@ -20,6 +20,7 @@ def _id(event: Any) -> int:
 class TagsProjector(Projector):
     name = "tags"
     tables = ("tags",)
+    collections = ("tags",)
 
     def ddl(self) -> Sequence[str]:
         return [

@@ -35,6 +35,7 @@ from projectors.postgres.ids import object_id
 class TasksProjector(Projector):
     name = "tasks"
     tables = ("tasks", "task_usage")
+    collections = ("tasks",)
 
     def ddl(self) -> Sequence[str]:
         return [

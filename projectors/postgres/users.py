@@ -54,6 +54,7 @@ async def open_field(keys: PersonalKeys, cur: Any, user_id: int, field: str, sea
 class UsersProjector(Projector):
     name = "users"
     tables = ("users",)
+    collections = ("users",)
 
     def __init__(self, keys: PersonalKeys) -> None:
         self.keys = keys

@@ -5,8 +5,11 @@ sequences, so the API does not wait on it for read-your-writes (it is not in aid
 views stream drops old messages, so its sequences have gaps where history expired: `contiguous = False`.
 
 A view counts only while its image exists in the live rm.images (a view projected after the image's deletion
-adds nothing; the images projector deletes the rows of a deleted image). History is not rebuilt from the log
-(it expires), so reading the live table is fine here.
+adds nothing). History is not rebuilt from the log (it expires), so reading the live table is fine here.
+
+The read model removes a deleted image's views itself: `ViewsOfDeletedImages` follows the domain stream (its own
+checkpoint) and deletes them on ImageDeleted. A view projected in the moment between that and the images
+projector's own deletion stays as a row of an image that is gone; every read of history joins rm.images.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from events.images import ImageDeleted
 from events.views import ImageViewed, decode_view
 from projectors.base import LIVE_SCHEMA, Projector
+from projectors.postgres.ids import object_id
 
 
 class ViewsProjector(Projector):
@@ -43,3 +48,17 @@ class ViewsProjector(Projector):
             " ON CONFLICT (user_id, image_id) DO UPDATE SET views = {s}.image_views.views + 1,"
             " viewed_at = GREATEST({s}.image_views.viewed_at, EXCLUDED.viewed_at)", s),
             (event.user_id, event.viewed_at, event.image_id))
+
+
+class ViewsOfDeletedImages(Projector):
+    """The views read model's second input: a deleted image's views go (domain stream, not rebuilt)."""
+
+    name = "image_views_deleted"
+    tables = ()
+
+    def ddl(self) -> Sequence[str]:
+        return ViewsProjector().ddl()
+
+    async def apply(self, cur: Any, s: str, seq: int, event: Any) -> None:
+        if isinstance(event, ImageDeleted):
+            await cur.execute(self.sql("DELETE FROM {s}.image_views WHERE image_id = %s", s), (object_id(event),))

@@ -23,13 +23,12 @@ from query.services import QuerySide
 router = APIRouter(tags=["users"])
 
 COLUMNS = "id, COALESCE(name, '[erased]') AS name, email, role, created_at, updated_at"
-# What the account counts: the table that must exist, and the count. Images come from the projected per-day
-# counters (tag 0 = all of the owner's images: one row per day, not one per image); the others are small.
+# What the account counts. Images come from the projected per-day counters (tag 0 = all of the owner's images:
+# one row per day, not one per image); the others are small.
 COUNTED = {
-    "images": ("rm.image_counts", "SELECT COALESCE(sum(n), 0) AS n FROM rm.image_counts"
-                                  " WHERE user_id = %s AND tag_id = 0"),
-    "models": ("rm.models", "SELECT count(*) AS n FROM rm.models WHERE user_id = %s"),
-    "tasks": ("rm.tasks", "SELECT count(*) AS n FROM rm.tasks WHERE user_id = %s"),
+    "images": "SELECT COALESCE(sum(n), 0) AS n FROM rm.image_counts WHERE user_id = %s AND tag_id = 0",
+    "models": "SELECT count(*) AS n FROM rm.models WHERE user_id = %s",
+    "tasks": "SELECT count(*) AS n FROM rm.tasks WHERE user_id = %s",
 }
 
 
@@ -60,12 +59,9 @@ async def get_user(user_id: ObjectId, pool: Pool, actor: CurrentActor, _: Consis
     return shown(actor, await _live_user(pool, user_id))
 
 
-async def _count(pool: Pool, table: str, sql: str, user_id: int) -> int:
-    """How many the user owns; 0 while that read model does not exist yet."""
+async def _count(pool: Pool, sql: str, user_id: int) -> int:
+    """How many the user owns."""
     async with pool.connection() as conn:
-        found = await (await conn.execute("SELECT to_regclass(%s) IS NOT NULL AS present", (table,))).fetchone()
-        if not found or not found["present"]:  # type: ignore[call-overload]
-            return 0
         row = await (await conn.execute(sql, (user_id,))).fetchone()  # type: ignore[arg-type]
     return int(row["n"]) if row else 0  # type: ignore[call-overload]
 
@@ -77,7 +73,7 @@ async def get_account(services: QuerySide, pool: Pool, actor: RequiredUser, _: C
     used (`gpu_seconds`)."""
     assert actor.user_id is not None
     user = shown(actor, await _live_user(pool, actor.user_id))
-    counts = {name: await _count(pool, table, sql, actor.user_id) for name, (table, sql) in COUNTED.items()}
+    counts = {name: await _count(pool, sql, actor.user_id) for name, sql in COUNTED.items()}
     quota = {name: {"used": n, "limit": None} for name, n in counts.items()}
     unfinished, run_seconds = await _task_use(pool, actor.user_id)
     quota["tasks"] = {"used": unfinished, "limit": services.settings.task_max_unfinished}
@@ -87,10 +83,9 @@ async def get_account(services: QuerySide, pool: Pool, actor: RequiredUser, _: C
 
 async def _task_use(pool: Pool, user_id: int) -> tuple[int, float]:
     """Unfinished tasks (the per-user cap counts these) and runner seconds used (started to finished, deleted
-    tasks included); zeros while the tasks read model does not exist yet."""
-    unfinished = await _count(pool, "rm.tasks", "SELECT count(*) AS n FROM rm.tasks WHERE user_id = %s AND"
+    tasks included)."""
+    unfinished = await _count(pool, "SELECT count(*) AS n FROM rm.tasks WHERE user_id = %s AND"
                               " status IN ('initial', 'ready', 'waiting', 'running')", user_id)
-    row = await fetch_one(pool, "SELECT CASE WHEN to_regclass('rm.task_usage') IS NULL THEN 0 ELSE (SELECT"
-                          " COALESCE(sum(run_seconds), 0) FROM rm.task_usage WHERE user_id = %s) END AS s",
+    row = await fetch_one(pool, "SELECT COALESCE(sum(run_seconds), 0) AS s FROM rm.task_usage WHERE user_id = %s",
                           (user_id,))
     return unfinished, float(row["s"]) if row else 0.0

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
+from aidraw.migrate import migrate_sync
 from aidraw.services import NatsServer, PostgresServer
 from command.app import CommandApp
 from command.choices import Choice
@@ -28,10 +30,12 @@ from events.tags import TagCreated
 from infra.settings import Settings
 from projectors.base import Projector
 from projectors.checkpoints import read_all_sync
+from projectors.loop import Target
 from projectors.postgres.images import ImagesProjector
+from projectors.postgres.sink import PostgresSink
 from projectors.postgres.tags import TagsProjector
 from projectors.rebuild import rebuild
-from projectors.runner import Target
+from projectors.sink import CheckpointMoved
 
 
 def write_events(app: CommandApp, count: int) -> int:
@@ -131,6 +135,7 @@ def kill_repeatedly_then_finish(projector: Projector, nats_url: str, stream_name
     env = {"AIDRAW_NATS_URL": nats_url, "AIDRAW_DATABASE_URL": url, "AIDRAW_STREAM": stream_name,
            "AIDRAW_SUBJECT_PREFIX": stream_name.lower(), "AIDRAW_LOG_LEVEL": "WARNING", "PATH": "/usr/bin:/bin",
            "AIDRAW_PROJECTOR_BATCH": "50"}
+    migrate_sync(url)  # as `aidraw run` does first: each projector start then only checks the schemas
     rng = random.Random(11)
     mid_run_kills = position = 0
     deadline = time.monotonic() + 120
@@ -169,6 +174,13 @@ def assert_same_as_a_clean_rebuild(projector: Projector, nats_server: NatsServer
     assert rows(clean_url, projector.tables) == live
 
 
+def _until_it_projects(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Until the checkpoint moves (the projector started and commits), it exits, or `timeout` passes."""
+    before, deadline = read_all_sync(url).get("tags", 0), time.monotonic() + timeout
+    while read_all_sync(url).get("tags", 0) == before and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_sigkilled_projector_resumes_to_the_rows_of_a_clean_rebuild(
     nats_server: NatsServer, postgres_server: PostgresServer, stream_name: str, tmp_path: Path
 ) -> None:
@@ -205,14 +217,14 @@ def test_a_redelivered_batch_is_a_no_op(
     app.close()
     url = postgres_server.create_database(f"redeliver_{stream_name.lower()}")
     target = Target(nats_server.url, stream_name, url)
-    from projectors.runner import ProjectionRunner
+    from projectors.loop import ProjectionLoop
 
-    first = asyncio.run(ProjectionRunner(TagsProjector(), target).run(asyncio.Event(), until=last))
+    first = asyncio.run(ProjectionLoop(TagsProjector(), target).run(asyncio.Event(), until=last))
     before = rows(url)
     # Force a redelivery of everything: a runner that believes it starts from 0 but shares the checkpoint.
     with psycopg.connect(url) as conn:
         checkpoint = conn.execute("SELECT position FROM projection_checkpoints WHERE name='tags'").fetchone()
-    runner = ProjectionRunner(TagsProjector(), target)
+    runner = ProjectionLoop(TagsProjector(), target)
     runner.position = 0
 
     async def replay_all() -> None:
@@ -221,9 +233,15 @@ def test_a_redelivered_batch_is_a_no_op(
         nc = await nats.connect(nats_server.url)
         js = nc.jetstream()
         sub = await runner._subscribe(js)
-        async with await psycopg.AsyncConnection.connect(url) as conn:
-            msgs = await sub.fetch(last, timeout=5)
-            await runner._apply_batch(conn, msgs)
+        sink = PostgresSink(TagsProjector(), url)
+        assert await sink.open(asyncio.Event())
+        msgs = await sub.fetch(last, timeout=5)
+        with pytest.raises(CheckpointMoved):  # the stored checkpoint says these are applied already
+            await runner._apply_batch(sink, msgs)
+        runner.position = await sink.load_checkpoint()
+        assert await runner._apply_batch(sink, msgs) == []  # redelivered: skipped, nothing announced
+        await sink.close()
+        await sub.stop()
         await nc.close()
 
     asyncio.run(replay_all())

@@ -59,17 +59,25 @@ def reaper(store: LocalBlobStore, database_url: str, log_end: int) -> BlobReaper
     return BlobReaper(store, database_url, end, catch_up_s=0.3)
 
 
+async def deleted_by_sweep(store: LocalBlobStore, database_url: str, log_end: int,
+                           conn: psycopg.AsyncConnection) -> int:
+    """One round of a fresh reaper over the queue: the number of blobs it deleted."""
+    the_reaper = reaper(store, database_url, log_end)
+    await the_reaper.sweep(conn)
+    return the_reaper.deleted
+
+
 def test_an_unused_blob_is_deleted_and_a_used_one_kept(store: LocalBlobStore, database_url: str) -> None:
     async def scenario() -> None:
         conn = await prepare(database_url, images_position=10)
         unused, used = store.put(picture(), "image/png"), store.put(picture(), "image/png")
         await image_row(conn, used)
         await enqueue_for_reaping(conn, [unused, used])
-        assert await reaper(store, database_url, 10).sweep(conn) == 1
+        assert await deleted_by_sweep(store, database_url, 10, conn) == 1
         assert not store.exists(unused) and store.exists(used)
         assert await queued(conn) == 0
         await enqueue_for_reaping(conn, [unused])  # again: harmless
-        assert await reaper(store, database_url, 10).sweep(conn) == 1
+        assert await deleted_by_sweep(store, database_url, 10, conn) == 1
         await conn.close()
 
     asyncio.run(scenario())
@@ -82,9 +90,9 @@ def test_a_key_locked_by_an_upload_is_left_for_a_later_round(store: LocalBlobSto
         await enqueue_for_reaping(conn, [key])
         async with AsyncConnectionPool(database_url, min_size=1, max_size=1, open=False) as pool:
             async with upload_guard(pool, [key]):
-                assert await reaper(store, database_url, 10).sweep(conn) == 0
+                assert await deleted_by_sweep(store, database_url, 10, conn) == 0
                 assert store.exists(key) and await queued(conn) == 1
-            assert await reaper(store, database_url, 10).sweep(conn) == 1
+            assert await deleted_by_sweep(store, database_url, 10, conn) == 1
         assert not store.exists(key)
         await conn.close()
 
@@ -98,7 +106,7 @@ def test_nothing_is_deleted_while_the_images_projection_is_behind_the_log(store:
         key = store.put(picture(), "image/png")
         await enqueue_for_reaping(conn, [key])
         # An upload of these bytes may be at sequence 6..9, not projected yet.
-        assert await reaper(store, database_url, 9).sweep(conn) == 0
+        assert await deleted_by_sweep(store, database_url, 9, conn) == 0
         assert store.exists(key) and await queued(conn) == 1
         await conn.close()
 
@@ -123,7 +131,8 @@ def test_old_blobs_no_image_names_are_swept_and_nothing_else(store: LocalBlobSto
             _age(store, key, 7200)
         the_reaper = reaper(store, database_url, 10)
         assert await the_reaper.queue_orphans(conn) == 1  # the old one no image names; not the young one
-        assert await the_reaper.sweep(conn) == 1
+        await the_reaper.sweep(conn)
+        assert the_reaper.deleted == 1
         assert not store.exists(orphan)
         assert store.exists(young) and store.exists(used) and store.exists(thumb_of_used)
         assert await the_reaper.queue_orphans(conn) == 0  # nothing left to find
@@ -132,14 +141,17 @@ def test_old_blobs_no_image_names_are_swept_and_nothing_else(store: LocalBlobSto
     asyncio.run(scenario())
 
 
-def test_the_sweep_waits_for_the_images_read_model(store: LocalBlobStore, database_url: str) -> None:
+def test_an_orphan_found_before_anything_was_projected_waits_for_the_images_projection(
+        store: LocalBlobStore, database_url: str) -> None:
     async def scenario() -> None:
-        conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
-        await conn.execute(QUEUE_DDL)
+        conn = await prepare(database_url, images_position=0)  # migrated: rm.images exists, nothing projected
         key = store.put(picture(), "image/png")
         _age(store, key, 7200)
-        assert await reaper(store, database_url, 10).queue_orphans(conn) == 0  # no rm.images yet
-        assert store.exists(key)
+        the_reaper = reaper(store, database_url, 10)
+        assert await the_reaper.queue_orphans(conn) == 1  # no row names it yet...
+        await the_reaper.sweep(conn)
+        assert the_reaper.deleted == 0 and store.exists(key)  # ...but an upload at 1..10 may, once projected
+        assert await queued(conn) == 1
         await conn.close()
 
     asyncio.run(scenario())

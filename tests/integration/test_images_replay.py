@@ -10,9 +10,9 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from projectors.loop import Target
 from projectors.postgres.images import ImagesProjector
 from projectors.rebuild import rebuild
-from projectors.runner import Target
 from tests.catalog_accounts import People, Person, client_of
 from tests.image_files import picture, upload
 from tests.image_support import log_end, wait_projected

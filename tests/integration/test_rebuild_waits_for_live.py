@@ -8,8 +8,8 @@ import time
 import psycopg
 
 from projectors import checkpoints
+from projectors.loop import leader_lock
 from projectors.rebuild import _await_live
-from projectors.runner import leader_lock
 
 
 async def _position(url: str, name: str, position: int) -> None:

@@ -1,15 +1,16 @@
-"""The projector loop: fetch -> apply -> commit -> ack.
+"""The projection loop: fetch -> apply -> commit -> ack -> announce.
 
-Each projector follows the whole domain stream through its own durable pull consumer, recreated at start from
-the checkpoint stored in PostgreSQL (the checkpoint, not the consumer, is the truth). A batch of messages is
-applied and the checkpoint moved in ONE transaction; the batch is acked only after the commit. A crash at any
-point therefore leaves rows and checkpoint together: redelivered events are skipped as already applied.
+Each projection follows a stream through its own durable pull consumer, recreated at start from the checkpoint
+its sink stored (the checkpoint, not the consumer, is the truth). A batch of messages is applied and the
+checkpoint moved in ONE commit of the sink (projectors/sink.py); the batch is acked only after it. A crash at
+any point therefore leaves effects and checkpoint together: redelivered events are skipped as already applied.
+After the commit the loop announces the objects the batch changed (events/changes.py) on core NATS.
 
 Stream sequences of stored messages are contiguous (rejected batches consume none and the stream denies
 deletes), so a message whose sequence is not exactly checkpoint+1 means the consumer ran ahead (an earlier batch
-failed to commit): the runner re-positions the consumer instead of applying out of order.
+failed to commit): the loop re-positions the consumer instead of applying out of order.
 
-One instance of a projector is active at a time (a PostgreSQL advisory lock); others wait as hot standbys.
+One instance of a projection is active at a time (the sink's `open` waits for that); others wait as hot standbys.
 """
 
 from __future__ import annotations
@@ -17,25 +18,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import nats
-import psycopg
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from events.changes import ObjectsChanged, changed_subject
 from events.store.bridge import log_connection_errors
-from projectors import checkpoints
 from projectors.base import LIVE_SCHEMA, Projector
-from projectors.buffered import BufferedCursor
 from projectors.fetch import BatchFetcher
+from projectors.postgres.sink import PostgresSink, leader_lock
+from projectors.sink import CheckpointMoved, Projected, ProjectionSink
 
 log = logging.getLogger("aidraw.projector")
-LEADER_LOCK_CLASS = 7263002
+
+__all__ = ["ProjectionLoop", "Target", "leader_lock"]
 
 
 class _Gap(Exception):
@@ -47,15 +48,11 @@ class Target:
     nats_url: str
     stream: str
     database_url: str
-
-
-def leader_lock(checkpoint_name: str) -> tuple[int, int]:
-    """The two-int advisory lock key its active instance holds (pg_locks: classid, objid, objsubid 2)."""
-    return LEADER_LOCK_CLASS, zlib.crc32(checkpoint_name.encode()) & 0x7FFFFFFF
+    announce_prefix: str = ""  # the domain subject prefix: announce changes on `<prefix>_changed.*` ("" = don't)
 
 
 @dataclass
-class ProjectionRunner:
+class ProjectionLoop:
     projector: Projector
     target: Target
     schema: str = LIVE_SCHEMA
@@ -63,6 +60,7 @@ class ProjectionRunner:
     batch_size: int = 1000
     durable: bool = True
     on_progress: Callable[[int], None] | None = None
+    sink: ProjectionSink | None = None  # default: the projector's PostgreSQL tables in `schema`
     position: int = 0
     _sub: BatchFetcher | None = field(default=None, repr=False)
 
@@ -72,6 +70,11 @@ class ProjectionRunner:
     @property
     def consumer_name(self) -> str:
         return "proj_" + "".join(c if c.isalnum() else "_" for c in self.checkpoint_name)
+
+    def _new_sink(self) -> ProjectionSink:
+        if self.sink is not None:
+            return self.sink
+        return PostgresSink(self.projector, self.target.database_url, self.schema, self.checkpoint_name)
 
     async def run(self, stop: asyncio.Event, until: int | None = None) -> int:
         """Project until `stop` is set, or until the checkpoint reaches `until`. Returns the final position.
@@ -102,54 +105,25 @@ class ProjectionRunner:
     async def _run_once(self, stop: asyncio.Event, until: int | None) -> None:
         nc = await nats.connect(self.target.nats_url, max_reconnect_attempts=-1, name=self.consumer_name,
                                 error_cb=log_connection_errors(log, self.checkpoint_name))
-        js = nc.jetstream()
+        sink = self._new_sink()
         try:
-            async with await psycopg.AsyncConnection.connect(self.target.database_url) as conn:
-                await self._become_leader(conn, stop)
-                await self._setup(conn)
-                while not stop.is_set():
-                    try:
-                        await self._follow(conn, js, stop, until)
-                        return
-                    except _Gap:
-                        log.info("consumer ran ahead of the checkpoint; repositioning",
-                                 extra={"projector": self.checkpoint_name, "position": self.position})
+            if not await sink.open(stop):
+                return
+            self.position = await sink.load_checkpoint()
+            while not stop.is_set():
+                try:
+                    await self._follow(sink, nc, stop, until)
+                    return
+                except (_Gap, CheckpointMoved):
+                    self.position = await sink.load_checkpoint()
+                    log.info("consumer ran ahead of the checkpoint; repositioning",
+                             extra={"projector": self.checkpoint_name, "position": self.position})
         finally:
             if self._sub is not None:
                 await self._sub.stop()
                 self._sub = None
+            await sink.close()
             await nc.close()
-
-    async def _become_leader(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
-        await conn.set_autocommit(True)
-        waited = False
-        while not stop.is_set():
-            row = await (await conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                                            leader_lock(self.checkpoint_name))).fetchone()
-            if row and row[0]:
-                if waited:
-                    log.info("%s: the active instance is gone; this one takes over", self.checkpoint_name,
-                             extra={"projector": self.checkpoint_name})
-                break
-            if not waited:
-                waited = True
-                log.info("%s: another instance is active (it holds the leader lock); this one waits as a hot "
-                         "standby and takes over when it stops", self.checkpoint_name,
-                         extra={"projector": self.checkpoint_name})
-            await asyncio.sleep(1.0)
-        await conn.set_autocommit(False)
-
-    async def _setup(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        await conn.commit()
-        await checkpoints.setup(conn)
-        async with conn.transaction():
-            # Projectors start together: IF NOT EXISTS does not make concurrent CREATEs safe, so take turns.
-            await conn.execute("SELECT pg_advisory_xact_lock(7263004)")
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
-            for statement in self.projector.ddl():
-                await conn.execute(self.projector.sql(statement, self.schema))  # type: ignore[arg-type]
-        async with conn.transaction():
-            self.position = await checkpoints.lock_and_read(conn, self.checkpoint_name)
 
     async def _subscribe(self, js: JetStreamContext) -> BatchFetcher:
         if self._sub is not None:
@@ -170,10 +144,9 @@ class ProjectionRunner:
         self._sub = await BatchFetcher(js._nc, self.target.stream, info.name).start()
         return self._sub
 
-    async def _follow(self, conn: psycopg.AsyncConnection[Any], js: JetStreamContext, stop: asyncio.Event,
-                      until: int | None) -> None:
-        sub = await self._subscribe(js)
-        # The next batch is fetched while this one is applied: NATS and PostgreSQL work side by side.
+    async def _follow(self, sink: ProjectionSink, nc: Client, stop: asyncio.Event, until: int | None) -> None:
+        sub = await self._subscribe(nc.jetstream())
+        # The next batch is fetched while this one is applied: NATS and the sink work side by side.
         upcoming = asyncio.ensure_future(sub.fetch(self.batch_size, timeout=0.5))
         try:
             while not stop.is_set() and (until is None or self.position < until):
@@ -182,31 +155,43 @@ class ProjectionRunner:
                 if until is not None:
                     msgs = [m for m in msgs if m.metadata.sequence.stream <= until]
                 if msgs:
-                    await self._apply_batch(conn, msgs)  # -> apply -> commit
+                    changed = await self._apply_batch(sink, msgs)  # -> apply -> commit
                     await msgs[-1].ack()  # -> ack (AckPolicy.ALL covers the whole batch)
+                    await self._announce(nc, changed)  # -> announce
         finally:
             upcoming.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await upcoming
 
-    async def _apply_batch(self, conn: psycopg.AsyncConnection[Any], msgs: list[Msg]) -> None:
-        async with conn.transaction():
-            committed = position = await checkpoints.lock_and_read(conn, self.checkpoint_name)
-            async with conn.cursor() as raw:
-                cur = BufferedCursor(raw)  # runs of one statement go out as one executemany
-                for msg in msgs:
-                    seq = msg.metadata.sequence.stream
-                    if seq <= position:
-                        continue  # redelivered: already applied
-                    if seq != position + 1 and self.projector.contiguous:
-                        self.position = committed
-                        raise _Gap
-                    event = self.projector.decode(msg.headers, msg.data)
-                    if event is not None:
-                        await self.projector.apply(cur, self.schema, seq, event)
-                    position = seq
-                await cur.flush()
-            await checkpoints.store(conn, self.checkpoint_name, position)
+    async def _apply_batch(self, sink: ProjectionSink, msgs: list[Msg]) -> list[ObjectsChanged]:
+        events: list[Projected] = []
+        position = self.position
+        for msg in msgs:
+            seq = msg.metadata.sequence.stream
+            if seq <= position:
+                continue  # redelivered: already applied
+            if seq != position + 1 and self.projector.contiguous:
+                raise _Gap
+            event = self.projector.decode(msg.headers, msg.data)
+            if event is not None:
+                events.append(Projected(seq, event))
+            position = seq
+        if position == self.position:
+            return []
+        try:
+            await sink.apply_batch(self.position, events)
+            changed = await sink.commit(position)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await sink.abort()
+            raise
         self.position = position
         if self.on_progress is not None:
             self.on_progress(position)
+        return changed
+
+    async def _announce(self, nc: Client, changed: list[ObjectsChanged]) -> None:
+        if not self.target.announce_prefix:
+            return
+        for change in changed:
+            await nc.publish(changed_subject(self.target.announce_prefix, change.collection), change.encode())
