@@ -1,8 +1,15 @@
-"""Operations endpoints: /healthz, /readyz, /metrics (Prometheus)."""
+"""Operations endpoints: /healthz, /readyz, /metrics (Prometheus).
+
+They ignore user tokens (a probe or scraper sends whatever it was configured with). With AIDRAW_OPS_TOKEN set,
+`/metrics` and the detail of `/readyz` (lags, queues, which server is unreachable) are for operators only:
+they need `Authorization: Bearer <AIDRAW_OPS_TOKEN>`; without it `/metrics` is 401 and `/readyz` answers its
+status alone. `/healthz` stays open.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import time
 from typing import Any
 
@@ -12,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, His
 from starlette.concurrency import run_in_threadpool
 
 from aidraw.restarts import read_state
+from infra.errors import Unauthorized
 
 router = APIRouter(tags=["operations"])
 
@@ -67,6 +75,15 @@ def projection_lag(request: Request) -> dict[str, dict[str, float]]:
     return lag
 
 
+def is_operator(request: Request) -> bool:
+    """Whether the caller may see operators' detail: anyone while AIDRAW_OPS_TOKEN is unset."""
+    wanted: str = request.app.state.settings.ops_token
+    if not wanted:
+        return True
+    scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), wanted.encode())
+
+
 @router.get("/healthz", include_in_schema=True)
 async def healthz() -> dict[str, str]:
     """The process is up."""
@@ -75,7 +92,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> Response:
-    """NATS and PostgreSQL reachable, projections caught up within AIDRAW_READY_MAX_LAG events."""
+    """NATS and PostgreSQL reachable, projections caught up within AIDRAW_READY_MAX_LAG events (the checks
+    themselves: for operators, when AIDRAW_OPS_TOKEN is set)."""
     checks: dict[str, Any] = {}
     ok = True
     try:
@@ -99,13 +117,19 @@ async def readyz(request: Request) -> Response:
     supervised = read_state()
     if supervised is not None:  # under `aidraw run`: its parts, restarts and how each last ended (informational)
         checks["supervisor"] = supervised.get("parts", {})
-    return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
+    body: dict[str, Any] = {"status": "ready" if ok else "not ready"}
+    if is_operator(request):
+        body["checks"] = checks
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics: request latency, projection lag, log position, background work queues, the generation
-    queue (tasks waiting and running per capability, wait and run times)."""
+    queue (tasks waiting and running per capability, wait and run times); with AIDRAW_OPS_TOKEN set, for that
+    bearer token only."""
+    if not is_operator(request):
+        raise Unauthorized("The metrics are for operators: send Authorization: Bearer <AIDRAW_OPS_TOKEN>.")
     try:
         lag = await run_in_threadpool(projection_lag, request)
     except Exception:

@@ -22,6 +22,7 @@ class SettingsError(ValueError):
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MIN_BODY_BYTES = 1024  # AIDRAW_JSON_MAX_BYTES, AIDRAW_UPLOAD_MAX_BYTES: smaller refuses every request
 MIN_ORPHAN_AGE_S = 60.0  # AIDRAW_BLOB_ORPHAN_AGE: younger blobs may be uploads still on their way to their event
+MIN_SECRET_CHARS = 16  # AIDRAW_OPS_TOKEN: shorter is guessable
 MAX_SECONDS = 10 * 365 * 24 * 3600.0  # durations: longer means never, and overflows dates and JetStream's limits
 # 2 ** 63 - 1: larger is no sensible count of bytes, events or seconds (and overflows where the value is used).
 _HUGE = 2**63 - 1
@@ -131,6 +132,14 @@ def _env_networks(name: str) -> tuple[Network, ...]:
     except ValueError as exc:
         raise SettingsError(f"{name}={raw!r}: {exc}; list addresses or networks such as 10.0.0.0/8, separated "
                             "by commas, or unset it.") from None
+def _env_secret(name: str) -> str:
+    """A token operators choose: empty (unset), or at least MIN_SECRET_CHARS printable characters without
+    spaces. The message never repeats the value."""
+    raw = os.environ.get(name, "")
+    if raw and (len(raw) < MIN_SECRET_CHARS or not re.fullmatch(r"[!-~]+", raw)):
+        raise SettingsError(f"{name} is not a usable token: use at least {MIN_SECRET_CHARS} printable characters "
+                            "without spaces (for example the output of `openssl rand -hex 32`), or unset it.")
+    return raw
 
 
 def ensure_data_dir(data_dir: Path) -> None:
@@ -199,6 +208,8 @@ class Settings:
     scheduler_lookahead: int = 2
     # Hosts and networks that dataset URLs may name although private (infra/urls.py); empty: public hosts only.
     url_allowed_hosts: AllowList = NOTHING_ALLOWED
+    # Operators' token: when set, /metrics and the detail of /readyz need `Authorization: Bearer <it>`.
+    ops_token: str = field(default="", repr=False)
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -249,6 +260,7 @@ class Settings:
             generation_max_pixels=_env_int("AIDRAW_GENERATION_MAX_PIXELS", 1536 * 1536, 64 * 64, 8192 * 8192),
             scheduler_lookahead=_env_int("AIDRAW_SCHEDULER_LOOKAHEAD", 2, 1, 1000),
             url_allowed_hosts=_env_allow_list("AIDRAW_URL_ALLOWED_HOSTS"),
+            ops_token=_env_secret("AIDRAW_OPS_TOKEN"),
         )
         if settings.session_refresh_s >= settings.session_ttl_s:
             raise SettingsError(
