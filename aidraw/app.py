@@ -25,6 +25,7 @@ from command.sessions import SessionExtender
 from infra import passwords
 from infra.auth import current_actor
 from infra.body_limit import BodyLimit
+from infra.decode_pool import DecodePool
 from infra.errors import install_problem_handlers
 from infra.http import SEQUENCE_HEADER
 from infra.keys import PostgresKeyStore
@@ -68,9 +69,12 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
             await run_in_threadpool(app.state.keys.close)
             await run_in_threadpool(app.state.login_throttle.close)
             await run_in_threadpool(commands.close)
+            app.state.decoders.close()
 
     app = FastAPI(title="aidraw", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.decoders = DecodePool(settings.decode_memory_bytes, settings.decode_workers, settings.uploads_per_user,
+                                    settings.decode_wait_s)
     app.state.read_pool = make_pool(database_url)
     app.state.watcher = ProjectionWatcher(database_url, [p.name for p in PROJECTORS])
     app.state.caller_sequences = CallerSequences()

@@ -21,6 +21,7 @@ class SettingsError(ValueError):
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MIN_BODY_BYTES = 1024  # AIDRAW_JSON_MAX_BYTES, AIDRAW_UPLOAD_MAX_BYTES: smaller refuses every request
+MIN_DECODE_MEMORY = 16 * 1024 * 1024  # AIDRAW_DECODE_MEMORY: less refuses even small images (8 MiB headroom)
 MIN_ORPHAN_AGE_S = 60.0  # AIDRAW_BLOB_ORPHAN_AGE: younger blobs may be uploads still on their way to their event
 MIN_SECRET_CHARS = 16  # AIDRAW_OPS_TOKEN: shorter is guessable
 MAX_SECONDS = 10 * 365 * 24 * 3600.0  # durations: longer means never, and overflows dates and JetStream's limits
@@ -192,7 +193,14 @@ class Settings:
     # Images: upload limits (bytes of the file, pixels of the picture), and how long image views (browsing
     # history) are kept in their stream.
     upload_max_bytes: int = 20 * 1024 * 1024
-    upload_max_pixels: int = 40_000_000
+    upload_max_pixels: int = 25_000_000
+    # Decoding uploaded images (infra/decode_pool.py): the memory all decodes of this process may take at once
+    # (bytes), the threads that decode, uploads one user may have in progress, and how long an upload waits for
+    # room before 429 (seconds).
+    decode_memory_bytes: int = 512 * 1024 * 1024
+    decode_workers: int = 2
+    uploads_per_user: int = 2
+    decode_wait_s: float = 10.0
     views_max_age_s: float = 90 * 24 * 3600.0
     # How often the blob reaper looks for blobs no image uses, and how old such a blob must be (seconds).
     blob_sweep_interval_s: float = 6 * 3600.0
@@ -247,7 +255,11 @@ class Settings:
             login_failure_window_s=_env_float("AIDRAW_LOGIN_FAILURE_WINDOW", 900.0, 0, MAX_SECONDS, low_open=True),
             trusted_proxies=_env_networks("AIDRAW_TRUSTED_PROXIES"),
             upload_max_bytes=_env_int("AIDRAW_UPLOAD_MAX_BYTES", 20 * 1024 * 1024, MIN_BODY_BYTES),
-            upload_max_pixels=_env_int("AIDRAW_UPLOAD_MAX_PIXELS", 40_000_000, 1),
+            upload_max_pixels=_env_int("AIDRAW_UPLOAD_MAX_PIXELS", 25_000_000, 1),
+            decode_memory_bytes=_env_int("AIDRAW_DECODE_MEMORY", 512 * 1024 * 1024, MIN_DECODE_MEMORY),
+            decode_workers=_env_int("AIDRAW_DECODE_WORKERS", 2, 1, 64),
+            uploads_per_user=_env_int("AIDRAW_UPLOADS_PER_USER", 2, 1),
+            decode_wait_s=_env_float("AIDRAW_DECODE_WAIT", 10.0, 0, MAX_SECONDS),
             # JetStream reads a max age of 0 as "keep forever".
             views_max_age_s=_env_float("AIDRAW_VIEWS_MAX_AGE", 90 * 24 * 3600.0, 0, MAX_SECONDS, low_open=True),
             blob_sweep_interval_s=_env_float("AIDRAW_BLOB_SWEEP_INTERVAL", 6 * 3600.0, 0, MAX_SECONDS,
