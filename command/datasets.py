@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from functools import singledispatchmethod
-from typing import Any
+from typing import Any, ClassVar
 
 from command.app import CommandApp, retry_on_conflict
 from command.items import check_items
 from command.owned import OwnedAggregate, clean_name, owner_view
+from events.base import EventHandlers
 from events.datasets import (
     DatasetCreated,
     DatasetDeleted,
@@ -43,25 +43,24 @@ class Dataset(OwnedAggregate):
     def delete(self) -> None:
         self.trigger_event(DatasetDeleted)
 
-    @singledispatchmethod
-    def when(self, event: Any) -> None:
-        raise NotImplementedError(type(event))
-
-    @when.register
-    def _(self, event: DatasetRenamed) -> None:
+    def _dataset_renamed(self, event: DatasetRenamed) -> None:
         self.name = event.name
 
-    @when.register
-    def _(self, event: DatasetItemsReplaced) -> None:
+    def _dataset_items_replaced(self, event: DatasetItemsReplaced) -> None:
         self.items = event.items
 
-    @when.register
-    def _(self, event: DatasetVisibilityChanged) -> None:
+    def _dataset_visibility_changed(self, event: DatasetVisibilityChanged) -> None:
         self.public = event.public
 
-    @when.register
-    def _(self, event: DatasetDeleted) -> None:
+    def _dataset_deleted(self, event: DatasetDeleted) -> None:
         self.deleted = True
+
+    WHEN: ClassVar[EventHandlers] = {
+        DatasetRenamed: _dataset_renamed,
+        DatasetItemsReplaced: _dataset_items_replaced,
+        DatasetVisibilityChanged: _dataset_visibility_changed,
+        DatasetDeleted: _dataset_deleted,
+    }
 
 
 def create_dataset(app: CommandApp, actor: Actor, name: str, items: dict[str, Any], public: bool,

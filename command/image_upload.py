@@ -8,7 +8,8 @@ single fields and non-boolean `public` are 422), and nothing is stored before th
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
@@ -24,14 +25,7 @@ from starlette.requests import Request
 from infra.blob_locks import enqueue_for_reaping, upload_guard
 from infra.errors import Invalid, TooLarge, Unavailable
 from infra.http import read_bool
-from infra.media import (
-    THUMBNAIL_CONTENT_TYPE,
-    CheckedImage,
-    MediaRejected,
-    image_descriptor,
-    inspect_upload,
-    make_thumbnail,
-)
+from infra.media import THUMBNAIL_CONTENT_TYPE, CheckedImage, MediaRejected, decode_cost, decode_image
 from infra.schemas_images import UploadFields
 from infra.storage import BlobStore, BlobStoreError, key_for_bytes
 
@@ -146,17 +140,30 @@ def default_name(filename: str) -> str:
     return PurePosixPath(filename.replace("\\", "/")).stem.strip()[:200]
 
 
-def prepare_image(data: bytes, max_bytes: int, max_pixels: int) -> PreparedImage:
-    """Decode and check the file, re-encode it without metadata, make the thumbnail and descriptor (CPU work:
-    run it in a worker thread)."""
+@contextmanager
+def _as_http() -> Iterator[None]:
+    """MediaRejected as the HTTP answer: 413 too large, 422 not a usable image."""
     try:
-        checked = inspect_upload(data, max_bytes=max_bytes, max_pixels=max_pixels)
+        yield
     except MediaRejected as exc:
         if exc.status == 413:
             raise TooLarge(f"The image is too large: {exc.reason}.") from None
         raise Invalid(f"The file is not a usable image: {exc.reason}.", field="body.file") from None
-    return PreparedImage(checked=checked, thumbnail=make_thumbnail(checked), thumbnail_type=THUMBNAIL_CONTENT_TYPE,
-                         descriptor=image_descriptor(checked))
+
+
+def decoding_cost(data: bytes, max_bytes: int, max_pixels: int) -> int:
+    """The memory `prepare_image` takes at its peak, from the header (413/422 for what the header shows)."""
+    with _as_http():
+        return decode_cost(data, max_bytes=max_bytes, max_pixels=max_pixels)
+
+
+def prepare_image(data: bytes, max_bytes: int, max_pixels: int) -> PreparedImage:
+    """Decode and check the file, re-encode it without metadata, make the thumbnail and descriptor (CPU work:
+    run it on the decode pool, infra/decode_pool.py, reserving `decoding_cost`)."""
+    with _as_http():
+        decoded = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    return PreparedImage(checked=decoded.checked, thumbnail=decoded.thumbnail, thumbnail_type=THUMBNAIL_CONTENT_TYPE,
+                         descriptor=decoded.descriptor)
 
 
 def _put(blobs: BlobStore, prepared: PreparedImage) -> None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from functools import singledispatchmethod
-from typing import Any
+from typing import Any, ClassVar
 
 from command.aggregate import NumberedAggregate
 from command.app import CommandApp, retry_on_conflict
 from command.tag_refs import resolve_tags, retry_on_tag_race
+from events.base import EventHandlers
 from events.ids import aggregate_uuid, new_id
 from events.images import ImageChanged, ImageDeleted, ImageUploaded
 from events.store.protocol import IdempotencyArg
@@ -100,12 +100,7 @@ class Image(NumberedAggregate):
     def delete(self) -> None:
         self.trigger_event(ImageDeleted, blob_key=self.blob_key, thumbnail_key=self.thumbnail_key)
 
-    @singledispatchmethod
-    def when(self, event: Any) -> None:
-        raise NotImplementedError(type(event))
-
-    @when.register
-    def _(self, event: ImageChanged) -> None:
+    def _image_changed(self, event: ImageChanged) -> None:
         if event.name is not None:
             self.name = event.name
         if event.tag_ids is not None:
@@ -113,9 +108,10 @@ class Image(NumberedAggregate):
         if event.public is not None:
             self.public = event.public
 
-    @when.register
-    def _(self, event: ImageDeleted) -> None:
+    def _image_deleted(self, event: ImageDeleted) -> None:
         self.deleted = True
+
+    WHEN: ClassVar[EventHandlers] = {ImageChanged: _image_changed, ImageDeleted: _image_deleted}
 
 
 def load_visible_image(app: CommandApp, actor: Actor, number: int) -> Image:

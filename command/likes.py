@@ -5,13 +5,13 @@ Liking is idempotent: liking a liked image or unliking one that is not liked rec
 
 from __future__ import annotations
 
-from functools import singledispatchmethod
-from typing import Any
+from typing import ClassVar
 
 from eventsourcing.domain import Aggregate
 
 from command.app import CommandApp, retry_on_conflict
 from command.images import load_visible_image
+from events.base import EventHandlers
 from events.ids import aggregate_uuid
 from events.likes import ImageLiked, ImageUnliked, LikesStarted
 from infra.actor import Actor
@@ -31,17 +31,13 @@ class Likes(Aggregate):
         if image_id in self.image_ids:
             self.trigger_event(ImageUnliked, image_id=image_id)
 
-    @singledispatchmethod
-    def when(self, event: Any) -> None:
-        raise NotImplementedError(type(event))
-
-    @when.register
-    def _(self, event: ImageLiked) -> None:
+    def _image_liked(self, event: ImageLiked) -> None:
         self.image_ids.add(event.image_id)
 
-    @when.register
-    def _(self, event: ImageUnliked) -> None:
+    def _image_unliked(self, event: ImageUnliked) -> None:
         self.image_ids.discard(event.image_id)
+
+    WHEN: ClassVar[EventHandlers] = {ImageLiked: _image_liked, ImageUnliked: _image_unliked}
 
 
 # A user's likes grow without bound; loading them replays only the events since the latest snapshot.

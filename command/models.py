@@ -8,14 +8,14 @@ lifecycle means adding its events and handlers here, not reworking the rules.
 from __future__ import annotations
 
 import re
-from functools import singledispatchmethod
-from typing import Any
+from typing import Any, ClassVar
 
 from command.app import CommandApp
 from command.items import check_items, check_visible
 from command.owned import OwnedAggregate, clean_name, owner_view, storable
 from command.tag_refs import resolve_tags, retry_on_tag_race
 from command.tags import Tag
+from events.base import EventHandlers
 from events.ids import aggregate_uuid, new_id
 from events.models import (
     ModelCoverChosen,
@@ -89,33 +89,32 @@ class Model(OwnedAggregate):
     def delete(self) -> None:
         self.trigger_event(ModelDeleted)
 
-    @singledispatchmethod
-    def when(self, event: Any) -> None:
-        raise NotImplementedError(type(event))
-
-    @when.register
-    def _(self, event: ModelRenamed) -> None:
+    def _model_renamed(self, event: ModelRenamed) -> None:
         self.name = event.name
 
-    @when.register
-    def _(self, event: ModelTriggerWordsChanged) -> None:
+    def _model_trigger_words_changed(self, event: ModelTriggerWordsChanged) -> None:
         self.trigger_words = event.trigger_words
 
-    @when.register
-    def _(self, event: ModelTagsChanged) -> None:
+    def _model_tags_changed(self, event: ModelTagsChanged) -> None:
         self.tag_ids = list(event.tag_ids)
 
-    @when.register
-    def _(self, event: ModelVisibilityChanged) -> None:
+    def _model_visibility_changed(self, event: ModelVisibilityChanged) -> None:
         self.public = event.public
 
-    @when.register
-    def _(self, event: ModelCoverChosen) -> None:
+    def _model_cover_chosen(self, event: ModelCoverChosen) -> None:
         self.image_id = event.image_id
 
-    @when.register
-    def _(self, event: ModelDeleted) -> None:
+    def _model_deleted(self, event: ModelDeleted) -> None:
         self.deleted = True
+
+    WHEN: ClassVar[EventHandlers] = {
+        ModelRenamed: _model_renamed,
+        ModelTriggerWordsChanged: _model_trigger_words_changed,
+        ModelTagsChanged: _model_tags_changed,
+        ModelVisibilityChanged: _model_visibility_changed,
+        ModelCoverChosen: _model_cover_chosen,
+        ModelDeleted: _model_deleted,
+    }
 
 
 def clean_trigger_words(raw: str) -> str:

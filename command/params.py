@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-from functools import singledispatchmethod
-from typing import Any
+from typing import Any, ClassVar
 
 from command.app import CommandApp, retry_on_conflict
 from command.owned import OwnedAggregate, clean_name, storable
+from events.base import EventHandlers
 from events.ids import aggregate_uuid, new_id
 from events.params import ParamCreated, ParamDataReplaced, ParamDeleted, ParamRenamed, ParamVisibilityChanged
 from events.store.protocol import IdempotencyArg
@@ -80,25 +80,24 @@ class Param(OwnedAggregate):
     def delete(self) -> None:
         self.trigger_event(ParamDeleted)
 
-    @singledispatchmethod
-    def when(self, event: Any) -> None:
-        raise NotImplementedError(type(event))
-
-    @when.register
-    def _(self, event: ParamRenamed) -> None:
+    def _param_renamed(self, event: ParamRenamed) -> None:
         self.name = event.name
 
-    @when.register
-    def _(self, event: ParamDataReplaced) -> None:
+    def _param_data_replaced(self, event: ParamDataReplaced) -> None:
         self.data = event.data
 
-    @when.register
-    def _(self, event: ParamVisibilityChanged) -> None:
+    def _param_visibility_changed(self, event: ParamVisibilityChanged) -> None:
         self.public = event.public
 
-    @when.register
-    def _(self, event: ParamDeleted) -> None:
+    def _param_deleted(self, event: ParamDeleted) -> None:
         self.deleted = True
+
+    WHEN: ClassVar[EventHandlers] = {
+        ParamRenamed: _param_renamed,
+        ParamDataReplaced: _param_data_replaced,
+        ParamVisibilityChanged: _param_visibility_changed,
+        ParamDeleted: _param_deleted,
+    }
 
 
 def create_param(app: CommandApp, actor: Actor, name: str, data: dict[str, Any], public: bool,

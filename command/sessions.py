@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
-from functools import singledispatchmethod
-from typing import Any
+from typing import Any, ClassVar
 
 from command.accounts import UserView, view
 from command.aggregate import NumberedAggregate
 from command.app import CommandApp, retry_on_conflict
 from command.personal import PersonalData
 from command.users import User
+from events.base import EventHandlers
 from events.ids import aggregate_uuid, new_id
 from events.sessions import SessionEnded, SessionExtended, SessionStarted
 from infra.actor import Actor
@@ -43,17 +43,13 @@ class Session(NumberedAggregate):
     def end(self, reason: str) -> None:
         self.trigger_event(SessionEnded, reason=reason)
 
-    @singledispatchmethod
-    def when(self, event: Any) -> None:
-        raise NotImplementedError(type(event))
-
-    @when.register
-    def _(self, event: SessionExtended) -> None:
+    def _session_extended(self, event: SessionExtended) -> None:
         self.expires_at = event.expires_at
 
-    @when.register
-    def _(self, event: SessionEnded) -> None:
+    def _session_ended(self, event: SessionEnded) -> None:
         self.ended = True
+
+    WHEN: ClassVar[EventHandlers] = {SessionExtended: _session_extended, SessionEnded: _session_ended}
 
 
 def _account(app: CommandApp, personal: PersonalData, name: str | None, email: str | None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from functools import singledispatchmethod
-from typing import Any
+from typing import ClassVar
 
 from command.aggregate import NumberedAggregate
 from command.app import CommandApp, retry_on_conflict
 from command.claims import claim
+from events.base import EventHandlers
 from events.ids import aggregate_uuid, new_id
 from events.store.protocol import ClaimConflict, IdempotencyArg
 from events.tags import TagCreated, TagDeleted, TagRenamed, TagShared
@@ -40,21 +40,16 @@ class Tag(NumberedAggregate):
     def delete(self) -> None:
         self.trigger_event(TagDeleted, name=self.name)
 
-    @singledispatchmethod
-    def when(self, event: Any) -> None:
-        raise NotImplementedError(type(event))
-
-    @when.register
-    def _(self, event: TagRenamed) -> None:
+    def _tag_renamed(self, event: TagRenamed) -> None:
         self.name = event.name
 
-    @when.register
-    def _(self, event: TagDeleted) -> None:
+    def _tag_deleted(self, event: TagDeleted) -> None:
         self.deleted = True
 
-    @when.register
-    def _(self, event: TagShared) -> None:
+    def _tag_shared(self, event: TagShared) -> None:
         self.shared = True
+
+    WHEN: ClassVar[EventHandlers] = {TagRenamed: _tag_renamed, TagDeleted: _tag_deleted, TagShared: _tag_shared}
 
 
 def _may_change(actor: Actor, tag: Tag) -> None:

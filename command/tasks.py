@@ -17,11 +17,11 @@ based on the same version, and the command retries on the new state).
 
 from __future__ import annotations
 
-from functools import singledispatchmethod
-from typing import Any
+from typing import Any, ClassVar
 
 from command.aggregate import NumberedAggregate
 from command.app import CommandApp, retry_on_conflict
+from events.base import EventHandlers
 from events.ids import aggregate_uuid
 from events.tasks import (
     RELEASED_REASON,
@@ -171,51 +171,50 @@ class Task(NumberedAggregate):
         self.trigger_event(TaskFailed, error=error)
         return True
 
-    @singledispatchmethod
-    def when(self, event: Any) -> None:
-        raise NotImplementedError(type(event))
-
-    @when.register
-    def _(self, event: TaskWaiting) -> None:
+    def _task_waiting(self, event: TaskWaiting) -> None:
         self.status, self.waiting_reason = "waiting", event.reason
         self.server_id = self.server_name = None
 
-    @when.register
-    def _(self, event: TaskEnqueued) -> None:
+    def _task_enqueued(self, event: TaskEnqueued) -> None:
         self.capability, self.queue_order = event.capability, event.order
 
-    @when.register
-    def _(self, event: TaskReleased) -> None:
+    def _task_released(self, event: TaskReleased) -> None:
         self.released = True
         self.waiting_reason = RELEASED_REASON
 
-    @when.register
-    def _(self, event: TaskStarted) -> None:
+    def _task_started(self, event: TaskStarted) -> None:
         self.status, self.waiting_reason = "running", None
         self.server_id, self.server_name, self.attempt = event.server_id, event.server_name, event.attempt
         self.progress = 0
         self.started_at = self.started_at or event.timestamp
 
-    @when.register
-    def _(self, event: TaskProgressed) -> None:
+    def _task_progressed(self, event: TaskProgressed) -> None:
         self.progress = event.progress
 
-    @when.register
-    def _(self, event: TaskSucceeded) -> None:
+    def _task_succeeded(self, event: TaskSucceeded) -> None:
         self.status, self.progress, self.finished_at = "success", 100, event.timestamp
         self.image_ids, self.prompt_handling = list(event.image_ids), event.prompt_handling
 
-    @when.register
-    def _(self, event: TaskFailed) -> None:
+    def _task_failed(self, event: TaskFailed) -> None:
         self.status, self.error, self.finished_at = "error", event.error, event.timestamp
 
-    @when.register
-    def _(self, event: TaskCanceled) -> None:
+    def _task_canceled(self, event: TaskCanceled) -> None:
         self.status, self.waiting_reason, self.finished_at = "canceled", None, event.timestamp
 
-    @when.register
-    def _(self, event: TaskDeleted) -> None:
+    def _task_deleted(self, event: TaskDeleted) -> None:
         self.deleted = True
+
+    WHEN: ClassVar[EventHandlers] = {
+        TaskWaiting: _task_waiting,
+        TaskEnqueued: _task_enqueued,
+        TaskReleased: _task_released,
+        TaskStarted: _task_started,
+        TaskProgressed: _task_progressed,
+        TaskSucceeded: _task_succeeded,
+        TaskFailed: _task_failed,
+        TaskCanceled: _task_canceled,
+        TaskDeleted: _task_deleted,
+    }
 
 
 class UserTasks(NumberedAggregate):
@@ -236,17 +235,16 @@ class UserTasks(NumberedAggregate):
         if task_id in self.unfinished:
             self.trigger_event(UserTaskFinished, task_id=task_id)
 
-    @singledispatchmethod
-    def when(self, event: Any) -> None:
-        raise NotImplementedError(type(event))
-
-    @when.register
-    def _(self, event: UserTaskAdded) -> None:
+    def _user_task_added(self, event: UserTaskAdded) -> None:
         self.unfinished.append(event.task_id)
 
-    @when.register
-    def _(self, event: UserTaskFinished) -> None:
+    def _user_task_finished(self, event: UserTaskFinished) -> None:
         self.unfinished.remove(event.task_id)
+
+    WHEN: ClassVar[EventHandlers] = {
+        UserTaskAdded: _user_task_added,
+        UserTaskFinished: _user_task_finished,
+    }
 
 
 def user_tasks(app: CommandApp, user_id: int) -> UserTasks:

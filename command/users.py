@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from functools import singledispatchmethod
-from typing import Any
+from typing import ClassVar
 
 from command.aggregate import NumberedAggregate
+from events.base import EventHandlers
 from events.users import (
     UserDeleted,
     UserEmailChanged,
@@ -80,30 +80,29 @@ class User(NumberedAggregate):
     def erase(self) -> None:
         self.trigger_event(UserErased)
 
-    @singledispatchmethod
-    def when(self, event: Any) -> None:
-        raise NotImplementedError(type(event))
-
-    @when.register
-    def _(self, event: UserRenamed) -> None:
+    def _user_renamed(self, event: UserRenamed) -> None:
         self.sealed_name = event.name
 
-    @when.register
-    def _(self, event: UserEmailChanged) -> None:
+    def _user_email_changed(self, event: UserEmailChanged) -> None:
         self.sealed_email = event.email
 
-    @when.register
-    def _(self, event: UserPasswordChanged) -> None:
+    def _user_password_changed(self, event: UserPasswordChanged) -> None:
         self.sealed_password_hash = event.password_hash
 
-    @when.register
-    def _(self, event: UserRoleChanged) -> None:
+    def _user_role_changed(self, event: UserRoleChanged) -> None:
         self.role = event.role
 
-    @when.register
-    def _(self, event: UserDeleted) -> None:
+    def _user_deleted(self, event: UserDeleted) -> None:
         self.deleted = True
 
-    @when.register
-    def _(self, event: UserErased) -> None:
+    def _user_erased(self, event: UserErased) -> None:
         self.erased = True
+
+    WHEN: ClassVar[EventHandlers] = {
+        UserRenamed: _user_renamed,
+        UserEmailChanged: _user_email_changed,
+        UserPasswordChanged: _user_password_changed,
+        UserRoleChanged: _user_role_changed,
+        UserDeleted: _user_deleted,
+        UserErased: _user_erased,
+    }

@@ -3,7 +3,9 @@
 Events are facts in the past tense. They are defined here, not beside the aggregates in `command/`, so that
 projectors and the GPU runner can decode them without importing the command side. An event only says what
 happened; how it changes an aggregate is the aggregate's business: `Changed.apply` hands the event to the
-aggregate's `when` method.
+handler the aggregate's `WHEN` table names for the event's class. A plain table rather than
+`functools.singledispatchmethod`: on Python 3.13.0 that caches per instance in a weak dictionary, which hashes
+the aggregate, and eventsourcing's aggregates refuse to be hashed.
 
 Each class has a `class_version` (1 unless said otherwise); when a payload changes shape, bump the version and
 add a static `upcast_vN_vN1(state)` that rewrites an older stored payload in place (the eventsourcing mapper
@@ -12,13 +14,17 @@ calls the chain on read). Old payloads stay in the log forever, so upcasters are
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Protocol
 
 from eventsourcing.domain import AggregateCreated, AggregateEvent
 
+# An aggregate's handlers by event class: `(aggregate, event) -> None`, each changing the aggregate's state.
+EventHandlers = Mapping[type["Changed"], Callable[[Any, Any], None]]
+
 
 class HandlesEvents(Protocol):
-    def when(self, event: Changed) -> None: ...
+    WHEN: ClassVar[EventHandlers]
 
 
 class Created(AggregateCreated):
@@ -32,8 +38,13 @@ class Changed(AggregateEvent):
 
     class_version = 1
 
-    def apply(self, aggregate: Any) -> None:
-        aggregate.when(self)
+    def apply(self, aggregate: HandlesEvents) -> None:
+        for cls in type(self).__mro__:  # the event's own class first, then its bases
+            handler = aggregate.WHEN.get(cls)
+            if handler is not None:
+                handler(aggregate, self)
+                return
+        raise NotImplementedError(f"{type(aggregate).__name__} has no handler for {type(self).__name__}")
 
 
 class Deleted(Changed):

@@ -22,7 +22,9 @@ class SettingsError(ValueError):
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MIN_BODY_BYTES = 1024  # AIDRAW_JSON_MAX_BYTES, AIDRAW_UPLOAD_MAX_BYTES: smaller refuses every request
+MIN_DECODE_MEMORY = 16 * 1024 * 1024  # AIDRAW_DECODE_MEMORY: less refuses even small images (8 MiB headroom)
 MIN_ORPHAN_AGE_S = 60.0  # AIDRAW_BLOB_ORPHAN_AGE: younger blobs may be uploads still on their way to their event
+MIN_SECRET_CHARS = 16  # AIDRAW_OPS_TOKEN: shorter is guessable
 MAX_SECONDS = 10 * 365 * 24 * 3600.0  # durations: longer means never, and overflows dates and JetStream's limits
 # 2 ** 63 - 1: larger is no sensible count of bytes, events or seconds (and overflows where the value is used).
 _HUGE = 2**63 - 1
@@ -136,6 +138,14 @@ def _env_networks(name: str) -> tuple[Network, ...]:
     except ValueError as exc:
         raise SettingsError(f"{name}={raw!r}: {exc}; list addresses or networks such as 10.0.0.0/8, separated "
                             "by commas, or unset it.") from None
+def _env_secret(name: str) -> str:
+    """A token operators choose: empty (unset), or at least MIN_SECRET_CHARS printable characters without
+    spaces. The message never repeats the value."""
+    raw = os.environ.get(name, "")
+    if raw and (len(raw) < MIN_SECRET_CHARS or not re.fullmatch(r"[!-~]+", raw)):
+        raise SettingsError(f"{name} is not a usable token: use at least {MIN_SECRET_CHARS} printable characters "
+                            "without spaces (for example the output of `openssl rand -hex 32`), or unset it.")
+    return raw
 
 
 def ensure_data_dir(data_dir: Path) -> None:
@@ -188,7 +198,14 @@ class Settings:
     # Images: upload limits (bytes of the file, pixels of the picture), and how long image views (browsing
     # history) are kept in their stream.
     upload_max_bytes: int = 20 * 1024 * 1024
-    upload_max_pixels: int = 40_000_000
+    upload_max_pixels: int = 25_000_000
+    # Decoding uploaded images (infra/decode_pool.py): the memory all decodes of this process may take at once
+    # (bytes), the threads that decode, uploads one user may have in progress, and how long an upload waits for
+    # room before 429 (seconds).
+    decode_memory_bytes: int = 512 * 1024 * 1024
+    decode_workers: int = 2
+    uploads_per_user: int = 2
+    decode_wait_s: float = 10.0
     views_max_age_s: float = 90 * 24 * 3600.0
     # How often the blob reaper looks for blobs no image uses, and how old such a blob must be (seconds).
     blob_sweep_interval_s: float = 6 * 3600.0
@@ -208,6 +225,8 @@ class Settings:
     storage: dict[str, str] = field(default_factory=dict, repr=False)
     # `aidraw user create` only: the new user's password (empty: asked at a prompt).
     admin_password: str = field(default="", repr=False)
+    # Operators' token: when set, /metrics and the detail of /readyz need `Authorization: Bearer <it>`.
+    ops_token: str = field(default="", repr=False)
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -244,7 +263,11 @@ class Settings:
             login_failure_window_s=_env_float("AIDRAW_LOGIN_FAILURE_WINDOW", 900.0, 0, MAX_SECONDS, low_open=True),
             trusted_proxies=_env_networks("AIDRAW_TRUSTED_PROXIES"),
             upload_max_bytes=_env_int("AIDRAW_UPLOAD_MAX_BYTES", 20 * 1024 * 1024, MIN_BODY_BYTES),
-            upload_max_pixels=_env_int("AIDRAW_UPLOAD_MAX_PIXELS", 40_000_000, 1),
+            upload_max_pixels=_env_int("AIDRAW_UPLOAD_MAX_PIXELS", 25_000_000, 1),
+            decode_memory_bytes=_env_int("AIDRAW_DECODE_MEMORY", 512 * 1024 * 1024, MIN_DECODE_MEMORY),
+            decode_workers=_env_int("AIDRAW_DECODE_WORKERS", 2, 1, 64),
+            uploads_per_user=_env_int("AIDRAW_UPLOADS_PER_USER", 2, 1),
+            decode_wait_s=_env_float("AIDRAW_DECODE_WAIT", 10.0, 0, MAX_SECONDS),
             # JetStream reads a max age of 0 as "keep forever".
             views_max_age_s=_env_float("AIDRAW_VIEWS_MAX_AGE", 90 * 24 * 3600.0, 0, MAX_SECONDS, low_open=True),
             blob_sweep_interval_s=_env_float("AIDRAW_BLOB_SWEEP_INTERVAL", 6 * 3600.0, 0, MAX_SECONDS,
@@ -259,6 +282,7 @@ class Settings:
             url_allowed_hosts=_env_allow_list("AIDRAW_URL_ALLOWED_HOSTS"),
             storage={name: os.environ[name] for name in STORAGE_VARIABLES if os.environ.get(name)},
             admin_password=_env("AIDRAW_ADMIN_PASSWORD", ""),
+            ops_token=_env_secret("AIDRAW_OPS_TOKEN"),
         )
         if settings.session_refresh_s >= settings.session_ttl_s:
             raise SettingsError(

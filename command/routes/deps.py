@@ -16,6 +16,7 @@ from command.app import CommandApp
 from events.store.protocol import RequestKey
 from infra.actor import Actor
 from infra.auth import current_actor
+from infra.decode_pool import DecodePool
 from infra.errors import Invalid
 from infra.keys import PostgresKeyStore
 from infra.ratelimit import LoginThrottle
@@ -35,6 +36,9 @@ class CommandServices(SharedServices, Protocol):
 
     @property
     def pool(self) -> AsyncConnectionPool: ...  # uploads' blob locks and the reap queue (infra/blob_locks.py)
+
+    @property
+    def decoders(self) -> DecodePool: ...  # image decoding within a memory budget (infra/decode_pool.py)
 
 
 def command_services(request: Request) -> CommandServices:

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from command.accounts import shown_name
 from command.app import CommandApp
 from command.generation import request_generation
-from command.image_upload import default_name, prepare_image, read_upload, store_with_blobs
+from command.image_upload import decoding_cost, default_name, prepare_image, read_upload, store_with_blobs
 from command.images import MAX_NAME, MAX_PROMPT, Image, NewImage, change_image, clean_text, delete_image, upload_image
 from command.personal import PersonalData
 from command.routes.account_deps import Personal
@@ -111,7 +111,9 @@ async def post_image(request: Request, response: Response, app: Commands, servic
                      personal: Personal, actor: RequiredUser, key: IdempotencyKey) -> ImageWritten | Response:
     """Upload an image (multipart: `file` and optional `name`, `prompt`, `negative_prompt`, `tags`, `public`).
     The file is decoded and checked (422 not an image, 413 too large), stored re-encoded without metadata,
-    with a thumbnail. Unknown tag names become new tags.
+    with a thumbnail. Unknown tag names become new tags. Decoding shares a memory budget with every other upload
+    (infra/decode_pool.py): 429 when it has no room soon enough, or when the caller has too many uploads in
+    progress.
 
     Or ask for images to be generated (JSON: `prompt` and the generation parameters of docs/tasks.md): the
     answer is 202 with the task, which makes the images when a runner has run it; 429 when the caller has too
@@ -119,18 +121,22 @@ async def post_image(request: Request, response: Response, app: Commands, servic
     if _is_json(request):
         return await _generate(request, app, services.blobs, actor, key)
     settings = services.settings
-    upload = await read_upload(request, settings.upload_max_bytes)
-    fields = upload.fields
-    tags = clean_tag_names(fields.tags)  # every check before anything is stored
-    # A blank `name` is no name: a browser form sends its empty text inputs. The file's name stands in for it.
-    name = fields.name if fields.name is not None and fields.name.strip() else default_name(upload.filename)
-    if not name:
-        raise Invalid("The image needs a name: send a `name` field (the file's name gives none).", field="body.name")
-    name = clean_text(name, "name", MAX_NAME)
-    prompt = clean_text(fields.prompt, "prompt", MAX_PROMPT)
-    negative = clean_text(fields.negative_prompt, "negative_prompt", MAX_PROMPT)
-    prepared = await run_in_threadpool(prepare_image, upload.data, settings.upload_max_bytes,
-                                       settings.upload_max_pixels)
+    decoders = services.decoders
+    async with decoders.upload_slot(actor.user_id):  # from before the body is read until it has been decoded
+        upload = await read_upload(request, settings.upload_max_bytes)
+        fields = upload.fields
+        tags = clean_tag_names(fields.tags)  # every check before anything is stored
+        # A blank `name` is no name: a browser form sends its empty text inputs. The file's name stands in.
+        name = fields.name if fields.name is not None and fields.name.strip() else default_name(upload.filename)
+        if not name:
+            raise Invalid("The image needs a name: send a `name` field (the file's name gives none).",
+                          field="body.name")
+        name = clean_text(name, "name", MAX_NAME)
+        prompt = clean_text(fields.prompt, "prompt", MAX_PROMPT)
+        negative = clean_text(fields.negative_prompt, "negative_prompt", MAX_PROMPT)
+        limits = (settings.upload_max_bytes, settings.upload_max_pixels)
+        cost = await run_in_threadpool(decoding_cost, upload.data, *limits)
+        prepared = await decoders.run(cost, prepare_image, upload.data, *limits)
     checked = prepared.checked
     new = NewImage(name=name, prompt=prompt, negative_prompt=negative, width=checked.width, height=checked.height,
                    blob_key=prepared.image_key, thumbnail_key=prepared.thumbnail_key,

@@ -155,7 +155,7 @@ def test_a_file_over_the_size_limit_is_413_before_it_is_read(system: System, peo
 def test_too_many_pixels_names_the_configured_limit(system: System, people: People, side: int) -> None:
     with client_of(system, people.alice) as client:
         problem = assert_problem(upload(client, bomb_png(side), "big.png"), 413)
-    assert "at most 40000000 are accepted" in problem["detail"], problem
+    assert "at most 25000000 are accepted" in problem["detail"], problem
     assert "decompression bomb" not in problem["detail"] and "178956970" not in problem["detail"], problem
 
 

@@ -9,6 +9,7 @@ statuses; `fresh` rows build a new target for every cell (deletes, sign-ups), so
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -261,3 +262,26 @@ def test_each_caller_gets_the_exact_status(world: World, route: tuple[str, str])
         assert target is not None
         got[who] = _call(world, method, who, target).status_code
     assert got == dict(zip(WHO, row.expect, strict=True))
+
+
+PROBES = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
+DOCS = {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}  # FastAPI's own pages, public before too
+JUNK_TOKENS = ({"Authorization": "Bearer 1.junk"}, {"token": "junk"}, {"Authorization": "Basic Zm9vOmJhcg=="})
+
+
+def test_a_bad_token_is_401_on_every_route_but_the_probes(world: World) -> None:
+    """No route treats a bad token as anonymous; the probes answer as if none came (load balancers and
+    scrapers send whatever they were configured with)."""
+    for method, path in sorted(app_routes() - PROBES):
+        if method == "WS" or path in DOCS:
+            continue
+        url = re.sub(r"\{[^}]+\}", "1", path.replace("{collection}", "tags"))
+        for headers in JUNK_TOKENS[:2]:
+            with httpx.Client(base_url=world.system.url, headers=headers, timeout=30) as client:
+                assert client.request(method, url).status_code == 401, (method, path, headers)
+    for _, path in sorted(PROBES):
+        with world.client(None) as client:
+            plain = client.get(path).status_code
+        for headers in JUNK_TOKENS:
+            with httpx.Client(base_url=world.system.url, headers=headers, timeout=30) as client:
+                assert client.get(path).status_code == plain == 200, (path, headers)

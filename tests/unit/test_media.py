@@ -79,15 +79,16 @@ def png_header(width: int, height: int) -> bytes:
             + chunk(b"IEND", b""))
 
 
-def real_png_bomb(side: int) -> bytes:
-    """A complete, valid grey PNG of side x side black pixels: a small file that inflates to side**2 bytes."""
+def real_png_bomb(side: int, colour_type: int = 0) -> bytes:
+    """A complete, valid PNG of side x side black pixels (grey; 2: RGB, 6: RGBA): a small file that inflates to
+    side**2 bytes per channel."""
     def chunk(tag: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
 
     packer = zlib.compressobj(9)
-    row = b"\0" * (side + 1)
+    row = b"\0" * (side * {0: 1, 2: 3, 6: 4}[colour_type] + 1)
     idat = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
-    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, colour_type, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 

@@ -149,3 +149,14 @@ def test_trusted_proxies_are_addresses_or_networks(monkeypatch: pytest.MonkeyPat
     assert [str(n) for n in Settings.from_env().trusted_proxies] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
     assert "'proxy.example' is not an address or a network" in refused(
         monkeypatch, AIDRAW_TRUSTED_PROXIES="10.0.0.1,proxy.example")
+
+
+def test_the_operators_token_is_long_enough_and_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.from_env().ops_token == ""
+    for bad in ("short", "x" * 15, "has a space in it!!", "tab\there-and-more-chars"):
+        message = refused(monkeypatch, AIDRAW_OPS_TOKEN=bad)
+        assert "AIDRAW_OPS_TOKEN" in message and bad not in message
+    token = "0123456789abcdef0123"
+    monkeypatch.setenv("AIDRAW_OPS_TOKEN", token)
+    settings = Settings.from_env()
+    assert settings.ops_token == token and token not in repr(settings)
