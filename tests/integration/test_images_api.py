@@ -173,7 +173,10 @@ def test_bad_fields_are_422_and_nothing_is_stored(system: System, people: People
 
 def test_malformed_requests_are_422_never_500(system: System, people: People) -> None:
     with client_of(system, people.alice) as client:
-        assert_problem(client.post("/api/images", json={"prompt": "a cat"}), 422)
+        # JSON is a generation request (docs/tasks.md): one without a prompt, or with a field it does not know,
+        # is 422; a multipart body without its file too.
+        assert_problem(client.post("/api/images", json={"name": "no prompt"}), 422)
+        assert_problem(client.post("/api/images", json={"prompt": "a cat", "file": "x"}), 422)
         assert_problem(client.post("/api/images", data={"name": "no file"}), 422)
         assert_problem(client.post("/api/images", files=[("file", ("a.png", picture(), "image/png")),
                                                          ("file", ("b.png", picture(), "image/png"))]), 422)
