@@ -37,24 +37,24 @@ class Trained:
     run: RunResult
 
 
-def _trainee(spec: TrainSpec, items: Sequence[TrainingImage]) -> SDTrainee:
+def _trainee(spec: TrainSpec, items: Sequence[TrainingImage], device: str) -> SDTrainee:
     parts = load_base(spec.base)
     if spec.model_type == "lora":
         from gpu_runner.training.lora import LoraTrainee
 
-        return LoraTrainee(spec, parts, items)
+        return LoraTrainee(spec, parts, items, device)
     if spec.model_type == "ti":
         from gpu_runner.training.ti import TiTrainee
 
-        return TiTrainee(spec, parts, items)
+        return TiTrainee(spec, parts, items, device)
     raise TrainingFailed(f"training {spec.model_type} models is not available on this runner yet")
 
 
 def train(spec: TrainSpec, items: Sequence[TrainingImage], *, hooks: Hooks | None = None,
-          store: CheckpointStore | None = None) -> Trained:
+          store: CheckpointStore | None = None, device: str = "cpu") -> Trained:
     spec = TrainSpec(spec.model_type, spec.base, spec.trigger_words,
                      validate_training(spec.model_type, spec.params))
-    trainee = _trainee(spec, items)
+    trainee = _trainee(spec, items, device)
     before = trainee.eval_loss()
     key = checkpoint_key(spec, digest_items([item.fingerprint() for item in items]))
     result = run(spec, trainee, key=key, store=store, hooks=hooks or Hooks())  # type: ignore[arg-type]

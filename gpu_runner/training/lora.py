@@ -23,8 +23,9 @@ ADAPTER = "trained_lora"
 
 
 class LoraTrainee(SDTrainee):
-    def __init__(self, spec: TrainSpec, parts: BaseParts, items: Sequence[TrainingImage]) -> None:
-        super().__init__(spec, parts, items)
+    def __init__(self, spec: TrainSpec, parts: BaseParts, items: Sequence[TrainingImage],
+                 device: str = "cpu") -> None:
+        super().__init__(spec, parts, items, device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(spec.int("seed"))  # peft's gaussian init draws from the global generator
             parts.unet.add_adapter(LoraConfig(
@@ -32,6 +33,7 @@ class LoraTrainee(SDTrainee):
                 init_lora_weights="gaussian",
                 target_modules=TARGET_MODULES,
             ), adapter_name=ADAPTER)
+        parts.unet.to(self.device)
         self._params = [p for p in parts.unet.parameters() if p.requires_grad]
         with torch.no_grad():
             self.hidden = self.encode_text(self.captions)
@@ -47,7 +49,7 @@ class LoraTrainee(SDTrainee):
         return None
 
     def state(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in get_peft_model_state_dict(self.parts.unet,
+        return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(self.parts.unet,
                                                                              adapter_name=ADAPTER).items()}
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:

@@ -3,7 +3,9 @@
 Images are encoded by the VAE once (the latent distribution's mean and deviation are kept, and a latent is sampled
 from them each step, as the diffusers examples do by encoding each step). The loss is the diffusers recipe's: noise
 (plus optional offset noise) added at a random timestep, MSE against the noise (or the velocity for v-prediction
-bases), optionally weighted by Min-SNR-gamma.
+bases), optionally weighted by Min-SNR-gamma. On a GPU the UNet runs under bf16 autocast with gradient
+checkpointing (the trainable weights and the optimizer stay float32); random numbers are drawn on the CPU, so a
+run draws the same numbers on any device.
 """
 
 from __future__ import annotations
@@ -75,19 +77,24 @@ def pixels(image: Image.Image) -> torch.Tensor:
 class SDTrainee:
     """The dataset as latent distributions, batches per step, the loss; subclasses choose what trains."""
 
-    def __init__(self, spec: TrainSpec, parts: BaseParts, items: Sequence[TrainingImage]) -> None:
+    def __init__(self, spec: TrainSpec, parts: BaseParts, items: Sequence[TrainingImage],
+                 device: str = "cpu") -> None:
         resolution = spec.int("resolution")
         for number, item in enumerate(items):
             if item.image.size != (resolution, resolution):
                 raise TrainingFailed(f"dataset item {number} is {item.image.size}, not {resolution}x{resolution}")
         if not items:
             raise TrainingFailed("the dataset has no usable images")
-        self.spec, self.parts = spec, parts
+        self.spec, self.parts, self.device = spec, parts, torch.device(device)
+        for module in (parts.unet, parts.vae, parts.text_encoder):
+            module.to(self.device)
+        if self.device.type == "cuda":
+            parts.unet.enable_gradient_checkpointing()
         self.captions = [item.caption for item in items]
         with torch.no_grad():
-            stack = torch.stack([pixels(item.image) for item in items])
+            stack = torch.stack([pixels(item.image) for item in items]).to(self.device)
             dist = parts.vae.encode(stack).latent_dist
-        self.latent_mean, self.latent_std = dist.mean, dist.std
+        self.latent_mean, self.latent_std = dist.mean.cpu(), dist.std.cpu()
         self.order = [i for i, item in enumerate(items) for _ in range(item.repeats)]
         self.scaling = float(parts.vae.config.scaling_factor)
 
@@ -106,7 +113,7 @@ class SDTrainee:
         tokenizer = self.parts.tokenizer
         ids = tokenizer(list(captions), padding="max_length", max_length=tokenizer.model_max_length,
                         truncation=True, return_tensors="pt").input_ids
-        return self.parts.text_encoder(ids)[0]
+        return self.parts.text_encoder(ids.to(self.device))[0]
 
     def noise_loss(self, indices: Sequence[int], hidden: torch.Tensor, generator: torch.Generator,
                    *, timesteps: torch.Tensor | None = None) -> torch.Tensor:
@@ -119,15 +126,16 @@ class SDTrainee:
         scheduler = self.parts.noise_scheduler
         if timesteps is None:
             timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (len(indices),), generator=generator)
-        noisy = scheduler.add_noise(latents, noise, timesteps)
+        noisy = scheduler.add_noise(latents, noise, timesteps)  # drawn on the CPU: the same numbers on any device
         velocity = scheduler.config.prediction_type == "v_prediction"
         target = scheduler.get_velocity(latents, noise, timesteps) if velocity else noise
-        predicted = self.parts.unet(noisy, timesteps, hidden).sample
-        per_sample = ((predicted.float() - target.float()) ** 2).mean(dim=(1, 2, 3))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            predicted = self.parts.unet(noisy.to(self.device), timesteps.to(self.device), hidden).sample
+        per_sample = ((predicted.float() - target.to(self.device).float()) ** 2).mean(dim=(1, 2, 3))
         gamma = self.spec.optional("min_snr_gamma")
         if gamma is not None:
             alphas = scheduler.alphas_cumprod[timesteps]
-            snr = alphas / (1 - alphas)
+            snr = (alphas / (1 - alphas)).to(self.device)
             weight = torch.clamp(snr, max=gamma) / (snr + 1 if velocity else snr)
             per_sample = per_sample * weight
         return per_sample.mean()

@@ -26,7 +26,8 @@ def _with_trigger(caption: str, word: str, spelt: str) -> str:
 
 
 class TiTrainee(SDTrainee):
-    def __init__(self, spec: TrainSpec, parts: BaseParts, items: Sequence[TrainingImage]) -> None:
+    def __init__(self, spec: TrainSpec, parts: BaseParts, items: Sequence[TrainingImage],
+                 device: str = "cpu") -> None:
         if not spec.trigger_words:
             raise TrainingFailed("a textual inversion needs a trigger word")
         word = spec.trigger_words[0]
@@ -45,7 +46,8 @@ class TiTrainee(SDTrainee):
         self.table = table
         spelt = " ".join(tokens)
         items = [TrainingImage(i.image, _with_trigger(i.caption, word, spelt), i.repeats) for i in items]
-        super().__init__(spec, parts, items)
+        super().__init__(spec, parts, items, device)
+        self.original = self.original.to(self.device)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return [self.table]
@@ -56,17 +58,17 @@ class TiTrainee(SDTrainee):
         return self.noise_loss(indices, hidden, generator)
 
     def after_step(self) -> None:
-        keep = torch.ones(self.table.shape[0], dtype=torch.bool)
+        keep = torch.ones(self.table.shape[0], dtype=torch.bool, device=self.table.device)
         keep[self.ids] = False
         with torch.no_grad():
             self.table[keep] = self.original[keep]
 
     def state(self) -> dict[str, torch.Tensor]:
-        return {"rows": self.table.detach()[self.ids].clone()}
+        return {"rows": self.table.detach()[self.ids].cpu().clone()}
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
-            self.table[self.ids] = state["rows"]
+            self.table[self.ids] = state["rows"].to(self.table.device)
 
     def artefact(self) -> bytes:
         return save_bytes({"emb_params": self.state()["rows"].contiguous()}, metadata={"format": "pt"})
