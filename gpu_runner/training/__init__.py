@@ -47,6 +47,10 @@ def _trainee(spec: TrainSpec, items: Sequence[TrainingImage], device: str) -> SD
         from gpu_runner.training.ti import TiTrainee
 
         return TiTrainee(spec, parts, items, device)
+    if spec.model_type == "hyper":
+        from gpu_runner.training.hyper import HyperTrainee
+
+        return HyperTrainee(spec, parts, items, device)
     raise TrainingFailed(f"training {spec.model_type} models is not available on this runner yet")
 
 
