@@ -5,20 +5,22 @@ unfusing subtracts it again, which is not bit-exact in floating point: so the ba
 copied before fusing and written back after unloading, and the cached base comes back bit for bit.
 Textual inversion works on a copy of the tokenizer, and the embedding table it grows is put back to a copy taken
 before (diffusers' own unload rebuilds the tokenizer, which is riskier).
-Hypernetworks are refused until the training issue brings them.
+Hypernetworks (A1111's, as safetensors) wrap the attention key and value projections for the batch and are
+unwrapped after (gpu_runner/pipeline/hypernetworks.py); the base's weights are never touched.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file
 
+from gpu_runner.pipeline import hypernetworks
 from gpu_runner.pipeline.requests import AdapterRef, Unsupported
 
 _BASE_LAYER = ".base_layer"
@@ -26,12 +28,9 @@ _BASE_LAYER = ".base_layer"
 
 def check_adapters(adapters: Sequence[AdapterRef]) -> None:
     for adapter in adapters:
-        if adapter.kind == "hyper":
-            raise Unsupported(
-                f"{adapter.path.name} is a hypernetwork: this runner does not apply hypernetworks yet; "
-                "use a LoRA or a textual inversion instead"
-            )
-        if adapter.kind not in ("lora", "ti"):
+        if adapter.kind == "hyper" and adapter.path.suffix != ".safetensors":
+            raise Unsupported(f"hypernetwork {adapter.path.name}: only .safetensors hypernetworks are loaded")
+        if adapter.kind not in ("lora", "ti", "hyper"):
             raise Unsupported(f"{adapter.path.name}: unknown adapter kind {adapter.kind!r}")
         if not adapter.path.is_file():
             raise Unsupported(f"{adapter.kind} file {adapter.path} does not exist on this runner")
@@ -65,6 +64,7 @@ def applied(pipe: Any, adapters: Sequence[AdapterRef]) -> Iterator[None]:
     check_adapters(adapters)
     loras = [a for a in adapters if a.kind == "lora"]
     inversions = [a for a in adapters if a.kind == "ti"]
+    hypers = [a for a in adapters if a.kind == "hyper"]
     names = [f"request_lora_{i}" for i in range(len(loras))]
     saved: dict[str, dict[str, torch.Tensor]] = {}
     try:
@@ -90,7 +90,11 @@ def applied(pipe: Any, adapters: Sequence[AdapterRef]) -> Iterator[None]:
                 raise Unsupported(
                     f"textual inversion {inversion.path.name} does not fit this base model: {error}"
                 ) from error
-        yield
+        with ExitStack() as stack:
+            for hyper in hypers:
+                stack.enter_context(hypernetworks.attached(
+                    pipe.unet, [(hypernetworks.load(hyper.path), hyper.weight)], hyper.path.name))
+            yield
     finally:
         if inversions:
             pipe.tokenizer = tokenizer

@@ -102,10 +102,12 @@ def test_the_png_names_the_lora_as_a1111_does(pool: PipelinePool, make_request: 
     assert fields["Lora hashes"].startswith('"style: ') and fields["Model"] == "tiny"
 
 
-def test_hypernetworks_are_refused_with_a_reason(make_request: MakeRequest, pool: PipelinePool, tmp_path: Path) -> None:
+def test_pickled_hypernetworks_are_refused_with_a_reason(
+    make_request: MakeRequest, pool: PipelinePool, tmp_path: Path
+) -> None:
     hyper = tmp_path / "h.pt"
     hyper.write_bytes(b"x")
-    with pytest.raises(Unsupported, match="hypernetwork") as refused:
+    with pytest.raises(Unsupported, match=r"only \.safetensors hypernetworks") as refused:
         pool.generate([make_request("h", adapters=(AdapterRef(hyper, "hyper"),))], on_step=ignore, is_canceled=never)
     assert refused.value.key == "h"
 
