@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, Response
 
-from aidraw import ops
+from aidraw import live, ops
 from aidraw.bootstrap import Services, app_services, bootstrap
 from aidraw.image_routes import IMAGE_ROUTERS
 from aidraw.openapi import install_problem_docs
@@ -82,5 +82,6 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
         app.include_router(router, dependencies=checked)
     for router in IMAGE_ROUTERS:
         app.include_router(router, dependencies=checked)
+    live.install(app, checked)  # last: `/api/{collection}/{id}` sockets must not shadow the HTTP routes' paths
     return app
 

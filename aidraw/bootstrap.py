@@ -35,6 +35,7 @@ from infra.storage import BlobStore
 from infra.storage.factory import blob_store_from_env
 from query.consistency import CallerSequences, ProjectionWatcher
 from query.db import make_pool
+from query.live.routes import LiveFeed, LiveServices
 from query.services import QueryServices
 
 
@@ -53,6 +54,7 @@ class Services:
     nats: NatsClient  # the API's own async client, on the app's loop: views now, the live feed next
     views: ViewRecorder
     decoders: DecodePool  # image decoding within a memory budget, shared by every upload (infra/decode_pool.py)
+    live: LiveFeed  # WebSockets: the hub with its one NATS subscription, the ticket bucket (query/live/)
 
 
 @asynccontextmanager
@@ -81,18 +83,23 @@ async def bootstrap(settings: Settings, nats_url: str, database_url: str) -> Asy
                              views_prefix(settings.subject_prefix), settings.views_max_age_s)
         views.start()
         stack.push_async_callback(views.close)
+        from aidraw import live  # here: aidraw.live's gauges import aidraw.ops, which imports this module
+
+        feed = await live.start(settings, client)  # the live feed's one subscription, on this same client
+        stack.push_async_callback(live.stop, feed)
         decoders = DecodePool(settings.decode_memory_bytes, settings.decode_workers, settings.uploads_per_user,
                               settings.decode_wait_s)
         stack.callback(decoders.close)
         services = Services(settings=settings, commands=commands, event_log=commands.event_log,
                             extend_session=SessionExtender(commands), keys=keys, login_throttle=throttle,
                             blobs=blobs, pool=pool, watcher=watcher, caller_sequences=CallerSequences(),
-                            nats=client, views=views, decoders=decoders)
+                            nats=client, views=views, decoders=decoders, live=feed)
         # Each side's view of the container: mypy checks that the container provides every part.
         shared: SharedServices = services
         command_side: CommandServices = services
         query_side: QueryServices = services
-        del shared, command_side, query_side
+        live_side: LiveServices = services
+        del shared, command_side, query_side, live_side
         yield services
 
 

@@ -37,6 +37,7 @@ log = logging.getLogger("aidraw.auth")
 _BEARER = HTTPBearer(auto_error=False, description="A token from POST /api/sessions.")
 _TOKEN_HEADER = APIKeyHeader(name="token", auto_error=False, description="The same token (original frontend).")
 
+ACTOR_SCOPE_KEY = "aidraw.actor"  # an ASGI scope key: clients cannot set it
 INVALID_TOKEN = "The token is not valid (malformed, unknown, expired or ended): log in with POST /api/sessions."
 
 
@@ -58,28 +59,46 @@ async def current_actor(
     _bearer: Annotated[Any, Security(_BEARER)] = None,
     _token: Annotated[str | None, Security(_TOKEN_HEADER)] = None,
 ) -> Actor:
+    given: Actor | None = request.scope.get(ACTOR_SCOPE_KEY)  # the live feed's in-process GET (query/live/)
+    if given is not None:
+        return given
     token = presented_token(request.headers.get("authorization"), request.headers.get("token"))
     if token is None:
         return ANONYMOUS
+    services = shared_services(request)
+    actor, extended_at = await actor_for_token(services.event_log, token)
+    if actor.session_id is not None and datetime.now(UTC) - extended_at >= timedelta(
+            seconds=services.settings.session_refresh_s):
+        background.add_task(services.extend_session, actor.session_id)
+    return actor
+
+
+async def actor_for_token(event_log: EventStore, token: str) -> tuple[Actor, datetime]:
+    """The actor of a presented token and when its session was last extended; Unauthorized when not live."""
     parsed = parse_token(token)
     if parsed is None:
         raise Unauthorized(INVALID_TOKEN)
     session_id, secret = parsed
-    services = shared_services(request)
-    try:
-        session, user = await run_in_threadpool(load_session, services.event_log, session_id)
-    except PersistenceError as exc:
-        raise Unavailable("The event log cannot be read just now; try again.") from exc
-    now = datetime.now(UTC)
+    session, user = await _load(event_log, session_id)
     if session is None or not hash_matches(secret, session.token_hash):
         raise Unauthorized(INVALID_TOKEN)
-    if not session_is_live(session_id, session, user, now):
+    if not session_is_live(session_id, session, user, datetime.now(UTC)):
         raise Unauthorized(INVALID_TOKEN)
     assert user is not None
-    refresh = timedelta(seconds=services.settings.session_refresh_s)
-    if now - session.extended_at >= refresh:
-        background.add_task(services.extend_session, session_id)
-    return Actor(user_id=session.user_id, role=user.role, session_id=session_id)
+    return Actor(user_id=session.user_id, role=user.role, session_id=session_id), session.extended_at
+
+
+async def session_still_live(event_log: EventStore, session_id: int) -> bool:
+    """Whether a session checked earlier is still live (logout, expiry, password change, deleted user)."""
+    session, user = await _load(event_log, session_id)
+    return session is not None and session_is_live(session_id, session, user, datetime.now(UTC))
+
+
+async def _load(event_log: EventStore, session_id: int) -> tuple[SessionState | None, UserState | None]:
+    try:
+        return await run_in_threadpool(load_session, event_log, session_id)
+    except PersistenceError as exc:
+        raise Unavailable("The event log cannot be read just now; try again.") from exc
 
 
 async def require_user(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:

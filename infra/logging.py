@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -19,6 +20,22 @@ def _mask(key: str, value: Any) -> Any:
     if any(word in key.lower() for word in _SECRET_WORDS):
         return "[redacted]"
     return value
+
+
+_CREDENTIAL_IN_URL = re.compile(r"([?&](?:token|ticket)=)[^&\s\"']*", re.IGNORECASE)
+
+
+class RedactUrlCredentials(logging.Filter):
+    """uvicorn logs each WebSocket handshake with its path and query string: `?token=` and `?ticket=` values
+    become `[redacted]` before any handler sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(_CREDENTIAL_IN_URL.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                                for a in record.args)
+        if isinstance(record.msg, str) and "=" in record.msg:
+            record.msg = _CREDENTIAL_IN_URL.sub(r"\1[redacted]", record.msg)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -48,4 +65,5 @@ def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
     root.setLevel(level)
     # uvicorn's access log would print query strings, which may carry ?token= for WebSockets.
     logging.getLogger("uvicorn.access").disabled = True
+    handler.addFilter(RedactUrlCredentials())  # on the handler: it sees every logger's records, uvicorn.error's too
     logging.getLogger("nats").setLevel(logging.WARNING)

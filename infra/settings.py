@@ -227,6 +227,10 @@ class Settings:
     admin_password: str = field(default="", repr=False)
     # Operators' token: when set, /metrics and the detail of /readyz need `Authorization: Bearer <it>`.
     ops_token: str = field(default="", repr=False)
+    # Live feed (WebSockets): open sockets per user (anonymous: per client address; more close 4429), and each
+    # socket's send queue in messages (progress coalesces beyond it; docs/live.md).
+    live_max_sockets_per_user: int = 32
+    live_queue: int = 16
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -283,6 +287,8 @@ class Settings:
             storage={name: os.environ[name] for name in STORAGE_VARIABLES if os.environ.get(name)},
             admin_password=_env("AIDRAW_ADMIN_PASSWORD", ""),
             ops_token=_env_secret("AIDRAW_OPS_TOKEN"),
+            live_max_sockets_per_user=_env_int("AIDRAW_LIVE_MAX_SOCKETS_PER_USER", 32, 1),
+            live_queue=_env_int("AIDRAW_LIVE_QUEUE", 16, 2),
         )
         if settings.session_refresh_s >= settings.session_ttl_s:
             raise SettingsError(

@@ -32,12 +32,12 @@ async def get_images(request: Request, pool: Pool, blobs: Blobs, actor: CurrentA
 
 
 @router.get("/api/images/{image_id}", response_model=ImageOut)
-async def get_image(image_id: ObjectId, pool: Pool, blobs: Blobs, views: Views, actor: CurrentActor,
-                    _: Consistent) -> dict[str, Any]:
+async def get_image(image_id: ObjectId, request: Request, pool: Pool, blobs: Blobs, views: Views,
+                    actor: CurrentActor, _: Consistent) -> dict[str, Any]:
     """One image (404 when it does not exist or is another user's private image)."""
     row = await image_by_id(pool, actor, image_id)
     if row is None:
         raise NotFound(f"No image with id {image_id}.")
-    if actor.user_id is not None:
+    if actor.user_id is not None and not request.scope.get("aidraw.live"):  # the live feed's reload is no view
         views.record(actor.user_id, image_id)  # never waits: a lost view is a lost line of history
     return image_json(row, blobs)
