@@ -98,8 +98,10 @@ class LiveSocket:
             if status != 200:
                 self.close(CLOSE_FOR_STATUS.get(status, NOT_FOUND))
                 return False
-            for body in reversed(page.get("list", [])):
-                self._state(int(body["id"]), body, sequence)
+            for listed in reversed(page.get("list", [])):  # each as its detail GET shows it, like every change
+                status, body = await self._get(f"/api/tasks/{int(listed['id'])}")
+                if status == 200:
+                    self._state(int(body["id"]), body, sequence)
             return True
         status, body = await self._get(f"/api/{self.collection}/{self.object_id}")
         if status != 200:

@@ -218,3 +218,40 @@ def test_two_replicas_each_subscribe_and_stream_the_same_messages_and_no_token_r
     log = (replica.data_dir / "api.log").read_text(errors="replace")
     assert "WebSocket" in log and "[redacted]" in log, log[-2000:]
     assert people.alice.token not in log and people.alice.token.split(".")[-1] not in log
+
+
+def test_a_task_socket_streams_progress_and_previews_then_a_cancel_ends_it_with_1000(
+        system: System, people: People) -> None:
+    with client_of(system, people.alice) as client:
+        answer = client.post("/api/images", json={"prompt": "a red fox in snow"})
+        assert answer.status_code == 202, answer.text
+    task = answer.json()
+    wait_projected(system, answer.headers["X-Event-Sequence"])
+    with open_socket(system, f"/api/tasks/{task['id']}", people.bob.token) as ws:
+        assert close_code(ws) == 4404  # another user's task
+    with open_socket(system, f"/api/tasks/{task['id']}", people.alice.token) as one, \
+            open_socket(system, "/api/tasks", people.alice.token) as mine:
+        first = receive(one)
+        assert first["status"] == "waiting" and first["data"]["id"] == task["id"]
+        listed = receive(mine)
+        assert listed["id"] == task["id"] and listed["data"] == first["data"]
+        update = Progress("tasks", task["id"], 1, 5, 20, 25, PREVIEW)
+        progress(system, [update])
+        for ws in (one, mine):
+            got = receive(ws)
+            assert (got["tick"], got["progress"], got["data"]["step"], got["data"]["preview"]) == (1, 25, 5, PREVIEW)
+        with client_of(system, people.alice) as client:
+            canceled = client.patch(f"/api/tasks/{task['id']}", json={"status": "canceled"})
+            assert canceled.status_code == 200, canceled.text
+        sequence = canceled.headers["X-Event-Sequence"]
+        wait_projected(system, sequence)
+        announce(system, "tasks", [task["id"]], sequence)
+        final = receive(one)
+        assert final["status"] == "canceled" and final["sequence"] >= int(sequence)
+        assert close_code(one) == 1000
+        assert receive(mine)["status"] == "canceled"  # the caller's all-tasks socket stays open
+        with pytest.raises(TimeoutError):
+            mine.recv(timeout=0.5)
+    with open_socket(system, f"/api/tasks/{task['id']}", people.alice.token) as ws:  # a finished task
+        assert receive(ws)["status"] == "canceled"
+        assert close_code(ws) == 1000
