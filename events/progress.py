@@ -10,6 +10,7 @@ changes; `preview` is a small JPEG as a data URL, or None on the messages that c
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 
@@ -30,6 +31,14 @@ class Progress:
         return json.dumps({"collection": self.collection, "id": self.id, "tick": self.tick, "step": self.step,
                            "steps": self.steps, "progress": self.progress, "preview": self.preview},
                           separators=(",", ":")).encode()
+
+    @classmethod
+    def of_step(cls, collection: str, object_id: int, tick: int, step: int, steps: int,
+                jpeg: bytes | None = None) -> Progress:
+        """What a runner publishes for one denoising step (gpu_runner/pipeline's StepReport: step, total, preview
+        JPEG bytes or None)."""
+        preview = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode() if jpeg is not None else None
+        return cls(collection, object_id, tick, step, steps, round(100 * step / steps) if steps else 0, preview)
 
     @classmethod
     def decode(cls, data: bytes) -> Progress:
