@@ -17,9 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.accounts import PASSWORD, Account, log_in, new_account, new_admin
 from tests.catalog_objects import png_bytes
+from tests.live_support import open_socket
 from tests.security.routes import app_routes
 from tests.system import System
 
@@ -208,6 +210,11 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("HEAD", "/api/blobs/{key:path}"): Row(ALL_200, _blob),
     # tasks: never public; their owner's and admins' business (anonymous: 401, another user: 404)
     ("GET", "/api/tasks"): Row((401, 200, 200, 200), fixed("/api/tasks")),
+    # live-feed tickets: any logged-in caller, for their own session (docs/live.md)
+    ("POST", "/api/tickets"): Row((401, 201, 201, 201), fixed("/api/tickets")),
+    # live-feed sockets answer as the GET they watch (close 4401/4404 read as 401/404, a first message as 200)
+    ("WS", "/api/tasks"): Row((401, 200, 200, 200), fixed("/api/tasks")),
+    ("WS", "/api/{collection}/{object_id}"): Row((401, 200, 404, 200), lambda w: Target(f"/api/tasks/{_task(w)}")),
     ("GET", "/api/tasks/{task_id}"): Row((401, 200, 404, 200), lambda w: Target(f"/api/tasks/{_task(w)}")),
     ("PATCH", "/api/tasks/{task_id}"): Row((401, 200, 404, 200),
                                            lambda w: Target(f"/api/tasks/{_task(w)}", json={"status": "canceled"})),
@@ -244,8 +251,22 @@ def world(system: System) -> World:
 
 def _call(w: World, method: str, who: str, target: Target) -> httpx.Response:
     account = {"a": target.owner or w.a, "b": w.b, "admin": w.admin}.get(who)
+    if method == "WS":
+        return _watch(w.system, account.token if account else None, target.url)
     with w.client(account.token if account else None) as client:
         return client.request(method, target.url, json=target.json, files=target.files, data=target.data)
+
+
+def _watch(system: System, token: str | None, path: str) -> httpx.Response:
+    """A socket's answer as a status: its close code less 4000, or 200 once it sends or stays open for 1 s."""
+    with open_socket(system, path, token) as ws:
+        try:
+            ws.recv(timeout=1)
+        except TimeoutError:
+            pass
+        except ConnectionClosed as closed:
+            return httpx.Response(closed.rcvd.code - 4000 if closed.rcvd and closed.rcvd.code >= 4000 else 500)
+    return httpx.Response(200)
 
 
 ROUTES = sorted(MATRIX, key=lambda r: (r[1], r[0]))  # by path, then method
