@@ -12,7 +12,6 @@ import nats
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from events.changes import ObjectsChanged, changed_subject
 from events.progress import Progress, progress_subject
 from tests.system import System
 
@@ -61,12 +60,6 @@ def publish(system: System, messages: list[tuple[str, bytes]]) -> None:
         await nc.close()
 
     asyncio.run(run())
-
-
-def announce(system: System, collection: str, ids: list[int], sequence: int | str) -> None:
-    """What a projection sink announces after its commit (the seams work wires it into every projector)."""
-    change = ObjectsChanged(collection, tuple(ids), int(sequence), "test")
-    publish(system, [(changed_subject(system.prefix, collection), change.encode())])
 
 
 def progress(system: System, updates: list[Progress], pause_s: float = 0.0) -> None:

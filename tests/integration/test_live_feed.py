@@ -2,8 +2,9 @@
 changes as each caller's GET shows them, progress and previews, close codes, tickets, a revoked token, slow
 beside fast, one NATS subscription per process, and a second API replica.
 
-Announcements are published here the way a projection sink publishes them after its commit (events/changes.py)
-and progress the way the runner does (events/progress.py): the feed's side is what is under test."""
+Changes reach the feed as in production: the projector announces each commit (events/changes.py). Progress and
+previews are published here the way the runner is to publish them (events/progress.py), since no runner loop
+publishes them yet."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from tests.accounts import log_in
 from tests.catalog_accounts import People, Person, client_of
 from tests.catalog_objects import delete, upload_image
 from tests.image_support import wait_projected
-from tests.live_support import announce, close_code, open_socket, progress, receive
+from tests.live_support import close_code, open_socket, progress, receive
 from tests.system import System
 
 OSS = "https://cdn.example.com/train/1.png"
@@ -59,11 +60,9 @@ def test_a_socket_gets_the_state_at_once_then_each_change_as_its_callers_get_sho
             assert answer.status_code == 204, answer.text
         sequence = answer.headers["X-Event-Sequence"]
         wait_projected(system, sequence)
-        announce(system, "images", [image["id"]], sequence)
         changed = receive(ws)
         assert changed["data"]["likes"] == 1
         assert changed["sequence"] >= int(sequence) and changed["sequence"] >= first["sequence"]
-        announce(system, "images", [image["id"]], sequence)  # nothing changed: nothing sent
         with pytest.raises(TimeoutError):
             ws.recv(timeout=1)
 
@@ -93,12 +92,10 @@ def test_an_object_that_becomes_invisible_closes_4404_and_a_deleted_one_sends_a_
             answer = client.patch(f"/api/models/{model['id']}", json={"public": False})
             assert answer.status_code == 200, answer.text
         wait_projected(system, answer.headers["X-Event-Sequence"])
-        announce(system, "models", [model["id"]], answer.headers["X-Event-Sequence"])
         assert close_code(bobs) == 4404
         assert receive(alices)["data"]["public"] is False
         sequence = delete(system, people.alice, f"/api/models/{model['id']}")
         wait_projected(system, sequence)
-        announce(system, "models", [model["id"]], sequence)
         final = receive(alices)
         assert final["status"] == "deleted" and final["data"] is None and final["sequence"] >= int(sequence)
         assert close_code(alices) == 1000
@@ -245,7 +242,6 @@ def test_a_task_socket_streams_progress_and_previews_then_a_cancel_ends_it_with_
             assert canceled.status_code == 200, canceled.text
         sequence = canceled.headers["X-Event-Sequence"]
         wait_projected(system, sequence)
-        announce(system, "tasks", [task["id"]], sequence)
         final = receive(one)
         assert final["status"] == "canceled" and final["sequence"] >= int(sequence)
         assert close_code(one) == 1000
