@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.accounts import PASSWORD, Account, log_in, new_account, new_admin
 from tests.catalog_objects import png_bytes
+from tests.image_support import log_end, wait_projected
 from tests.live_support import open_socket
 from tests.security.routes import app_routes
 from tests.system import System
@@ -153,6 +154,13 @@ def _new_task(w: World) -> int:
     return int(answer.json()["id"])
 
 
+def _projected_task(w: World) -> int:
+    """A fresh task that every caller's read already shows (a socket's first read waits for no one's writes)."""
+    task = _new_task(w)
+    wait_projected(w.system, log_end(w.system))
+    return task
+
+
 def _task(w: World) -> int:
     if "task" not in w.cache:
         w.cache["task"] = _new_task(w)
@@ -214,7 +222,8 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/api/tickets"): Row((401, 201, 201, 201), fixed("/api/tickets")),
     # live-feed sockets answer as the GET they watch (close 4401/4404 read as 401/404, a first message as 200)
     ("WS", "/api/tasks"): Row((401, 200, 200, 200), fixed("/api/tasks")),
-    ("WS", "/api/{collection}/{object_id}"): Row((401, 200, 404, 200), lambda w: Target(f"/api/tasks/{_task(w)}")),
+    ("WS", "/api/{collection}/{object_id}"): Row((401, 200, 404, 200),
+                                                  lambda w: Target(f"/api/tasks/{_projected_task(w)}"), fresh=True),
     ("GET", "/api/tasks/{task_id}"): Row((401, 200, 404, 200), lambda w: Target(f"/api/tasks/{_task(w)}")),
     ("PATCH", "/api/tasks/{task_id}"): Row((401, 200, 404, 200),
                                            lambda w: Target(f"/api/tasks/{_task(w)}", json={"status": "canceled"})),
