@@ -1,7 +1,8 @@
 """The process managers (projectors/process.py), run in the projector process beside the projectors
 (`aidraw projector` with no names): account deletion (projectors/account_deletion.py), with the commands it sends
 handed in from command/, and the task scheduler (command/scheduler_loop.py), which releases waiting tasks to the
-work queue in fair order. The blob reaper runs with the image work (aidraw/image_tasks.py).
+work queue in fair order, and the embedding worker (command/embedder.py; off with AIDRAW_EMBEDDER=false). The
+blob reaper runs with the image work (aidraw/image_tasks.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from functools import partial
 from command.app import CommandApp
 from command.choices import delete_choice
 from command.datasets import delete_dataset
+from command.embedder import Embedder
 from command.images import delete_image
 from command.likes import withdraw_all_likes
 from command.models import delete_model
@@ -19,6 +21,7 @@ from command.params import delete_param
 from command.scheduler_loop import SchedulerLoop
 from command.tasks import delete_task
 from infra.actor import Actor
+from infra.embeddings import PromptEncoder
 from infra.settings import Settings
 from projectors.account_deletion import AccountDeleter, Deleter
 from projectors.loop import Target
@@ -40,10 +43,13 @@ async def run_process_managers(settings: Settings, nats_url: str, database_url: 
     commands = await asyncio.to_thread(CommandApp, settings, nats_url)
     try:
         deleter = AccountDeleter(database_url, account_deleters(commands))
-        await asyncio.gather(
+        work = [
             run_process_manager(deleter, Target(nats_url, settings.stream_name, database_url), stop,
                                 batch_size=settings.projector_batch),
             SchedulerLoop(commands, nats_url, settings.scheduler_lookahead).run(stop),
-        )
+        ]
+        if settings.embedder:
+            work.append(Embedder(commands, database_url, PromptEncoder()).run(stop))
+        await asyncio.gather(*work)
     finally:
         await asyncio.to_thread(commands.close)

@@ -15,7 +15,7 @@ from command.app import CommandApp, retry_on_conflict
 from command.tag_refs import resolve_tags, retry_on_tag_race
 from events.base import EventHandlers
 from events.ids import aggregate_uuid, new_id
-from events.images import ImageChanged, ImageDeleted, ImageUploaded
+from events.images import ImageChanged, ImageDeleted, ImageEmbedded, ImageUploaded
 from events.store.protocol import IdempotencyArg
 from infra.actor import Actor
 from infra.authz import can_see, check_can_change
@@ -87,6 +87,7 @@ class Image(NumberedAggregate):
         self.tag_ids = tag_ids
         self.task_id = task_id
         self.descriptor = descriptor
+        self.embedding_version = 0  # none yet (command/embedder.py records one)
         self.deleted = False
 
     def change(self, name: str | None, tag_ids: list[int] | None, public: bool | None) -> None:
@@ -100,6 +101,12 @@ class Image(NumberedAggregate):
     def delete(self) -> None:
         self.trigger_event(ImageDeleted, blob_key=self.blob_key, thumbnail_key=self.thumbnail_key)
 
+    def embed(self, version: int, prompt_vector: list[float] | None, image_vector: list[float] | None) -> None:
+        """Record the embedding of recipe `version`; nothing when one of that version or newer is recorded."""
+        if not self.deleted and version > self.embedding_version:
+            self.trigger_event(ImageEmbedded, embedding_version=version, prompt_vector=prompt_vector,
+                               image_vector=image_vector)
+
     def _image_changed(self, event: ImageChanged) -> None:
         if event.name is not None:
             self.name = event.name
@@ -111,7 +118,11 @@ class Image(NumberedAggregate):
     def _image_deleted(self, event: ImageDeleted) -> None:
         self.deleted = True
 
-    WHEN: ClassVar[EventHandlers] = {ImageChanged: _image_changed, ImageDeleted: _image_deleted}
+    def _image_embedded(self, event: ImageEmbedded) -> None:
+        self.embedding_version = event.embedding_version
+
+    WHEN: ClassVar[EventHandlers] = {ImageChanged: _image_changed, ImageDeleted: _image_deleted,
+                                     ImageEmbedded: _image_embedded}
 
 
 def load_visible_image(app: CommandApp, actor: Actor, number: int) -> Image:

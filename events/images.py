@@ -63,3 +63,14 @@ class ImageDeleted(Deleted):
 
     blob_key: str
     thumbnail_key: str | None
+
+
+class ImageEmbedded(Changed):
+    """The image's embedding (infra/embeddings.py), computed once by the embedding worker (command/embedder.py)
+    and recorded here so that projectors copy floats and never compute them: a rebuild gives identical rows.
+    `embedding_version` names the recipe (model and descriptor); a newer recipe appends a newer event. A part
+    is None when the image has nothing to compute it from (no prompt; no descriptor)."""
+
+    embedding_version: int
+    prompt_vector: list[float] | None
+    image_vector: list[float] | None

@@ -71,6 +71,9 @@ class ImageWritten(ImageFields):
 
 class ImagePage(Page):
     list: list[ImageOut]  # type: ignore[assignment]
+    # The order used: the `sort` asked for, `similar` for `similar=`, or `date-` where a recommendation had
+    # nothing to start from (no likes, no history, an image without an embedding yet).
+    sort_applied: str = "date-"
 
 
 class ImagePatch(NoNulls):

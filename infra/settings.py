@@ -231,6 +231,13 @@ class Settings:
     # socket's send queue in messages (progress coalesces beyond it; docs/live.md).
     live_max_sockets_per_user: int = 32
     live_queue: int = 16
+    # Similarity (docs/search.md): how many nearest images `similar=` and the recommendations rank (the rest
+    # follow in date order), the weight of the prompt part of the combined score (the image part has 1 minus
+    # it), the half-life of a view for `sort=history`, and whether the process manager runs the embedding worker.
+    similar_nearest: int = 1000
+    similar_prompt_weight: float = 0.5
+    history_half_life_s: float = 7 * 24 * 3600.0
+    embedder: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -289,6 +296,11 @@ class Settings:
             ops_token=_env_secret("AIDRAW_OPS_TOKEN"),
             live_max_sockets_per_user=_env_int("AIDRAW_LIVE_MAX_SOCKETS_PER_USER", 32, 1),
             live_queue=_env_int("AIDRAW_LIVE_QUEUE", 16, 2),
+            similar_nearest=_env_int("AIDRAW_SIMILAR_NEAREST", 1000, 1, 10_000),
+            similar_prompt_weight=_env_float("AIDRAW_SIMILAR_PROMPT_WEIGHT", 0.5, 0, 1),
+            history_half_life_s=_env_float("AIDRAW_HISTORY_HALF_LIFE", 7 * 24 * 3600.0, 0, MAX_SECONDS,
+                                           low_open=True),
+            embedder=_env_bool("AIDRAW_EMBEDDER", True),
         )
         if settings.session_refresh_s >= settings.session_ttl_s:
             raise SettingsError(

@@ -21,7 +21,7 @@ _OWNED: dict[str, Filter] = {"user": _OWNER, "user_id": _OWNER, "public": Flag()
 IMAGES = Collection(
     name="images", table="rm.images", alias="i", counters="rm.image_counts",
     params={**_OWNED, "tag": Tagged(), "q": Contains(("name", "prompt")), "choice": InChoice(), "like": LikedBy()},
-    sorts=("date-", "date+", "likes"),
+    sorts=("date-", "date+", "likes", "like", "history", "choice"),  # the last three: query/recommend.py
 )
 
 MODELS = Collection(

@@ -192,6 +192,17 @@ async def _page(cur: AsyncCursor[dict[str, Any]], collection: Collection, query:
     return _answer(query, rows, max(count_cap, seen + int(more)), False, more)
 
 
+async def filter_total(cur: AsyncCursor[dict[str, Any]], collection: Collection, conditions: tuple[Condition, ...],
+                       actor: Actor, sets: dict[int, IdSet], count_cap: int = COUNT_CAP) -> tuple[int, bool]:
+    """(total, exact) of what the conditions select for `actor`, whatever the order: exact from the counters
+    where the query is countable, else a count capped at count_cap (past it, (count_cap, False): a lower bound)."""
+    plan = counted.plan_counts(conditions, actor) if collection.counters else None
+    if plan is not None and collection.counters:
+        return await counted.count(cur, collection.counters, plan), True
+    matched = await _capped_count(cur, collection, conditions, actor, sets, count_cap)
+    return (matched, True) if matched <= count_cap else (count_cap, False)
+
+
 async def _capped_count(cur: AsyncCursor[dict[str, Any]], collection: Collection, conditions: tuple[Condition, ...],
                         actor: Actor, sets: dict[int, IdSet], cap: int) -> int:
     """How many rows match, counting no further than cap + 1; driven from a large id set when that is the only

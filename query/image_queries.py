@@ -17,6 +17,7 @@ from query.collections import IMAGES
 from query.db import fetch_one
 from query.engine import list_page
 from query.listing import ListQuery
+from query.ranked import Ranking, ranked_page
 
 # What a client sees (events/images.py SHOWN_FIELDS and the read model's own), the keys the URLs are made from,
 # the tags' names and the owner's name.
@@ -46,8 +47,13 @@ async def image_by_id(pool: AsyncConnectionPool, actor: Actor, image_id: int) ->
                            [image_id, *params])
 
 
-async def list_images(pool: AsyncConnectionPool, actor: Actor, query: ListQuery,
-                      blobs: BlobStore) -> dict[str, Any]:
-    page = await list_page(pool, IMAGES, query, actor, columns=_SELECT)
+async def list_images(pool: AsyncConnectionPool, actor: Actor, query: ListQuery, blobs: BlobStore,
+                      ranking: Ranking | None = None, nearest: int = 1000) -> dict[str, Any]:
+    """A page of images in `query.sort`, or ranked by `ranking` (query/ranked.py: similar=, recommendations)."""
+    if ranking is None:
+        page = await list_page(pool, IMAGES, query, actor, columns=_SELECT)
+        page["sort_applied"] = query.sort
+    else:
+        page = await ranked_page(pool, IMAGES, query, actor, ranking, nearest, _SELECT)
     page["list"] = [image_json(r, blobs) for r in page["list"]]
     return page

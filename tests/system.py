@@ -46,7 +46,10 @@ class System:
             AIDRAW_PORT=str(self.port),
             # A busy test machine can take longer than the production answer-time bound (2 s) to project a
             # write; tests that check the bound itself set a short one through extra_env.
-            **{"AIDRAW_LOG_LEVEL": "WARNING", "AIDRAW_READ_YOUR_WRITES_TIMEOUT": "20", **self.extra_env},
+            # The embedding worker loads torch and a sentence model (seconds, hundreds of MB): only the tests of
+            # similarity turn it on.
+            **{"AIDRAW_LOG_LEVEL": "WARNING", "AIDRAW_READ_YOUR_WRITES_TIMEOUT": "20", "AIDRAW_EMBEDDER": "false",
+               **self.extra_env},
         )
 
     def start_role(self, role: str, *args: str) -> subprocess.Popen[bytes]:

@@ -11,12 +11,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from events.choices import ChoiceChanged, ChoiceCreated, ChoiceDeleted
-from events.images import ImageChanged, ImageDeleted, ImageUploaded
+from events.images import ImageChanged, ImageDeleted, ImageEmbedded, ImageUploaded
 from events.likes import ImageLiked, ImageUnliked
 from events.tags import TagDeleted
 from projectors.base import Projector
 from projectors.postgres import choice_rows, image_rows
 from projectors.postgres.image_indexes import IMAGE_COUNT_TABLES, IMAGE_INDEXES
+from projectors.postgres.image_vectors import VECTOR_COLUMNS, VECTOR_DDL, VECTOR_EXTENSION, image_embedded
 
 DDL = [
     "CREATE TABLE IF NOT EXISTS {s}.images ("
@@ -28,7 +29,7 @@ DDL = [
     " blob_key text NOT NULL, thumbnail_key text, content_type text NOT NULL,"
     " public boolean NOT NULL DEFAULT true, likes int NOT NULL DEFAULT 0,"
     " tag_ids bigint[] NOT NULL DEFAULT '{}',"
-    " task_id bigint, descriptor real[],"
+    " task_id bigint, descriptor real[], " + VECTOR_COLUMNS + ","
     " created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, version bigint NOT NULL)",
     "CREATE TABLE IF NOT EXISTS {s}.image_likes (user_id bigint NOT NULL, image_id bigint NOT NULL,"
     " created_at timestamptz NOT NULL, PRIMARY KEY (user_id, image_id))",
@@ -53,13 +54,15 @@ class ImagesProjector(Projector):
     collections = ("images", "choices")
 
     def ddl(self) -> Sequence[str]:
-        return [*DDL, *IMAGE_INDEXES]
+        return [*VECTOR_EXTENSION, *DDL, *IMAGE_INDEXES, *VECTOR_DDL]
 
     async def apply(self, cur: Any, s: str, seq: int, event: Any) -> None:
         if isinstance(event, ImageUploaded):
             await image_rows.image_uploaded(cur, s, seq, event)
         elif isinstance(event, ImageChanged):
             await image_rows.image_changed(cur, s, seq, event)
+        elif isinstance(event, ImageEmbedded):
+            await image_embedded(cur, s, event)
         elif isinstance(event, ImageDeleted):
             await image_rows.image_deleted(cur, s, event)
         elif isinstance(event, ImageLiked):

@@ -1,0 +1,126 @@
+"""Lists ranked by similarity: `similar=IMAGE_ID` and the recommendations (`sort=like|history|choice`), over
+every list filter and the visibility rule (docs/search.md).
+
+A ranked list is three runs, one after the other, each a part of what the filters select:
+1. the nearest `nearest` images to the query vector (pgvector, inner product `<#>`: the combined score of
+   infra/embeddings.py), best first, leaving out `after`;
+2. the images of `after` (what the caller already liked, viewed or collected: ranked after, never removed),
+   then 3. everything else, newest first (images without an embedding yet, and everything past the nearest).
+So every filtered image appears exactly once, `total` is the filter's total (less the query image, which
+`similar=` leaves out), and pages are stable for a given log position.
+
+Finding the nearest: with few matching images (an exact total at most EXACT_BELOW) an exact scan; otherwise the
+HNSW index with pgvector 0.8's iterative scan (`relaxed_order`, re-sorted here), which keeps scanning the graph
+until enough rows pass the filters; when even that finds fewer than it should (a very selective filter past
+`hnsw.max_scan_tuples`), the exact scan again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import AsyncCursor
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from infra.actor import Actor
+from infra.embeddings import vector_text
+from query import id_sets
+from query.engine import filter_total, resolve_tags, where_sql
+from query.listing import Collection, ListQuery
+
+EXACT_BELOW = 2_000
+EF_SEARCH = 100
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """What to rank by: a query vector (None: nothing to rank by, date order), the image `similar=` leaves out,
+    the ids ranked after the recommendations, and the `sort_applied` to report."""
+
+    vector: list[float] | None
+    applied: str
+    leave_out: int | None = None
+    after: tuple[int, ...] = field(default=())
+
+
+async def ranked_page(pool: AsyncConnectionPool, collection: Collection, query: ListQuery, actor: Actor,
+                      ranking: Ranking, nearest: int, columns: str) -> dict[str, Any]:
+    async with pool.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
+                          " SET LOCAL plan_cache_mode = force_custom_plan;"
+                          " SET LOCAL hnsw.iterative_scan = relaxed_order;"
+                          f" SET LOCAL hnsw.ef_search = {EF_SEARCH}")
+        return await _page(cur, collection, query, actor, ranking, nearest, columns)
+
+
+def _answer(query: ListQuery, rows: list[dict[str, Any]], total: int, exact: bool, more: bool,
+            applied: str) -> dict[str, Any]:
+    return {"page": query.page, "page_size": query.page_size, "total": total, "total_exact": exact,
+            "next": more, "cursor": None, "list": rows, "sort_applied": applied}
+
+
+async def _page(cur: AsyncCursor[dict[str, Any]], collection: Collection, query: ListQuery, actor: Actor,
+                ranking: Ranking, nearest: int, columns: str) -> dict[str, Any]:
+    a = collection.alias
+    conditions = await resolve_tags(cur, query.conditions)
+    if conditions is None:
+        return _answer(query, [], 0, True, False, ranking.applied)
+    sets = await id_sets.measure(cur, conditions, actor, id_sets.SMALL_SET)
+    where, params = where_sql(collection, conditions, actor, sets)
+    total, exact = await filter_total(cur, collection, conditions, actor, sets)
+    if ranking.leave_out is not None:
+        await cur.execute(f"SELECT 1 FROM {collection.table} {a} WHERE {a}.id = %s AND {where}",
+                          [ranking.leave_out, *params])
+        if exact and await cur.fetchone():
+            total -= 1
+        where, params = f"{where} AND {a}.id <> %s", [*params, ranking.leave_out]
+
+    near: list[int] = []
+    if ranking.vector is not None:
+        near = await _nearest(cur, collection, where, params, ranking, nearest, total if exact else None)
+    offset, size = query.offset, query.page_size
+    page_ids = near[offset:offset + size]
+    need = size - len(page_ids)
+    await cur.execute(
+        f"SELECT {a}.id FROM {collection.table} {a} WHERE {where} AND NOT ({a}.id = ANY(%s))"
+        f" ORDER BY ({a}.id = ANY(%s)) DESC, {a}.created_at DESC, {a}.id DESC LIMIT %s OFFSET %s",
+        [*params, near, list(ranking.after), need + 1, max(0, offset - len(near))])
+    rest = [int(r["id"]) for r in await cur.fetchall()]
+    more = offset + size < len(near) or len(rest) > need
+    page_ids += rest[:need]
+    rows: list[dict[str, Any]] = []
+    if page_ids:
+        await cur.execute(f"SELECT {columns} FROM {collection.table} {a} WHERE {a}.id = ANY(%s)", [page_ids])
+        found = {int(r["id"]): r for r in await cur.fetchall()}
+        rows = [found[n] for n in page_ids if n in found]
+    if not exact:
+        total = max(total, offset + len(rows) + int(more))
+    return _answer(query, rows, total, exact, more, ranking.applied)
+
+
+async def _nearest(cur: AsyncCursor[dict[str, Any]], collection: Collection, where: str, params: list[Any],
+                   ranking: Ranking, nearest: int, total: int | None) -> list[int]:
+    """The ids of the `nearest` best-scoring images the filters select (not in `after`), best first."""
+    a = collection.alias
+    assert ranking.vector is not None
+    vector = vector_text(ranking.vector)
+    expected = nearest if total is None else min(nearest, max(total - len(ranking.after), 0))
+
+    async def scan(exact: bool) -> list[int]:
+        # `+ 0` hides the distance from the planner's index matching: the exact scan sorts every filtered row.
+        distance = f"({a}.embedding <#> %s::vector){' + 0' if exact else ''}"
+        await cur.execute(
+            f"WITH near AS MATERIALIZED (SELECT {a}.id, {distance} AS d FROM {collection.table} {a}"
+            f" WHERE {where} AND {a}.embedding IS NOT NULL AND NOT ({a}.id = ANY(%s))"
+            f" ORDER BY {distance} LIMIT %s) SELECT id FROM near ORDER BY d, id",
+            [vector, *params, list(ranking.after), vector, nearest])
+        return [int(r["id"]) for r in await cur.fetchall()]
+
+    if total is not None and total <= EXACT_BELOW:
+        return await scan(exact=True)
+    found = await scan(exact=False)
+    if len(found) < expected:
+        return await scan(exact=True)
+    return found
