@@ -19,7 +19,8 @@ from nats.aio.client import Client as NatsClient
 from psycopg_pool import AsyncConnectionPool
 from starlette.concurrency import run_in_threadpool
 
-from aidraw.roles import PROJECTORS
+from aidraw.roles import PROJECTORS, search_projectors
+from aidraw.search import image_search
 from command.app import CommandApp
 from command.routes.deps import CommandServices
 from command.sessions import SessionExtender
@@ -36,6 +37,7 @@ from infra.storage.factory import blob_store_from_env
 from query.consistency import CallerSequences, ProjectionWatcher
 from query.db import make_pool
 from query.live.routes import LiveFeed, LiveServices
+from query.search.protocol import ImageSearch
 from query.services import QueryServices
 
 
@@ -55,6 +57,7 @@ class Services:
     views: ViewRecorder
     decoders: DecodePool  # image decoding within a memory budget, shared by every upload (infra/decode_pool.py)
     live: LiveFeed  # WebSockets: the hub with its one NATS subscription, the ticket bucket (query/live/)
+    image_search: ImageSearch  # the image lists' adapter, picked by AIDRAW_SEARCH (aidraw/search.py)
 
 
 @asynccontextmanager
@@ -74,7 +77,9 @@ async def bootstrap(settings: Settings, nats_url: str, database_url: str) -> Asy
         pool = make_pool(database_url)
         await pool.open(wait=True, timeout=20)
         stack.push_async_callback(pool.close)
-        watcher = ProjectionWatcher(database_url, [p.name for p in PROJECTORS])
+        search = image_search(settings, pool)
+        stack.push_async_callback(search.close)
+        watcher = ProjectionWatcher(database_url, [p.name for p in [*PROJECTORS, *search_projectors(settings)]])
         await watcher.start()
         stack.push_async_callback(watcher.stop)
         client = await nats.connect(nats_url, name="aidraw_api", max_reconnect_attempts=-1)
@@ -93,7 +98,8 @@ async def bootstrap(settings: Settings, nats_url: str, database_url: str) -> Asy
         services = Services(settings=settings, commands=commands, event_log=commands.event_log,
                             extend_session=SessionExtender(commands), keys=keys, login_throttle=throttle,
                             blobs=blobs, pool=pool, watcher=watcher, caller_sequences=CallerSequences(),
-                            nats=client, views=views, decoders=decoders, live=feed)
+                            nats=client, views=views, decoders=decoders, live=feed,
+                            image_search=search)
         # Each side's view of the container: mypy checks that the container provides every part.
         shared: SharedServices = services
         command_side: CommandServices = services

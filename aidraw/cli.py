@@ -44,13 +44,14 @@ def _projector(settings: Settings, names: list[str]) -> int:
     from aidraw.image_tasks import run_image_tasks
     from aidraw.migrate import migrate_sync
     from aidraw.process_tasks import run_process_managers
-    from aidraw.roles import PROJECTORS, projector_named
+    from aidraw.roles import PROJECTORS, projector_named, search_projectors
     from events.store.bridge import NatsBridge
     from events.store.stream import ensure_stream
     from projectors.loop import ProjectionLoop, Target
 
     try:
-        chosen = [projector_named(n) for n in names] if names else PROJECTORS
+        known = [*PROJECTORS, *search_projectors(settings)]
+        chosen = [projector_named(n, known) for n in names] if names else known
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2

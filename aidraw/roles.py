@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from infra.keys import TransactionKeyReader
+from infra.settings import Settings
 from projectors.base import Projector
 from projectors.postgres.datasets import DatasetsProjector
 from projectors.postgres.images import ImagesProjector
@@ -25,8 +26,18 @@ PROJECTORS: list[Projector] = [
 ]
 
 
-def projector_named(name: str) -> Projector:
-    for projector in PROJECTORS:
+def search_projectors(settings: Settings) -> list[Projector]:
+    """The search index's projector, where the Elasticsearch adapter is configured (docs/search.md)."""
+    if settings.search_backend != "elasticsearch":
+        return []
+    from projectors.search.images import ImageSearchProjector
+
+    return [ImageSearchProjector(settings.elasticsearch_url, settings.subject_prefix)]
+
+
+def projector_named(name: str, known: list[Projector] | None = None) -> Projector:
+    known = PROJECTORS if known is None else known
+    for projector in known:
         if projector.name == name:
             return projector
-    raise KeyError(f"No projection named {name!r}; known: {', '.join(p.name for p in PROJECTORS)}.")
+    raise KeyError(f"No projection named {name!r}; known: {', '.join(p.name for p in known)}.")

@@ -111,6 +111,18 @@ def _env_token(name: str, default: str) -> str:
     return raw
 
 
+SEARCH_BACKENDS = ("postgres", "elasticsearch")
+
+
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.strip().lower() not in choices:
+        raise SettingsError(f"{name}={raw!r} is not one of {', '.join(choices)}.")
+    return raw.strip().lower()
+
+
 def _env_log_level(name: str, default: str) -> str:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -238,6 +250,10 @@ class Settings:
     similar_prompt_weight: float = 0.5
     history_half_life_s: float = 7 * 24 * 3600.0
     embedder: bool = True
+    # Which adapter serves the image lists (docs/search.md): "postgres" (rm.images with pgvector) or
+    # "elasticsearch" (the index at elasticsearch_url, fed by the search projector).
+    search_backend: str = "postgres"
+    elasticsearch_url: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -301,7 +317,12 @@ class Settings:
             history_half_life_s=_env_float("AIDRAW_HISTORY_HALF_LIFE", 7 * 24 * 3600.0, 0, MAX_SECONDS,
                                            low_open=True),
             embedder=_env_bool("AIDRAW_EMBEDDER", True),
+            search_backend=_env_choice("AIDRAW_SEARCH", "postgres", SEARCH_BACKENDS),
+            elasticsearch_url=_env("AIDRAW_ELASTICSEARCH_URL", ""),
         )
+        if settings.search_backend == "elasticsearch" and not settings.elasticsearch_url:
+            raise SettingsError("AIDRAW_SEARCH=elasticsearch needs AIDRAW_ELASTICSEARCH_URL (the server's URL, "
+                                "e.g. http://elasticsearch:9200); or unset AIDRAW_SEARCH for PostgreSQL.")
         if settings.session_refresh_s >= settings.session_ttl_s:
             raise SettingsError(
                 f"AIDRAW_SESSION_REFRESH={settings.session_refresh_s:g} is not below AIDRAW_SESSION_TTL="

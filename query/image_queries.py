@@ -13,11 +13,10 @@ from events.images import SHOWN_FIELDS
 from infra.actor import Actor
 from infra.authz import visible_sql
 from infra.storage import BlobStore
-from query.collections import IMAGES
-from query.db import fetch_one
-from query.engine import list_page
+from query.db import fetch_all, fetch_one
 from query.listing import ListQuery
-from query.ranked import Ranking, ranked_page
+from query.ranked import Ranking
+from query.search.protocol import ImageSearch
 
 # What a client sees (events/images.py SHOWN_FIELDS and the read model's own), the keys the URLs are made from,
 # the tags' names and the owner's name.
@@ -47,13 +46,16 @@ async def image_by_id(pool: AsyncConnectionPool, actor: Actor, image_id: int) ->
                            [image_id, *params])
 
 
-async def list_images(pool: AsyncConnectionPool, actor: Actor, query: ListQuery, blobs: BlobStore,
-                      ranking: Ranking | None = None, nearest: int = 1000) -> dict[str, Any]:
-    """A page of images in `query.sort`, or ranked by `ranking` (query/ranked.py: similar=, recommendations)."""
-    if ranking is None:
-        page = await list_page(pool, IMAGES, query, actor, columns=_SELECT)
-        page["sort_applied"] = query.sort
-    else:
-        page = await ranked_page(pool, IMAGES, query, actor, ranking, nearest, _SELECT)
-    page["list"] = [image_json(r, blobs) for r in page["list"]]
-    return page
+async def list_images(pool: AsyncConnectionPool, search: ImageSearch, actor: Actor, query: ListQuery,
+                      blobs: BlobStore, ranking: Ranking | None = None) -> dict[str, Any]:
+    """A page of images: which ids, in which order and how many from `search` (query/search/), in `query.sort`
+    or ranked by `ranking` (similar=, recommendations); the rows from rm.images."""
+    found = await search.page(query, actor, ranking)
+    rows: list[dict[str, Any]] = []
+    if found.ids:
+        by_id = {int(r["id"]): r for r in await fetch_all(
+            pool, f"SELECT {_SELECT} FROM rm.images i WHERE i.id = ANY(%s)", [found.ids])}
+        rows = [by_id[n] for n in found.ids if n in by_id]  # an image deleted since the search is left out
+    return {"page": query.page, "page_size": query.page_size, "total": found.total,
+            "total_exact": found.total_exact, "next": found.next, "cursor": found.cursor,
+            "sort_applied": found.sort_applied, "list": [image_json(r, blobs) for r in rows]}

@@ -9,6 +9,10 @@ A ranked list is three runs, one after the other, each a part of what the filter
 So every filtered image appears exactly once, `total` is the filter's total (less the query image, which
 `similar=` leaves out), and pages are stable for a given log position.
 
+A page within the first EF_SEARCH (100) ranked rows reads only those 100 nearest; a deeper page reads all
+`nearest`. With the exact scan both are the same order; with the approximate index scan the longer list may
+order its tail slightly differently, so a page boundary past row 100 can, rarely, repeat or skip an image.
+
 Finding the nearest: with few matching images (an exact total at most EXACT_BELOW) an exact scan; otherwise the
 HNSW index with pgvector 0.8's iterative scan (`relaxed_order`, re-sorted here), which keeps scanning the graph
 until enough rows pass the filters; when even that finds fewer than it should (a very selective filter past
@@ -78,9 +82,17 @@ async def _page(cur: AsyncCursor[dict[str, Any]], collection: Collection, query:
         where, params = f"{where} AND {a}.id <> %s", [*params, ranking.leave_out]
 
     near: list[int] = []
-    if ranking.vector is not None:
-        near = await _nearest(cur, collection, where, params, ranking, nearest, total if exact else None)
     offset, size = query.offset, query.page_size
+    # Only as many of the nearest as this page needs (at least EF_SEARCH, the candidates one index scan visits
+    # anyway), unless the page reaches past them: then all `nearest`, to know what follows in date order.
+    limit = min(nearest, max(offset + size + 1, EF_SEARCH))
+    if ranking.vector is not None:
+        near = await _nearest(cur, collection, where, params, ranking, limit, total if exact else None)
+        if len(near) > offset + size:  # the page lies within the ranked run, and more follows
+            return await _rows_answer(cur, collection, query, near[offset:offset + size], columns, total, exact,
+                                      True, ranking.applied)
+        if limit < nearest and len(near) == limit:
+            near = await _nearest(cur, collection, where, params, ranking, nearest, total if exact else None)
     page_ids = near[offset:offset + size]
     need = size - len(page_ids)
     await cur.execute(
@@ -90,14 +102,21 @@ async def _page(cur: AsyncCursor[dict[str, Any]], collection: Collection, query:
     rest = [int(r["id"]) for r in await cur.fetchall()]
     more = offset + size < len(near) or len(rest) > need
     page_ids += rest[:need]
+    return await _rows_answer(cur, collection, query, page_ids, columns, total, exact, more, ranking.applied)
+
+
+async def _rows_answer(cur: AsyncCursor[dict[str, Any]], collection: Collection, query: ListQuery,
+                       page_ids: list[int], columns: str, total: int, exact: bool, more: bool,
+                       applied: str) -> dict[str, Any]:
+    a = collection.alias
     rows: list[dict[str, Any]] = []
     if page_ids:
         await cur.execute(f"SELECT {columns} FROM {collection.table} {a} WHERE {a}.id = ANY(%s)", [page_ids])
         found = {int(r["id"]): r for r in await cur.fetchall()}
         rows = [found[n] for n in page_ids if n in found]
     if not exact:
-        total = max(total, offset + len(rows) + int(more))
-    return _answer(query, rows, total, exact, more, ranking.applied)
+        total = max(total, query.offset + len(rows) + int(more))
+    return _answer(query, rows, total, exact, more, applied)
 
 
 async def _nearest(cur: AsyncCursor[dict[str, Any]], collection: Collection, where: str, params: list[Any],

@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from events.views import ViewRecorder
 from infra.services import SharedServices, container
 from infra.storage import BlobStore
+from query.search.protocol import ImageSearch
 
 if TYPE_CHECKING:
     from query.consistency import CallerSequences, ProjectionWatcher
@@ -28,6 +29,9 @@ class QueryServices(SharedServices, Protocol):
 
     @property
     def views(self) -> ViewRecorder: ...
+
+    @property
+    def image_search(self) -> ImageSearch: ...  # every image list: PostgreSQL or Elasticsearch (docs/search.md)
 
 
 def query_services(request: Request) -> QueryServices:

@@ -39,7 +39,7 @@ async def get_images(request: Request, pool: Pool, services: QuerySide, actor: C
     query = parse_list(QueryParams([(k, v) for k, v in given.multi_items() if k != "similar"]), IMAGES)
     settings = services.settings
     query, ranking = await _ranking(pool, actor, query, similar, settings)
-    return await list_images(pool, actor, query, services.blobs, ranking, settings.similar_nearest)
+    return await list_images(pool, services.image_search, actor, query, services.blobs, ranking)
 
 
 async def _ranking(pool: Any, actor: Any, query: ListQuery, similar: list[str],

@@ -1,0 +1,1 @@
+"""Projectors whose read model is a search index (Elasticsearch)."""

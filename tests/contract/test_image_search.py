@@ -1,0 +1,176 @@
+"""One contract for every image search adapter (query/search/): the plain-Python reference of the lists
+(tests/reference_lists.py) decides which ids each page holds, in which order, with which `total` and `next`, along
+pages and along the cursor; and a ranked list (similar=) holds every selected image once, the query image left
+out, the nearest first in score order.
+
+PostgreSQL runs everywhere. Elasticsearch runs only where AIDRAW_ELASTICSEARCH_URL points at a real server
+(none can be installed on the development machines, and it is never faked): elsewhere its cases are skipped
+with that reason. The Elasticsearch adapter reads tags, likes and collections from PostgreSQL, so both get the
+same gallery; its index is written here with the document shape of infra/search_index.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from psycopg_pool import AsyncConnectionPool
+from starlette.datastructures import QueryParams
+
+from infra.embeddings import DIMS, vector_text
+from projectors.postgres.images import ImagesProjector
+from projectors.postgres.tags import TagsProjector
+from query.collections import IMAGES
+from query.db import make_pool
+from query.listing import parse_list
+from query.ranked import Ranking
+from query.search.es_query import ns
+from query.search.postgres import PostgresImageSearch
+from query.search.protocol import ImageSearch
+from tests.integration.test_list_engine_properties import actor_of, callers, galleries, image_queries, write
+from tests.reference_lists import Caller, Gallery, Image, expected_list, expected_page, to_query_string
+
+ES_URL = os.environ.get("AIDRAW_ELASTICSEARCH_URL", "")
+NO_ES = "no Elasticsearch server: set AIDRAW_ELASTICSEARCH_URL to a real one (none can be installed here)"
+
+
+def vector_of(image_id: int) -> list[float]:
+    """A fixed pseudo-random vector per image (scores differ, so the nearest order is well defined)."""
+    rng = random.Random(image_id)
+    return [round(rng.uniform(-1, 1), 6) for _ in range(DIMS)]
+
+
+def score(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+class Adapter:
+    """An adapter under test, on one event loop, over a database that mirrors the gallery."""
+
+    def __init__(self, kind: str, url: str) -> None:
+        self.kind, self.url = kind, url
+        self.runner = asyncio.Runner()
+        self.pool: AsyncConnectionPool = make_pool(url, max_size=2)
+        self.runner.run(self.pool.open(wait=True))
+        self.client: Any = None
+        self.search: ImageSearch
+        if kind == "postgres":
+            self.search = PostgresImageSearch(self.pool, nearest=1000)
+        else:
+            from infra.search_index import async_client
+            from query.search.elasticsearch import ElasticsearchImageSearch
+
+            self.client = async_client(ES_URL)
+            self.index = f"aidraw-contract-{random.randrange(10**9)}"
+            self.search = ElasticsearchImageSearch(self.client, self.index, self.pool, nearest=1000)
+
+    def load(self, gallery: Gallery, first: list[Image], deleted: list[int]) -> None:
+        write(self.url, gallery, first, deleted)
+        with psycopg.connect(self.url) as conn:
+            for image in gallery.images:
+                conn.execute("UPDATE rm.images SET embedding = %s::vector WHERE id = %s",
+                             (vector_text(vector_of(image.id)), image.id))
+        if self.client is not None:
+            self.runner.run(self._index(gallery))
+
+    async def _index(self, gallery: Gallery) -> None:
+        from infra.search_index import ensure_index
+
+        if await self.client.indices.exists(index=self.index):
+            await self.client.indices.delete(index=self.index)
+        await ensure_index(self.client, self.index)
+        for image in gallery.images:
+            await self.client.index(index=self.index, id=str(image.id), version=1, version_type="external",
+                                    document={"id": image.id, "user_id": image.user_id, "public": image.public,
+                                              "tag_ids": image.tag_ids, "likes": gallery.likes_of(image),
+                                              "created_ns": ns(image.created_at), "name_raw": image.name,
+                                              "prompt_raw": image.prompt, "prompt": image.prompt,
+                                              "embedding_version": 1, "embedding": vector_of(image.id)})
+        await self.client.indices.refresh(index=self.index)
+
+    def page(self, query_string: str, caller: Caller, ranking: Ranking | None = None) -> Any:
+        query = parse_list(QueryParams(query_string), IMAGES)
+        return self.runner.run(self.search.page(query, actor_of(caller), ranking))
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.runner.run(self.client.indices.delete(index=self.index, ignore_unavailable=True))
+            self.runner.run(self.client.close())
+        self.runner.run(self.pool.close())
+        self.runner.close()
+
+
+@pytest.fixture(scope="module", params=["postgres", pytest.param("elasticsearch", marks=pytest.mark.skipif(
+    not ES_URL, reason=NO_ES))])
+def adapter(request: pytest.FixtureRequest, postgres_server: Any) -> Iterator[Adapter]:
+    url = postgres_server.create_database(f"search_contract_{random.randrange(10**9)}")
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE SCHEMA rm")
+        for projector in (TagsProjector(), ImagesProjector()):
+            for statement in projector.ddl():
+                conn.execute(projector.sql(statement, "rm"))  # type: ignore[arg-type]
+    made = Adapter(request.param, url)
+    yield made
+    made.close()
+
+
+SUPPRESS = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=SUPPRESS)
+@given(data=st.data(), world=galleries())
+def test_pages_and_the_cursor_walk_match_the_reference(adapter: Adapter, data: st.DataObject,
+                                                       world: tuple[Gallery, list[Image], list[int]]) -> None:
+    gallery, first, deleted = world
+    adapter.load(gallery, first, deleted)
+    rng = random.Random(data.draw(st.integers(0, 2**32)))
+    for query in data.draw(st.lists(image_queries(gallery), min_size=1, max_size=4)):
+        caller, size = data.draw(callers), data.draw(st.integers(1, 7))
+        full = expected_list(gallery, caller, query)
+        for page in range(1, len(full) // size + 3):
+            found = adapter.page(to_query_string(query, rng, page, size), caller)
+            assert (found.ids, found.next) == expected_page(full, page, size), to_query_string(query, rng, page, size)
+            assert found.total == len(full) and found.total_exact  # small galleries: always exact
+        walked, cursor = [], None
+        while True:
+            found = adapter.page(to_query_string(query, rng, None, size) + (f"&cursor={cursor}" if cursor else ""),
+                                 caller)
+            walked += found.ids
+            if not found.next:
+                break
+            cursor = found.cursor
+        assert walked == full
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=SUPPRESS)
+@given(data=st.data(), world=galleries())
+def test_a_ranked_list_holds_every_selected_image_once_nearest_first(
+        adapter: Adapter, data: st.DataObject, world: tuple[Gallery, list[Image], list[int]]) -> None:
+    gallery, first, deleted = world
+    if not gallery.images:
+        return
+    adapter.load(gallery, first, deleted)
+    rng = random.Random(data.draw(st.integers(0, 2**32)))
+    origin = data.draw(st.sampled_from(gallery.images))
+    vector = vector_of(origin.id)
+    for query in data.draw(st.lists(image_queries(gallery), min_size=1, max_size=3)):
+        caller = data.draw(callers)
+        full = [n for n in expected_list(gallery, caller, query) if n != origin.id]
+        best = sorted(full, key=lambda n: -score(vector, vector_of(n)))
+        found = adapter.page(to_query_string(query, rng, 1, 100), caller,
+                             Ranking(vector, "similar", leave_out=origin.id))
+        assert (found.ids, found.total, found.next, found.sort_applied) == (best, len(full), False, "similar")
+        size, walked = data.draw(st.integers(1, 4)), []
+        for page in range(1, len(best) // size + 2):
+            found = adapter.page(to_query_string(query, rng, page, size), caller,
+                                 Ranking(vector, "similar", leave_out=origin.id))
+            assert found.next == (page * size < len(best))
+            walked += found.ids
+        assert walked == best
