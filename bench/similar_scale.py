@@ -37,6 +37,7 @@ from bench.gallery import WORDS, Zipf
 from infra.actor import Actor
 from infra.embeddings import PromptEncoder, stored_vector, vector_text
 from infra.media import image_descriptor, inspect_upload
+from projectors.postgres.image_indexes import IMAGE_INDEXES
 from projectors.postgres.images import ImagesProjector
 from projectors.postgres.tags import TagsProjector
 from query.collections import IMAGES
@@ -86,6 +87,9 @@ def load(url: str, images: int, prompts: list[list[float]], pictures: list[list[
                 copy.write_row((n, owner() + 1, "", "", 512, 512, "k", "image/png", rng.random() < 0.9, tag_ids,
                                 at, at, 1, vector_text(vector), 1))
         conn.execute("ALTER TABLE rm.images ENABLE TRIGGER USER")
+        # The per-day counters (totals) from the rows, as the read model's DDL does for rows that predate them.
+        conn.execute(next(s for s in IMAGE_INDEXES if s.startswith("INSERT INTO {s}.image_counts")).replace(
+            "{s}", "rm"))
         conn.execute("ANALYZE rm.images")
         load_s = time.perf_counter() - started
         conn.execute("SET maintenance_work_mem = '2GB'")
