@@ -23,6 +23,7 @@ VECTOR_EXTENSION: list[str] = [
 ]
 # The columns, part of rm.images' CREATE TABLE (the migration step makes them; a new shape is a rebuild).
 VECTOR_COLUMNS = f"embedding vector({DIMS}), embedding_version int NOT NULL DEFAULT 0"
+VECTOR_COLUMN_NAMES = ("embedding", "embedding_version")  # written by ImageEmbedded, not by the upload
 VECTOR_DDL: list[str] = [
     # m and ef_construction are pgvector's defaults; bench/similar.py measures recall and build cost with them.
     "CREATE INDEX IF NOT EXISTS images_embedding ON {s}.images USING hnsw (embedding vector_ip_ops)"

@@ -16,6 +16,7 @@ from events.models import BASE_MODELS, MODEL_STATUSES, MODEL_TYPES
 from infra.schemas_catalog import BaseModelName, ModelIn, ModelTypeName
 from infra.schemas_images import ImageFields, ImageOut, ImageWritten
 from projectors.postgres.image_rows import IMAGE_COLUMNS
+from projectors.postgres.image_vectors import VECTOR_COLUMN_NAMES
 from projectors.postgres.images import DDL
 from query.collections import MODELS
 from query.filters import OneOf
@@ -45,7 +46,7 @@ def test_the_read_model_table_has_a_column_for_every_field() -> None:
     body = table[table.index("(") + 1:table.rindex(")")]
     columns = [re.match(r"\s*(\w+)", part).group(1) for part in body.split(",")  # type: ignore[union-attr]
                if re.match(r"\s*[a-z_]+ [a-z]", part)]
-    assert sorted(columns) == sorted(IMAGE_COLUMNS)
+    assert sorted(columns) == sorted([*IMAGE_COLUMNS, *VECTOR_COLUMN_NAMES])
 
 
 def test_model_vocabularies_come_from_the_events() -> None:
