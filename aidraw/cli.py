@@ -44,7 +44,7 @@ def _projector(settings: Settings, names: list[str]) -> int:
     from aidraw.image_tasks import run_image_tasks
     from aidraw.migrate import migrate_sync
     from aidraw.process_tasks import run_process_managers
-    from aidraw.roles import PROJECTORS, projector_named, search_projectors
+    from aidraw.roles import PROJECTORS, projector_named, search_projectors, sink_of
     from events.store.bridge import NatsBridge
     from events.store.stream import ensure_stream
     from projectors.loop import ProjectionLoop, Target
@@ -68,7 +68,8 @@ def _projector(settings: Settings, names: list[str]) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        runners = [ProjectionLoop(p, target, batch_size=settings.projector_batch) for p in chosen]
+        runners = [ProjectionLoop(p, target, batch_size=settings.projector_batch,
+                                  sink=sink_of(p, ends.database_url)) for p in chosen]
         # Views, the blob reaper and the process manager run beside the full set only (not named projections).
         extra = [] if names else [run_image_tasks(settings, ends.nats_url, ends.database_url, stop),
                                   run_process_managers(settings, ends.nats_url, ends.database_url, stop)]

@@ -13,6 +13,7 @@ from projectors.postgres.sessions import SessionsProjector
 from projectors.postgres.tags import TagsProjector
 from projectors.postgres.tasks import TasksProjector
 from projectors.postgres.users import UsersProjector
+from projectors.sink import ProjectionSink
 
 PROJECTORS: list[Projector] = [
     TagsProjector(),
@@ -33,6 +34,17 @@ def search_projectors(settings: Settings) -> list[Projector]:
     from projectors.search.images import ImageSearchProjector
 
     return [ImageSearchProjector(settings.elasticsearch_url, settings.subject_prefix)]
+
+
+def sink_of(projector: Projector, database_url: str) -> ProjectionSink | None:
+    """The projection's own sink where it is not PostgreSQL's (the search index); None: the loop's default."""
+    from projectors.search.images import ImageSearchProjector
+
+    if isinstance(projector, ImageSearchProjector):
+        from projectors.search.sink import ElasticsearchSink
+
+        return ElasticsearchSink(projector, database_url)
+    return None
 
 
 def projector_named(name: str, known: list[Projector] | None = None) -> Projector:

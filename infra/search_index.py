@@ -54,3 +54,17 @@ def async_client(url: str) -> Any:
 async def ensure_index(client: Any, name: str) -> None:
     if not await client.indices.exists(index=name):
         await client.indices.create(index=name, mappings=MAPPING, settings=SETTINGS)
+
+
+# The search projection's checkpoints (projectors/search/sink.py): one document per projection, id = its name,
+# version = its position (external versions: the index never lets a checkpoint go backwards).
+CHECKPOINT_MAPPING: dict[str, Any] = {"dynamic": "strict", "properties": {"position": {"type": "long"}}}
+
+
+def checkpoint_index_name(prefix: str) -> str:
+    return f"{prefix.lower()}-checkpoints"
+
+
+async def ensure_checkpoint_index(client: Any, name: str) -> None:
+    if not await client.indices.exists(index=name):
+        await client.indices.create(index=name, mappings=CHECKPOINT_MAPPING)

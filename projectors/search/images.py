@@ -1,7 +1,8 @@
 """The search projector: the Elasticsearch image index (infra/search_index.py) from the domain stream.
 
-It runs in the ordinary projection loop (projectors/loop.py): its checkpoint is kept in PostgreSQL and moved
-after the batch's index writes, so a crash replays the batch. Replays are harmless because every write is a
+It runs in the ordinary projection loop (projectors/loop.py) over its own sink (projectors/search/sink.py): the
+checkpoint is a document of the search cluster, written after the batch's documents, so a crash replays the
+batch. Replays are harmless because every write is a
 whole document with `version_type=external` and version = the event's stream sequence: the index refuses
 (409) a version not above the one it holds, and that refusal is the "already applied" of this projector.
 Partial changes (ImageChanged, ImageEmbedded, likes) read the document, change it, and write it whole with
@@ -41,6 +42,21 @@ class ImageSearchProjector(Projector):
 
     def ddl(self) -> Sequence[str]:
         return []  # the index is made on first use (ensure_index)
+
+    @property
+    def client(self) -> Any:
+        """The cluster's client (made on first use, by `index`)."""
+        assert self._client is not None, "call index() first"
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client, self._ready = None, set()
+
+    async def index(self, s: str) -> str:
+        """The index of read-model schema `s`, made when missing."""
+        return await self._index(s)
 
     async def _index(self, s: str) -> str:
         if self._client is None:

@@ -174,3 +174,36 @@ def test_a_ranked_list_holds_every_selected_image_once_nearest_first(
             assert found.next == (page * size < len(best))
             walked += found.ids
         assert walked == best
+
+
+@pytest.mark.skipif(not ES_URL, reason=NO_ES)
+def test_the_search_sink_keeps_its_checkpoint_in_the_cluster_and_copies_it_to_postgres(database_url: str) -> None:
+    from infra.search_index import checkpoint_index_name, index_name
+    from projectors import checkpoints
+    from projectors.search.images import ImageSearchProjector
+    from projectors.search.sink import ElasticsearchSink
+    from projectors.sink import CheckpointMoved
+
+    prefix = f"aidraw-sink-{random.randrange(10**9)}"
+
+    async def scenario() -> None:
+        sink = ElasticsearchSink(ImageSearchProjector(ES_URL, prefix), database_url)
+        assert await sink.open(asyncio.Event())
+        try:
+            assert await sink.load_checkpoint() == 0
+            await sink.apply_batch(0, [])
+            assert await sink.commit(7) == []
+            assert await sink.load_checkpoint() == 7
+            with pytest.raises(CheckpointMoved):
+                await sink.apply_batch(3, [])
+            with pytest.raises(CheckpointMoved):  # the index refuses a checkpoint that goes backwards
+                await sink.commit(5)
+            assert await sink.load_checkpoint() == 7
+            async with await psycopg.AsyncConnection.connect(database_url) as conn:
+                assert await checkpoints.read(conn, sink.name) == 7
+        finally:
+            for name in (index_name(prefix), checkpoint_index_name(prefix)):
+                await sink.projector.client.indices.delete(index=name, ignore_unavailable=True)
+            await sink.close()
+
+    asyncio.run(scenario())
