@@ -142,6 +142,8 @@ def test_an_admin_editing_someone_elses_dataset_sees_with_the_owners_eyes(system
 def test_visibility_and_who_may_change(system: System, people: People) -> None:
     private = create(system, people.alice)
     public = create(system, people.alice, public=True)
+    with client_of(system, people.alice) as alice:  # Alice's read waits for her writes: the projection has them
+        assert alice.get(f"/api/datasets/{public['id']}").status_code == 200
     with client_of(system, people.bob) as bob, system.client() as anonymous:
         for client in (bob, anonymous):
             assert_problem(client.get(f"/api/datasets/{private['id']}"), 404)

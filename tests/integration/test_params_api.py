@@ -17,11 +17,15 @@ def unique(prefix: str = "set") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+WRITTEN_AT: dict[int, str] = {}  # a created param's write sequence, for someone else's read to wait for
+
+
 def create(system: System, who: Person, **fields: object) -> dict:
     body = {"name": unique(), "data": {"steps": 20, "sampler": "DDIM"}, **fields}
     with client_of(system, who) as client:
         answer = client.post("/api/params", json=body)
         assert answer.status_code == 201, answer.text
+        WRITTEN_AT[answer.json()["id"]] = answer.headers["X-Event-Sequence"]
         return dict(answer.json())
 
 
@@ -79,7 +83,8 @@ def test_a_private_param_is_unknown_to_everyone_but_its_owner_and_admins(system:
 
 def test_a_public_param_is_seen_by_all_and_changed_only_by_owner_or_admin(system: System, people: People) -> None:
     param = create(system, people.alice, public=True)
-    assert seen(system, None, param["id"]) == 200 and seen(system, people.bob, param["id"]) == 200
+    after = WRITTEN_AT[param["id"]]  # others' reads do not wait for Alice's write unless told to
+    assert seen(system, None, param["id"], after) == 200 and seen(system, people.bob, param["id"], after) == 200
     assert param["id"] in listed_ids(system, None)
     with client_of(system, people.bob) as bob:
         assert_problem(bob.patch(f"/api/params/{param['id']}", json={"name": "mine"}), 403)
