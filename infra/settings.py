@@ -231,6 +231,20 @@ class Settings:
     # socket's send queue in messages (progress coalesces beyond it; docs/live.md).
     live_max_sockets_per_user: int = 32
     live_queue: int = 16
+    # The runner (`aidraw runner`, docs/tasks.md "The runner"): its name in reports, torch device and dtype, how
+    # many work items it takes at once, the pipelines' memory budget, the work items' lease and deliveries, what
+    # it serves (`default` and `base-<model id>=<path>`, comma-separated) and the default base (empty: the tiny
+    # model under <data dir>/models/tiny).
+    runner_name: str = ""
+    runner_device: str = "cpu"
+    runner_dtype: str = "float32"
+    runner_batch_size: int = 4
+    runner_memory_budget_bytes: int = 8 * 2**30
+    runner_ack_wait_s: float = 60.0
+    runner_max_deliver: int = 3
+    runner_capabilities: str = "default"
+    base_model_path: str = ""
+    base_model_config: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -289,6 +303,16 @@ class Settings:
             ops_token=_env_secret("AIDRAW_OPS_TOKEN"),
             live_max_sockets_per_user=_env_int("AIDRAW_LIVE_MAX_SOCKETS_PER_USER", 32, 1),
             live_queue=_env_int("AIDRAW_LIVE_QUEUE", 16, 2),
+            runner_name=_env("AIDRAW_RUNNER_NAME", ""),
+            runner_device=_env("AIDRAW_RUNNER_DEVICE", "cpu"),
+            runner_dtype=_env("AIDRAW_RUNNER_DTYPE", "float32"),
+            runner_batch_size=_env_int("AIDRAW_RUNNER_BATCH_SIZE", 4, 1, 64),
+            runner_memory_budget_bytes=_env_int("AIDRAW_RUNNER_MEMORY_BUDGET", 8 * 2**30, 2**20),
+            runner_ack_wait_s=_env_float("AIDRAW_RUNNER_ACK_WAIT", 60.0, 1, 3600),
+            runner_max_deliver=_env_int("AIDRAW_RUNNER_MAX_DELIVER", 3, 1, 100),
+            runner_capabilities=_env("AIDRAW_RUNNER_CAPABILITIES", "default"),
+            base_model_path=_env("AIDRAW_BASE_MODEL_PATH", ""),
+            base_model_config=_env("AIDRAW_BASE_MODEL_CONFIG", ""),
         )
         if settings.session_refresh_s >= settings.session_ttl_s:
             raise SettingsError(
