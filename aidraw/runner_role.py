@@ -59,7 +59,10 @@ def run_runner(settings: Settings, nats_url: str) -> int:
                             memory_budget_bytes=settings.runner_memory_budget_bytes)
     except ValueError as exc:
         raise SettingsError(f"AIDRAW_RUNNER_DTYPE: {exc}") from None
-    worker = Worker(config, pool, blob_store_from_env(settings.data_dir, settings.storage))
+    from events.store.aio import AsyncJetStreamStore
+
+    worker = Worker(config, pool, blob_store_from_env(settings.data_dir, settings.storage),
+                    lambda nc: AsyncJetStreamStore(nc, settings.stream_name, settings.subject_prefix))
 
     async def main() -> None:
         stop = asyncio.Event()

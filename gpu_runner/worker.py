@@ -37,7 +37,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from events.ids import aggregate_uuid
 from events.runs import RunFailed, RunProduced, RunProgressed, RunStarted
-from events.store.aio import AsyncJetStreamStore
+from events.store.protocol import AsyncEventStore
 from events.work import (
     ensure_work_stream,
     progress_message,
@@ -86,7 +86,10 @@ class _Job:
 
 
 class Worker:
-    def __init__(self, config: RunnerConfig, pool: PipelinePool, blobs: BlobStore) -> None:
+    def __init__(self, config: RunnerConfig, pool: PipelinePool, blobs: BlobStore,
+                 event_store: Callable[[Client], AsyncEventStore]) -> None:
+        """`event_store` makes the AsyncEventStore on the runner's connection (the composition root picks it)."""
+        self.event_store = event_store
         self.config = config
         self.pool = pool
         self.blobs = blobs
@@ -108,7 +111,7 @@ class Worker:
         try:
             js = nc.jetstream()
             await ensure_work_stream(js, c.stream, c.prefix)
-            store = AsyncJetStreamStore(nc, c.stream, c.prefix)
+            store = self.event_store(nc)
             reports = ReportLog(store)
             await reports.register(c.name, c.device, sorted(c.capabilities), c.version)
             self.server_id = reports.server_id
@@ -142,7 +145,7 @@ class Worker:
 class _Run:
     """One connection's worth of running: the batch at hand, its cancels and its reports."""
 
-    def __init__(self, worker: Worker, nc: Client, store: AsyncJetStreamStore, reports: ReportLog) -> None:
+    def __init__(self, worker: Worker, nc: Client, store: AsyncEventStore, reports: ReportLog) -> None:
         self.worker = worker
         self.config = worker.config
         self.nc = nc
