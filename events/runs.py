@@ -20,7 +20,7 @@ class RunnerStarted(Created):
     name: str
     device: str
     capabilities: list[str]
-    version: str
+    software_version: str
 
 
 class RunStarted(Changed):

@@ -25,8 +25,9 @@ class ReportLog:
         self._lock = asyncio.Lock()
 
     async def register(self, name: str, device: str, capabilities: list[str], version: str) -> None:
-        await self._append(RunnerStarted, originator_topic="events.runs:RunnerStarted", name=name, device=device,
-                           capabilities=capabilities, version=version)
+        # The command side folds these events into command/servers.py `Server` (named here by topic only).
+        await self._append(RunnerStarted, originator_topic="command.servers:Server", name=name, device=device,
+                           capabilities=capabilities, software_version=version)
 
     async def report(self, kind: type[Changed], **fields: Any) -> None:
         await self._append(kind, **fields)
