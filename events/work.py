@@ -9,7 +9,6 @@ publishes a release again after a restart adds no second message within the dupl
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from typing import Any
@@ -64,16 +63,3 @@ def read_work_item(raw: bytes) -> dict[str, Any]:
     item: dict[str, Any] = json.loads(raw)
     return item
 
-
-def progress_subject(prefix: str, task_id: int) -> str:
-    """Core NATS (not stored): a running task's step-by-step progress and previews, outside the domain stream's
-    `<prefix>.>`. Payload: JSON `{task_id, step, total, progress, preview?}` (preview: base64 JPEG)."""
-    return f"{prefix}-progress.task.{task_id}"
-
-
-def progress_message(task_id: int, step: int, total: int, preview_jpeg: bytes | None) -> bytes:
-    message: dict[str, Any] = {"task_id": task_id, "step": step, "total": total,
-                               "progress": min(100, step * 100 // max(total, 1))}
-    if preview_jpeg is not None:
-        message["preview"] = base64.b64encode(preview_jpeg).decode("ascii")
-    return json.dumps(message, separators=(",", ":")).encode()

@@ -7,7 +7,7 @@
 - **Run.** The pipeline runs in a thread. Meanwhile every work item gets `in_progress()` every third of
   `ack_wait`, and the tasks' state is read from the log every `CANCEL_POLL_S`: a cancel makes `is_canceled`
   true and the pipeline stops that member at its next step (no decode, nothing stored). Each step is published
-  on the task's progress subject (core NATS, events/work.py `progress_subject`), previews as base64 JPEG.
+  on the task's progress subject for the live feed (core NATS, events/progress.py), previews as JPEG data URLs.
 - **Report.** Facts only, as events of the runner's own `server` aggregate (gpu_runner/reports.py): started,
   milestones, produced (after the PNG, thumbnail and descriptor are stored), failed. The command side
   (command/run_report_loop.py) applies them with the task's rules.
@@ -36,16 +36,10 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from events.ids import aggregate_uuid
+from events.progress import Progress, progress_subject
 from events.runs import RunFailed, RunProduced, RunProgressed, RunStarted
 from events.store.protocol import AsyncEventStore
-from events.work import (
-    ensure_work_stream,
-    progress_message,
-    progress_subject,
-    read_work_item,
-    work_prefix,
-    work_stream_name,
-)
+from events.work import ensure_work_stream, read_work_item, work_prefix, work_stream_name
 from gpu_runner.pipeline import Canceled, GenerationRequest, GenerationResult, PipelinePool, StepReport, Unsupported
 from gpu_runner.reports import ReportLog
 from gpu_runner.work_items import Base, requests_for, store_result, task_of
@@ -153,6 +147,7 @@ class _Run:
         self.reports = reports
         self.canceled: set[int] = set()
         self.milestones: dict[int, int] = {}
+        self.ticks: dict[int, int] = {}
         self.pending: set[asyncio.Task[None]] = set()
 
     def spawn(self, work: Any) -> None:
@@ -244,6 +239,7 @@ class _Run:
         await job.msg.ack_sync()
         self.canceled.discard(job.task_id)
         self.milestones.pop(job.task_id, None)
+        self.ticks.pop(job.task_id, None)
 
     async def _fail(self, job: _Job, reason: str, *, final: bool) -> None:
         await self.reports.report(RunFailed, task_id=job.task_id, attempt=job.attempt, reason=reason, final=final)
@@ -258,8 +254,9 @@ class _Run:
         if not report.key.endswith(":0"):
             return
         task_id = task_of(report.key)
-        self.spawn(self.nc.publish(progress_subject(self.config.prefix, task_id),
-                                   progress_message(task_id, report.step, report.total, report.preview_jpeg)))
+        tick = self.ticks[task_id] = self.ticks.get(task_id, 0) + 1
+        progress = Progress.of_step("tasks", task_id, tick, report.step, report.total, report.preview_jpeg)
+        self.spawn(self.nc.publish(progress_subject(self.config.prefix, "tasks", task_id), progress.encode()))
         milestone = report.step * 100 // max(report.total, 1) // MILESTONE * MILESTONE
         if 0 < milestone < 100 and milestone > self.milestones.get(task_id, 0):
             self.milestones[task_id] = milestone

@@ -50,7 +50,7 @@ def kill_runner_mid_task(system: System, task_id: int) -> None:
     """Wait for the task's progress messages (it is running), then SIGKILL the runner and start a fresh one."""
     async def wait_running() -> None:
         nc = await nats.connect(system.nats_url)
-        sub = await nc.subscribe(f"{system.prefix}-progress.task.{task_id}")
+        sub = await nc.subscribe(f"{system.prefix}_changed.tasks.{task_id}")
         while json.loads((await sub.next_msg(timeout=120)).data)["step"] < 3:
             pass
         await nc.close()

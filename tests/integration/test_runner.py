@@ -105,11 +105,11 @@ def test_cancel_stops_a_running_task_and_progress_is_published(system: System, u
         async def note(msg: Any) -> None:
             seen.append(json.loads(msg.data))
 
-        await nc.subscribe(f"{system.prefix}-progress.task.*", cb=note)
+        await nc.subscribe(f"{system.prefix}_changed.tasks.*", cb=note)
         long_id = await asyncio.to_thread(generate, system, user, num_inference_steps=500, width=128, height=128)
         with client_of(system, user) as client:
             running = await asyncio.to_thread(eventually, lambda: any(
-                s["task_id"] == long_id and "preview" in s for s in seen), 120)
+                s["id"] == long_id and s["preview"] for s in seen), 120)
             assert running, client.get(f"/api/tasks/{long_id}").json()
             answer = client.patch(f"/api/tasks/{long_id}", json={"status": "canceled"})
             assert answer.status_code == 200, answer.text
@@ -122,8 +122,10 @@ def test_cancel_stops_a_running_task_and_progress_is_published(system: System, u
     with client_of(system, user) as client:
         task = client.get(f"/api/tasks/{long_id}").json()
     assert task["status"] == "canceled" and task["result"] is None
-    steps = [s for s in seen if s["task_id"] == long_id]
-    assert steps[0].keys() >= {"task_id", "step", "total", "progress"}
-    assert max(s["step"] for s in steps) < steps[0]["total"]  # stopped at a step, never finished
-    preview = next(s["preview"] for s in steps if "preview" in s)
-    assert Image.open(io.BytesIO(base64.b64decode(preview))).format == "JPEG"
+    steps = [s for s in seen if s["id"] == long_id]
+    assert all(s["collection"] == "tasks" for s in steps)
+    assert [s["tick"] for s in steps] == list(range(1, len(steps) + 1))
+    assert max(s["step"] for s in steps) < steps[0]["steps"]  # stopped at a step, never finished
+    preview = next(s["preview"] for s in steps if s["preview"])
+    assert preview.startswith("data:image/jpeg;base64,")
+    assert Image.open(io.BytesIO(base64.b64decode(preview.split(",", 1)[1]))).format == "JPEG"
