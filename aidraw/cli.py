@@ -4,6 +4,7 @@
     aidraw migrate                  create every schema in PostgreSQL (run, projector and api need it)
     aidraw api                      the HTTP API (command + query routes)
     aidraw projector [NAME ...]     the projectors (all by default)
+    aidraw runner                   a generation runner (AIDRAW_RUNNER_*, docs/tasks.md)
     aidraw rebuild PROJECTION       rebuild a read model from sequence 0, then swap it in
     aidraw audit AGGREGATE ID       an object's history from the event log
     aidraw user create [--admin] NAME EMAIL
@@ -221,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run", help="start the whole system")
     sub.add_parser("api", help="the HTTP API")
     sub.add_parser("migrate", help="create every schema in PostgreSQL")
+    sub.add_parser("runner", help="a generation runner")
     proj = sub.add_parser("projector", help="run projectors")
     proj.add_argument("names", nargs="*")
     reb = sub.add_parser("rebuild", help="rebuild a read model from the log")
@@ -261,7 +263,8 @@ def _uses_data_dir(args: argparse.Namespace, settings: Settings) -> bool:
     from infra.storage.factory import uses_local_blobs
 
     local_blobs = uses_local_blobs(settings.storage)
-    return args.cmd == "run" or (local_blobs and (args.cmd == "api" or (args.cmd == "projector" and not args.names)))
+    return args.cmd in ("run", "runner") or (
+        local_blobs and (args.cmd == "api" or (args.cmd == "projector" and not args.names)))
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -275,6 +278,15 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _migrate(settings)
     if args.cmd == "projector":
         return _projector(settings, args.names)
+    if args.cmd == "runner":
+        from aidraw.endpoints import resolve
+        from aidraw.runner_role import run_runner
+
+        try:
+            return run_runner(settings, settings.nats_url or resolve(settings).nats_url)
+        except SettingsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if args.cmd == "rebuild":
         return _rebuild(settings, args.projection)
     if args.cmd == "audit":

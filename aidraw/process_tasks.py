@@ -1,8 +1,9 @@
 """The process managers (projectors/process.py), run in the projector process beside the projectors
 (`aidraw projector` with no names): account deletion (projectors/account_deletion.py), with the commands it sends
-handed in from command/, and the task scheduler (command/scheduler_loop.py), which releases waiting tasks to the
-work queue in fair order, and the embedding worker (command/embedder.py; off with AIDRAW_EMBEDDER=false). The
-blob reaper runs with the image work (aidraw/image_tasks.py).
+handed in from command/, the task scheduler (command/scheduler_loop.py), which releases waiting tasks to the
+work queue in fair order, the runners' reports applied to their tasks (command/run_report_loop.py), and the
+embedding worker (command/embedder.py; off with AIDRAW_EMBEDDER=false). The blob reaper runs with the image
+work (aidraw/image_tasks.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from command.images import delete_image
 from command.likes import withdraw_all_likes
 from command.models import delete_model
 from command.params import delete_param
+from command.run_report_loop import RunReportLoop
 from command.scheduler_loop import SchedulerLoop
 from command.tasks import delete_task
 from infra.actor import Actor
@@ -47,6 +49,7 @@ async def run_process_managers(settings: Settings, nats_url: str, database_url: 
             run_process_manager(deleter, Target(nats_url, settings.stream_name, database_url), stop,
                                 batch_size=settings.projector_batch),
             SchedulerLoop(commands, nats_url, settings.scheduler_lookahead).run(stop),
+            RunReportLoop(commands, nats_url).run(stop),
         ]
         if settings.embedder:
             work.append(Embedder(commands, database_url, PromptEncoder()).run(stop))

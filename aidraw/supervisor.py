@@ -1,7 +1,7 @@
 """`aidraw run`: the whole system on one machine.
 
 Starts the embedded NATS and PostgreSQL (unless AIDRAW_NATS_URL / AIDRAW_DATABASE_URL point elsewhere), then each
-role as its own child process (api, projector), prints the URL, and on Ctrl-C stops the roles first and the
+role as its own child process (api, projector, runner), prints the URL, and on Ctrl-C stops the roles first and the
 servers last, so nothing acknowledged is lost.
 
 - One `aidraw run` per data folder: it holds an exclusive lock on `<data>/run/lock` for its lifetime (the kernel
@@ -133,7 +133,7 @@ def run_all(settings: Settings) -> int:
             parts.append(Part("postgres", f"the embedded PostgreSQL (log: {pg.data_dir / 'postgres.log'})",
                               _starter(pg), pg.proc))
         roles = [Part(role, f"the {role} process", functools.partial(_spawn, role, env))
-                 for role in ("projector", "api")]
+                 for role in ("projector", "api", "runner")]
         for role in roles:
             role.proc = role.start()
         started.callback(_stop_roles, roles)

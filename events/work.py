@@ -62,3 +62,4 @@ def work_item(task_id: int, capability: str, user_id: int, data: dict[str, Any])
 def read_work_item(raw: bytes) -> dict[str, Any]:
     item: dict[str, Any] = json.loads(raw)
     return item
+

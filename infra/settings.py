@@ -254,6 +254,20 @@ class Settings:
     # "elasticsearch" (the index at elasticsearch_url, fed by the search projector).
     search_backend: str = "postgres"
     elasticsearch_url: str = ""
+    # The runner (`aidraw runner`, docs/tasks.md "The runner"): its name in reports, torch device and dtype, how
+    # many work items it takes at once, the pipelines' memory budget, the work items' lease and deliveries, what
+    # it serves (`default` and `base-<model id>=<path>`, comma-separated) and the default base (empty: the tiny
+    # model under <data dir>/models/tiny).
+    runner_name: str = ""
+    runner_device: str = "cpu"
+    runner_dtype: str = "float32"
+    runner_batch_size: int = 4
+    runner_memory_budget_bytes: int = 8 * 2**30
+    runner_ack_wait_s: float = 60.0
+    runner_max_deliver: int = 3
+    runner_capabilities: str = "default"
+    base_model_path: str = ""
+    base_model_config: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -319,6 +333,16 @@ class Settings:
             embedder=_env_bool("AIDRAW_EMBEDDER", True),
             search_backend=_env_choice("AIDRAW_SEARCH", "postgres", SEARCH_BACKENDS),
             elasticsearch_url=_env("AIDRAW_ELASTICSEARCH_URL", ""),
+            runner_name=_env("AIDRAW_RUNNER_NAME", ""),
+            runner_device=_env("AIDRAW_RUNNER_DEVICE", "cpu"),
+            runner_dtype=_env("AIDRAW_RUNNER_DTYPE", "float32"),
+            runner_batch_size=_env_int("AIDRAW_RUNNER_BATCH_SIZE", 4, 1, 64),
+            runner_memory_budget_bytes=_env_int("AIDRAW_RUNNER_MEMORY_BUDGET", 8 * 2**30, 2**20),
+            runner_ack_wait_s=_env_float("AIDRAW_RUNNER_ACK_WAIT", 60.0, 1, 3600),
+            runner_max_deliver=_env_int("AIDRAW_RUNNER_MAX_DELIVER", 3, 1, 100),
+            runner_capabilities=_env("AIDRAW_RUNNER_CAPABILITIES", "default"),
+            base_model_path=_env("AIDRAW_BASE_MODEL_PATH", ""),
+            base_model_config=_env("AIDRAW_BASE_MODEL_CONFIG", ""),
         )
         if settings.search_backend == "elasticsearch" and not settings.elasticsearch_url:
             raise SettingsError("AIDRAW_SEARCH=elasticsearch needs AIDRAW_ELASTICSEARCH_URL (the server's URL, "

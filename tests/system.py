@@ -1,5 +1,5 @@
-"""The system under test: the real `aidraw api` and `aidraw projector` processes, on the test session's NATS
-and PostgreSQL, with a stream and a database of their own."""
+"""The system under test: the real `aidraw api` and `aidraw projector` processes (and `aidraw runner` when asked),
+on the test session's NATS and PostgreSQL, with a stream and a database of their own."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class System:
     port: int = 0
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    runner: bool = False  # also start `aidraw runner` (the tiny model, CPU) once the API answers
 
     @property
     def prefix(self) -> str:
@@ -72,6 +73,8 @@ class System:
                 raise RuntimeError("api exited:\n" + self.log("api"))
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    if self.runner:
+                        self.start_role("runner")
                     return self
             except httpx.HTTPError:
                 time.sleep(0.1)

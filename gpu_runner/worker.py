@@ -1,0 +1,294 @@
+"""The runner: take -> run -> report -> ack, for the capabilities it serves.
+
+- **Take.** One durable pull consumer per capability on the work stream (events/work.py), shared by every runner
+  of that capability (a WorkQueue stream refuses overlapping consumers), explicit acks, `ack_wait` and
+  `max_deliver` from the config. Up to `batch_size` work items are fetched at once; the pipeline batches the
+  compatible ones (docs/generation.md). A task that the log says is finished or canceled is acked and skipped.
+- **Run.** The pipeline runs in a thread. Meanwhile every work item gets `in_progress()` every third of
+  `ack_wait`, and the tasks' state is read from the log every `CANCEL_POLL_S`: a cancel makes `is_canceled`
+  true and the pipeline stops that member at its next step (no decode, nothing stored). Each step is published
+  on the task's progress subject for the live feed (core NATS, events/progress.py), previews as JPEG data URLs.
+- **Report.** Facts only, as events of the runner's own `server` aggregate (gpu_runner/reports.py): started,
+  milestones, produced (after the PNG, thumbnail and descriptor are stored), failed. The command side
+  (command/run_report_loop.py) applies them with the task's rules.
+- **Ack** after the report is stored. A failure that may pass is reported as not final and the item is
+  delivered again (nak); the last allowed delivery's failure is final and the message stays in the stream
+  (kept for inspection). An item whose runner vanished `max_deliver` times is failed from the server's
+  MAX_DELIVERIES advisory. A request the runner can never serve (`Unsupported`) fails at once.
+
+The dispatch is by task type (`_PREPARE`): training tasks will add their own entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from events.ids import aggregate_uuid
+from events.progress import Progress, progress_subject
+from events.runs import RunFailed, RunProduced, RunProgressed, RunStarted
+from events.store.protocol import AsyncEventStore
+from events.work import ensure_work_stream, read_work_item, work_prefix, work_stream_name
+from gpu_runner.pipeline import Canceled, GenerationRequest, GenerationResult, PipelinePool, StepReport, Unsupported
+from gpu_runner.reports import ReportLog
+from gpu_runner.work_items import Base, requests_for, store_result, task_of
+from infra.storage import BlobNotFound, BlobStore
+
+log = logging.getLogger("aidraw.runner")
+IDLE_WAIT_S = 0.5
+CANCEL_POLL_S = 0.5
+RESTART_PAUSE_S = 1.0
+MILESTONE = 25
+_ENDED = {"TaskCanceled", "TaskDeleted", "TaskSucceeded", "TaskFailed"}
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    nats_url: str
+    stream: str
+    prefix: str
+    name: str
+    device: str
+    capabilities: dict[str, Base]  # capability -> the base it runs on
+    batch_size: int = 4
+    ack_wait_s: float = 60.0
+    max_deliver: int = 3
+    version: str = "0.1.0"
+
+
+@dataclass
+class _Job:
+    msg: Msg
+    item: dict[str, Any]
+    attempt: int
+    requests: list[GenerationRequest] = field(default_factory=list)
+
+    @property
+    def task_id(self) -> int:
+        return int(self.item["task_id"])
+
+
+class Worker:
+    def __init__(self, config: RunnerConfig, pool: PipelinePool, blobs: BlobStore,
+                 event_store: Callable[[Client], AsyncEventStore]) -> None:
+        """`event_store` makes the AsyncEventStore on the runner's connection (the composition root picks it)."""
+        self.event_store = event_store
+        self.config = config
+        self.pool = pool
+        self.blobs = blobs
+        self.ready = asyncio.Event()  # tests: the consumers exist and the runner is registered
+        self.server_id: int | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._run(stop)
+            except Exception:  # NATS gone, a report refused: start again; unacked items come back
+                log.exception("runner restarting")
+                self.ready.clear()
+                await asyncio.sleep(RESTART_PAUSE_S)
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        c = self.config
+        nc = await nats.connect(c.nats_url, name=f"aidraw-runner-{c.name}", max_reconnect_attempts=-1)
+        try:
+            js = nc.jetstream()
+            await ensure_work_stream(js, c.stream, c.prefix)
+            store = self.event_store(nc)
+            reports = ReportLog(store)
+            await reports.register(c.name, c.device, sorted(c.capabilities), c.version)
+            self.server_id = reports.server_id
+            subs = [(cap, await self._consumer(js, cap)) for cap in sorted(c.capabilities)]
+            run = _Run(self, nc, store, reports)
+
+            async def gave_up(msg: Msg) -> None:
+                run.spawn(run.gave_up(js, msg))
+
+            await nc.subscribe(f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{work_stream_name(c.stream)}.*",
+                               cb=gave_up)
+            self.ready.set()
+            while not stop.is_set():
+                for capability, sub in subs:
+                    try:
+                        msgs = await sub.fetch(c.batch_size, timeout=IDLE_WAIT_S)
+                    except nats.errors.TimeoutError:
+                        continue
+                    await run.batch(capability, msgs)
+        finally:
+            await nc.close()
+
+    async def _consumer(self, js: JetStreamContext, capability: str) -> JetStreamContext.PullSubscription:
+        c = self.config
+        return await js.pull_subscribe(
+            f"{work_prefix(c.prefix)}.{capability}.>", durable=f"runners-{capability}",
+            stream=work_stream_name(c.stream),
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=c.ack_wait_s, max_deliver=c.max_deliver))
+
+
+class _Run:
+    """One connection's worth of running: the batch at hand, its cancels and its reports."""
+
+    def __init__(self, worker: Worker, nc: Client, store: AsyncEventStore, reports: ReportLog) -> None:
+        self.worker = worker
+        self.config = worker.config
+        self.nc = nc
+        self.store = store
+        self.reports = reports
+        self.canceled: set[int] = set()
+        self.milestones: dict[int, int] = {}
+        self.ticks: dict[int, int] = {}
+        self.pending: set[asyncio.Task[None]] = set()
+
+    def spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def ended(self, task_id: int) -> bool:
+        """Whether the log says the task is over (canceled, deleted, finished): nothing left to run."""
+        events = await self.store.select_events(aggregate_uuid("task", task_id))
+        return not events or events[-1].topic.rsplit(":", 1)[-1] in _ENDED
+
+    async def batch(self, capability: str, msgs: list[Msg]) -> None:
+        base = self.config.capabilities[capability]
+        jobs = []
+        for msg in msgs:
+            job = _Job(msg, read_work_item(msg.data), int(msg.metadata.num_delivered or 1))
+            if await self.ended(job.task_id):
+                await msg.ack_sync()
+                continue
+            await self.reports.report(RunStarted, task_id=job.task_id, attempt=job.attempt,
+                                      server_name=self.config.name)
+            try:
+                job.requests = await asyncio.to_thread(self._prepare, job.item, base)
+            except Unsupported as error:
+                await self._fail(job, error.message, final=True)
+                continue
+            jobs.append(job)
+        if jobs:
+            await self._generate(jobs)
+
+    def _prepare(self, item: dict[str, Any], base: Base) -> list[GenerationRequest]:
+        prepare = _PREPARE.get(str(item["data"].get("type", "inference")))
+        if prepare is None:
+            raise Unsupported(f"this runner does not run {item['data'].get('type')!r} tasks")
+        return prepare(self, item, base)
+
+    def _inference(self, item: dict[str, Any], base: Base) -> list[GenerationRequest]:
+        source = None
+        if key := item["data"].get("source_key"):
+            try:
+                source = self.worker.blobs.get(key)
+            except BlobNotFound:
+                source = None
+        requests = requests_for(item, base, source)
+        for request in requests:
+            self.worker.pool.check(request)
+        return requests
+
+    async def _generate(self, jobs: list[_Job]) -> None:
+        loop = asyncio.get_running_loop()
+        requests = [r for job in jobs for r in job.requests]
+        for job in jobs:
+            self.milestones[job.task_id] = 0
+
+        def on_step(report: StepReport) -> None:
+            loop.call_soon_threadsafe(self._step, report, jobs)
+
+        watch = asyncio.ensure_future(self._watch(jobs))
+        try:
+            outcomes = await asyncio.to_thread(self.worker.pool.generate, requests, on_step=on_step,
+                                               is_canceled=lambda key: task_of(key) in self.canceled)
+        except Unsupported as error:
+            for job in jobs:
+                await self._fail(job, error.message, final=True)
+            return
+        except Exception as error:  # any failure of the run ends in a report, never a hang
+            log.exception("generation failed")
+            for job in jobs:
+                final = job.attempt >= self.config.max_deliver
+                await self._fail(job, f"the runner failed: {type(error).__name__}: {error}"[:500], final=final)
+            return
+        finally:
+            watch.cancel()
+            await asyncio.gather(*self.pending, return_exceptions=False)
+        by_task: dict[int, list[GenerationResult | Canceled]] = {}
+        for outcome in outcomes:
+            by_task.setdefault(task_of(outcome.key), []).append(outcome)
+        for job in jobs:
+            await self._finish(job, by_task[job.task_id])
+
+    async def _finish(self, job: _Job, outcomes: list[GenerationResult | Canceled]) -> None:
+        results = [o for o in outcomes if isinstance(o, GenerationResult)]
+        if len(results) == len(outcomes):
+            pictures = [await asyncio.to_thread(store_result, self.worker.blobs, r) for r in results]
+            await self.reports.report(RunProduced, task_id=job.task_id, attempt=job.attempt, pictures=pictures,
+                                      prompt_handling=results[0].prompt_handling)
+        # A canceled task: the cancel is in the log already; nothing is stored and nothing more to say.
+        await job.msg.ack_sync()
+        self.canceled.discard(job.task_id)
+        self.milestones.pop(job.task_id, None)
+        self.ticks.pop(job.task_id, None)
+
+    async def _fail(self, job: _Job, reason: str, *, final: bool) -> None:
+        await self.reports.report(RunFailed, task_id=job.task_id, attempt=job.attempt, reason=reason, final=final)
+        if not final:
+            await job.msg.nak()
+        elif job.attempt < self.config.max_deliver:
+            await job.msg.ack_sync()  # it can never succeed: no further delivery
+        # else: the last delivery failed; the message stays in the stream for inspection
+
+    def _step(self, report: StepReport, jobs: list[_Job]) -> None:
+        """On the loop: publish the step (the first image of a task speaks for it) and report milestones."""
+        if not report.key.endswith(":0"):
+            return
+        task_id = task_of(report.key)
+        tick = self.ticks[task_id] = self.ticks.get(task_id, 0) + 1
+        progress = Progress.of_step("tasks", task_id, tick, report.step, report.total, report.preview_jpeg)
+        self.spawn(self.nc.publish(progress_subject(self.config.prefix, "tasks", task_id), progress.encode()))
+        milestone = report.step * 100 // max(report.total, 1) // MILESTONE * MILESTONE
+        if 0 < milestone < 100 and milestone > self.milestones.get(task_id, 0):
+            self.milestones[task_id] = milestone
+            attempt = next(job.attempt for job in jobs if job.task_id == task_id)
+            self.spawn(self.reports.report(RunProgressed, task_id=task_id, attempt=attempt, progress=milestone))
+
+    async def _watch(self, jobs: list[_Job]) -> None:
+        """While the pipeline runs: keep the items' leases, and learn of cancels from the log."""
+        every = self.config.ack_wait_s / 3
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(min(CANCEL_POLL_S, every))
+            if time.monotonic() - last >= every:
+                last = time.monotonic()
+                for job in jobs:
+                    await job.msg.in_progress()
+            for job in jobs:
+                if job.task_id not in self.canceled and await self.ended(job.task_id):
+                    self.canceled.add(job.task_id)
+
+    async def gave_up(self, js: JetStreamContext, advisory: Msg) -> None:
+        """The server stopped delivering an item (max_deliver reached with no answer: its runners vanished)."""
+        notice = json.loads(advisory.data)
+        stored = await js.get_msg(work_stream_name(self.config.stream), int(notice["stream_seq"]))
+        task_id = int(str(stored.subject).rsplit(".", 1)[-1])
+        deliveries = int(notice.get("deliveries", self.config.max_deliver))
+        await self.reports.report(
+            RunFailed, task_id=task_id, attempt=deliveries, final=True,
+            reason=f"the task was delivered {deliveries} times and no runner finished it (a runner stopped while "
+                   "running it each time); it is kept for inspection")
+
+
+_PREPARE: dict[str, Callable[[_Run, dict[str, Any], Base], list[GenerationRequest]]] = {
+    "inference": _Run._inference,
+}
