@@ -17,6 +17,7 @@ from infra.blob_locks import QUEUE_DDL, enqueue_for_reaping, upload_guard
 from infra.storage.local import LocalBlobStore
 from projectors import checkpoints
 from projectors.blob_reaper import BlobReaper
+from projectors.postgres.image_vectors import VECTOR_EXTENSION
 from projectors.postgres.images import DDL
 from tests.accounts import new_account, system_with
 from tests.image_files import picture, upload
@@ -31,7 +32,7 @@ def store(tmp_path: Path) -> LocalBlobStore:
 async def prepare(database_url: str, images_position: int) -> psycopg.AsyncConnection:
     conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
     await conn.execute("CREATE SCHEMA IF NOT EXISTS rm")
-    for statement in DDL:
+    for statement in (*VECTOR_EXTENSION, *DDL):  # the images table's embedding column has pgvector's type
         await conn.execute(statement.replace("{s}", "rm"))
     await conn.execute(QUEUE_DDL)
     await checkpoints.setup(conn)
