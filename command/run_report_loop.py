@@ -69,7 +69,7 @@ class RunReportLoop:
             while not stop.is_set():
                 try:
                     msgs = await sub.fetch(FETCH, timeout=IDLE_WAIT_S)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats-py raises its own or asyncio's (both are TimeoutError) when idle
                     continue
                 for msg in msgs:
                     event = decode_message(msg.headers, msg.data)

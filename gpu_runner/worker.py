@@ -122,7 +122,7 @@ class Worker:
                 for capability, sub in subs:
                     try:
                         msgs = await sub.fetch(c.batch_size, timeout=IDLE_WAIT_S)
-                    except nats.errors.TimeoutError:
+                    except TimeoutError:  # nats-py raises its own or asyncio's (both are TimeoutError) when idle
                         continue
                     await run.batch(capability, msgs)
         finally:
