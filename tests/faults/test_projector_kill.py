@@ -174,13 +174,6 @@ def assert_same_as_a_clean_rebuild(projector: Projector, nats_server: NatsServer
     assert rows(clean_url, projector.tables) == live
 
 
-def _until_it_projects(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Until the checkpoint moves (the projector started and commits), it exits, or `timeout` passes."""
-    before, deadline = read_all_sync(url).get("tags", 0), time.monotonic() + timeout
-    while read_all_sync(url).get("tags", 0) == before and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
 def test_sigkilled_projector_resumes_to_the_rows_of_a_clean_rebuild(
     nats_server: NatsServer, postgres_server: PostgresServer, stream_name: str, tmp_path: Path
 ) -> None:
