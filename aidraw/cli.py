@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import signal
 import sys
 
@@ -67,8 +69,15 @@ def _projector(settings: Settings, names: list[str]) -> int:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def stop_soon() -> None:
+            stop.set()
+            # A supervisor's kill timeout, here: a part that cannot finish (its servers gone with a killed
+            # `aidraw run`, a worker thread in a blocking call) must not keep the process alive.
+            loop.call_later(SHUTDOWN_GRACE_S, _exit_now)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stop_soon)
         runners = [ProjectionLoop(p, target, batch_size=settings.projector_batch,
                                   sink=sink_of(p, ends.database_url)) for p in chosen]
         # Views, the blob reaper and the process manager run beside the full set only (not named projections).
@@ -78,6 +87,16 @@ def _projector(settings: Settings, names: list[str]) -> int:
 
     asyncio.run(main())
     return 0
+
+
+SHUTDOWN_GRACE_S = 15.0
+
+
+def _exit_now() -> None:
+    logging.getLogger("aidraw.projector").error(
+        "still stopping %gs after the signal: exiting now (what was not committed is projected again)",
+        SHUTDOWN_GRACE_S)
+    os._exit(1)
 
 
 def _migrate(settings: Settings) -> int:
