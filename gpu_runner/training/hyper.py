@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import save as save_bytes
 
 from gpu_runner.pipeline import hypernetworks
-from gpu_runner.training.sd import BaseParts, SDTrainee, TrainingImage
+from gpu_runner.training.sd import BaseParts, FrozenTextTrainee, TrainingImage
 from gpu_runner.training.spec import TrainSpec
 
 
@@ -30,7 +30,7 @@ def _mlp(width: int, generator: torch.Generator) -> torch.nn.Sequential:
     return layers
 
 
-class HyperTrainee(SDTrainee):
+class HyperTrainee(FrozenTextTrainee):
     def __init__(self, spec: TrainSpec, parts: BaseParts, items: Sequence[TrainingImage],
                  device: str = "cpu") -> None:
         super().__init__(spec, parts, items, device)
@@ -42,19 +42,7 @@ class HyperTrainee(SDTrainee):
         }
         self._stack = ExitStack()
         self._stack.enter_context(hypernetworks.attached(parts.unet, [(self.modules, 1.0)], "training"))
-        self._params = [p for pair in self.modules.values() for mlp in pair for p in mlp.parameters()]
-        with torch.no_grad():
-            self.hidden = self.encode_text(self.captions)
-
-    def parameters(self) -> list[torch.nn.Parameter]:
-        return self._params
-
-    def loss(self, step: int, generator: torch.Generator) -> torch.Tensor:
-        indices = self.batch(step, generator)
-        return self.noise_loss(indices, self.hidden[indices], generator)
-
-    def after_step(self) -> None:
-        return None
+        self.ready([p for pair in self.modules.values() for mlp in pair for p in mlp.parameters()])
 
     def state(self) -> dict[str, torch.Tensor]:
         return {f"{width}.{which}.{name}": tensor.detach().cpu().clone()

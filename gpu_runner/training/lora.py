@@ -15,14 +15,14 @@ from peft import LoraConfig, get_peft_model_state_dict, set_peft_model_state_dic
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
-from gpu_runner.training.sd import BaseParts, SDTrainee, TrainingImage
+from gpu_runner.training.sd import BaseParts, FrozenTextTrainee, TrainingImage
 from gpu_runner.training.spec import TrainSpec
 
 TARGET_MODULES = ["to_k", "to_q", "to_v", "to_out.0"]
 ADAPTER = "trained_lora"
 
 
-class LoraTrainee(SDTrainee):
+class LoraTrainee(FrozenTextTrainee):
     def __init__(self, spec: TrainSpec, parts: BaseParts, items: Sequence[TrainingImage],
                  device: str = "cpu") -> None:
         super().__init__(spec, parts, items, device)
@@ -34,19 +34,7 @@ class LoraTrainee(SDTrainee):
                 target_modules=TARGET_MODULES,
             ), adapter_name=ADAPTER)
         parts.unet.to(self.device)
-        self._params = [p for p in parts.unet.parameters() if p.requires_grad]
-        with torch.no_grad():
-            self.hidden = self.encode_text(self.captions)
-
-    def parameters(self) -> list[torch.nn.Parameter]:
-        return self._params
-
-    def loss(self, step: int, generator: torch.Generator) -> torch.Tensor:
-        indices = self.batch(step, generator)
-        return self.noise_loss(indices, self.hidden[indices], generator)
-
-    def after_step(self) -> None:
-        return None
+        self.ready([p for p in parts.unet.parameters() if p.requires_grad])
 
     def state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(self.parts.unet,

@@ -151,3 +151,23 @@ class SDTrainee:
                 timesteps = torch.full((len(indices),), (draw * 2 + 1) * steps // (draws * 2))
                 total += float(self.noise_loss(indices, hidden, generator, timesteps=timesteps))
         return total / draws
+
+
+class FrozenTextTrainee(SDTrainee):
+    """A trainee that trains weights on the UNet side only (LoRA, hypernetworks): the captions' encodings never
+    change, so they are computed once; `ready(params)` ends their set-up."""
+
+    def ready(self, params: list[torch.nn.Parameter]) -> None:
+        self._params = params
+        with torch.no_grad():
+            self.hidden = self.encode_text(self.captions)
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return self._params
+
+    def loss(self, step: int, generator: torch.Generator) -> torch.Tensor:
+        indices = self.batch(step, generator)
+        return self.noise_loss(indices, self.hidden[indices], generator)
+
+    def after_step(self) -> None:
+        return None
