@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from command.aggregate import NumberedAggregate
 from events.base import EventHandlers
-from events.runs import RunFailed, RunProduced, RunProgressed, RunStarted
+from events.runs import RunFailed, RunProduced, RunProgressed, RunStarted, RunTrained
 
 
 class Server(NumberedAggregate):
@@ -28,10 +28,10 @@ class Server(NumberedAggregate):
     def _progressed(self, event: RunProgressed) -> None:
         self.last_report_at = event.timestamp
 
-    def _ended(self, event: RunProduced | RunFailed) -> None:
+    def _ended(self, event: RunProduced | RunTrained | RunFailed) -> None:
         if self.task_id == event.task_id:
             self.task_id = None
         self.last_report_at = event.timestamp
 
     WHEN: ClassVar[EventHandlers] = {RunStarted: _started, RunProgressed: _progressed, RunProduced: _ended,
-                                     RunFailed: _ended}
+                                     RunTrained: _ended, RunFailed: _ended}

@@ -26,11 +26,12 @@ class Progress:
     steps: int
     progress: int  # 0..100
     preview: str | None = None  # "data:image/jpeg;base64,..." (a few KB)
+    detail: dict[str, float] | None = None  # training: {"loss": ..., "learning_rate": ...}
 
     def encode(self) -> bytes:
         return json.dumps({"collection": self.collection, "id": self.id, "tick": self.tick, "step": self.step,
-                           "steps": self.steps, "progress": self.progress, "preview": self.preview},
-                          separators=(",", ":")).encode()
+                           "steps": self.steps, "progress": self.progress, "preview": self.preview,
+                           "detail": self.detail}, separators=(",", ":")).encode()
 
     @classmethod
     def of_step(cls, collection: str, object_id: int, tick: int, step: int, steps: int,
@@ -43,9 +44,10 @@ class Progress:
     @classmethod
     def decode(cls, data: bytes) -> Progress:
         body = json.loads(data)
-        preview = body.get("preview")
+        preview, detail = body.get("preview"), body.get("detail")
         return cls(str(body["collection"]), int(body["id"]), int(body["tick"]), int(body["step"]),
-                   int(body["steps"]), int(body["progress"]), str(preview) if preview else None)
+                   int(body["steps"]), int(body["progress"]), str(preview) if preview else None,
+                   {str(k): float(v) for k, v in detail.items()} if isinstance(detail, dict) else None)
 
 
 def progress_subject(domain_prefix: str, collection: str, object_id: int) -> str:

@@ -56,3 +56,19 @@ class RunFailed(Changed):
     attempt: int
     reason: str
     final: bool
+
+
+class RunTrained(Changed):
+    """A training task's artefact is stored: `artefact_key` (safetensors in the blob store, `artefact_bytes` long),
+    the loss at fixed noise before and after, the optimizer steps done, and `cover`, a picture made with the model
+    and its trigger words (the fields of RunProduced's pictures), or None when none could be made."""
+
+    task_id: int
+    attempt: int
+    model_id: int
+    artefact_key: str
+    artefact_bytes: int
+    loss_before: float
+    loss_after: float
+    steps: int
+    cover: dict[str, Any] | None

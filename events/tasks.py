@@ -20,7 +20,13 @@ RELEASED_REASON = "released to the runners: it starts when one is free"
 
 def capability_of(data: dict[str, Any]) -> str:
     """What a runner must serve to run a task with this recipe: its base model (`default`: the configured default
-    base). The scheduler's queues, the work subjects and the read model's `capability` all derive from it."""
+    base), prefixed `train-` for a training task (`data["kind"] == "train"`, docs/training.md), so that a runner
+    can be told to serve one kind only. A recipe that names its `capability` (resolved when the task was asked)
+    uses it. The scheduler's queues, the work subjects and the read model's `capability` all derive from it."""
+    if data.get("kind") == "train":
+        return "train-" + str(data.get("base_capability") or "default")
+    if data.get("capability"):
+        return str(data["capability"])
     model = data.get("model_id")
     return f"base-{model}" if model else "default"
 
