@@ -18,6 +18,7 @@ from command.tags import Tag
 from events.base import EventHandlers
 from events.ids import aggregate_uuid, new_id
 from events.models import (
+    ModelArtefactStored,
     ModelCoverChosen,
     ModelCreated,
     ModelDeleted,
@@ -86,6 +87,10 @@ class Model(OwnedAggregate):
         if image_id != self.image_id:
             self.trigger_event(ModelCoverChosen, image_id=image_id)
 
+    def store_artefact(self, model_path: str, size: int, origin: str) -> None:
+        """The model's file is stored (trained or uploaded): it is usable from now on (status success)."""
+        self.trigger_event(ModelArtefactStored, model_path=model_path, size=size, origin=origin)
+
     def delete(self) -> None:
         self.trigger_event(ModelDeleted)
 
@@ -104,6 +109,9 @@ class Model(OwnedAggregate):
     def _model_cover_chosen(self, event: ModelCoverChosen) -> None:
         self.image_id = event.image_id
 
+    def _model_artefact_stored(self, event: ModelArtefactStored) -> None:
+        self.model_path, self.status, self.progress = event.model_path, "success", 100
+
     def _model_deleted(self, event: ModelDeleted) -> None:
         self.deleted = True
 
@@ -113,6 +121,7 @@ class Model(OwnedAggregate):
         ModelTagsChanged: _model_tags_changed,
         ModelVisibilityChanged: _model_visibility_changed,
         ModelCoverChosen: _model_cover_chosen,
+        ModelArtefactStored: _model_artefact_stored,
         ModelDeleted: _model_deleted,
     }
 

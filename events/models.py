@@ -54,5 +54,15 @@ class ModelCoverChosen(Changed):
     image_id: int | None  # None: the cover was removed
 
 
+class ModelArtefactStored(Changed):
+    """The model's file is in the blob store (`model_path`: its blob key; safetensors, `size` bytes) and the model is
+    usable (status success, progress 100). `origin`: "trained" (a training task's RunTrained) or "uploaded" (a
+    file brought by its owner). A retrain replaces the file only when it succeeds."""
+
+    model_path: str
+    size: int
+    origin: str
+
+
 class ModelDeleted(Deleted):
     pass

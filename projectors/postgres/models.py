@@ -12,6 +12,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from events.models import (
+    ModelArtefactStored,
     ModelCoverChosen,
     ModelCreated,
     ModelDeleted,
@@ -72,6 +73,12 @@ class ModelsProjector(Projector):
             await self._set(cur, s, seq, event, "public", event.public)
         elif isinstance(event, ModelCoverChosen):
             await self._set(cur, s, seq, event, "cover_image_id", event.image_id)
+        elif isinstance(event, ModelArtefactStored):
+            await cur.execute(
+                self.sql("UPDATE {s}.models SET model_path = %s, status = 'success', progress = 100, updated_at = %s,"
+                         " version = %s WHERE id = %s", s),
+                (event.model_path, event.timestamp, seq, object_id(event)),
+            )
         elif isinstance(event, ModelDeleted):
             await cur.execute(self.sql("DELETE FROM {s}.models WHERE id = %s", s), (object_id(event),))
         elif isinstance(event, TagDeleted):
