@@ -75,7 +75,8 @@ def test_an_upload_of_each_type_is_a_success_model_at_once(system: System, peopl
                                    "trigger_words", "tags", "dataset")} == {
         "name": "Night Style", "type": model_type, "base_model": "SD1.5", "status": "success", "progress": 100,
         "model_path": f"/api/models/{model['id']}/file", "public": False, "trigger_words": "nstyle",
-        "tags": ["uploaded", "style"], "dataset": {"oss": [], "images": [], "choices": []}}
+        "tags": ["uploaded", "style"], "dataset": {"oss": [], "images": [], "choices": [],
+                                                               "repeats": 1}}
     with client_of(system, people.alice) as client:
         shown = client.get(f"/api/models/{model['id']}", headers={"X-Event-Sequence": answer.headers[
             "X-Event-Sequence"]}).json()
