@@ -178,3 +178,14 @@ def test_a_lora_downloads_in_kohyas_layout_on_request(system: System, people: Pe
         assert client.get(kohya["model_path"], params={"format": "kohya"}).content == kohya_lora()
         ti = uploaded(system, people.alice, embedding(), type="ti")
         assert_problem(client.get(ti["model_path"], params={"format": "kohya"}), 422)
+
+
+def test_an_upload_repeated_with_its_idempotency_key_answers_the_first_model(system: System, people: People) -> None:
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    with client_of(system, people.alice) as client:
+        answers = [client.post("/api/models", headers=key, data={"type": "ti", "base_model": "SD1.5"},
+                               files={"file": ("emb.safetensors", embedding(), "application/octet-stream")})
+                   for _ in range(2)]
+    assert [a.status_code for a in answers] == [201, 201]
+    assert answers[0].json()["id"] == answers[1].json()["id"]
+    assert answers[0].json()["name"] == "emb"

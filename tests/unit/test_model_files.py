@@ -108,3 +108,16 @@ def test_kohya_rewrite_renames_keys_and_appends_alphas_over_the_same_data() -> N
     assert (loaded[f"{name}.lora_up.weight"] == load(data)[f"unet.{K}.lora_B.weight"]).all()
     with pytest.raises(InvalidModelFile, match="converts to kohya"):
         kohya_rewrite(read_header(kohya_lora(), len(kohya_lora())))
+
+
+def test_the_download_name_is_safe_in_a_header_and_kept_in_utf8() -> None:
+    from query.routes.model_files import disposition
+
+    assert disposition("Night Style") == ('attachment; filename="Night Style.safetensors"; '
+                                          "filename*=UTF-8''Night%20Style.safetensors")
+    hostile = disposition('夜 "x"\r\nSet-Cookie: a=b; ../../etc')
+    assert "\r" not in hostile and "\n" not in hostile
+    plain = hostile.split('filename="', 1)[1].split('"', 1)[0]
+    assert plain == "_ _x_Set-Cookie_ a_b_ .._.._etc.safetensors"
+    assert "filename*=UTF-8''%E5%A4%9C%20%22x%22%0D%0ASet-Cookie" in hostile
+    assert disposition("...").startswith('attachment; filename="model.safetensors"')
