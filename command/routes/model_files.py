@@ -50,21 +50,22 @@ async def upload_model_file(request: Request, response: Response, app: Commands,
                             actor: RequiredUser, key: IdempotencyKey) -> ModelOut:
     """Upload a model (multipart: `file`, `type`, `base_model`, and optionally `name`, `source`,
     `trigger_words`, `tags`, `public`): checked (422 not a safetensors file of that type for that base, 413 too
-    large), stored, and `success` at once."""
-    upload = await read_model_upload(request, services.settings.model_upload_max_bytes)
+    large, 429 when the caller has AIDRAW_UPLOADS_PER_USER uploads in progress), stored, and `success` at once."""
+    async with services.decoders.upload_slot(actor.user_id):  # counted with the user's image uploads (429)
+        upload = await read_model_upload(request, services.settings.model_upload_max_bytes)
 
-    def store() -> str:
+        def store() -> str:
+            try:
+                return services.blobs.put_file(upload.path, CONTENT_TYPE)
+            except (BlobStoreError, OSError) as exc:
+                raise Unavailable("The model file could not be stored just now; try again.") from exc
+
         try:
-            return services.blobs.put_file(upload.path, CONTENT_TYPE)
-        except (BlobStoreError, OSError) as exc:
-            raise Unavailable("The model file could not be stored just now; try again.") from exc
-
-    try:
-        model, seq = await run_in_threadpool(upload_model, app, actor, upload.fields, store, upload.size, key)
-    except DuplicateRequest as dup:
-        model, seq = await run_in_threadpool(created_again, app, Model, "model", actor, dup, key)
-    finally:
-        await run_in_threadpool(upload.discard)
+            model, seq = await run_in_threadpool(upload_model, app, actor, upload.fields, store, upload.size, key)
+        except DuplicateRequest as dup:
+            model, seq = await run_in_threadpool(created_again, app, Model, "model", actor, dup, key)
+        finally:
+            await run_in_threadpool(upload.discard)
     written(response, seq)
     response.headers["Location"] = f"/api/models/{model.number}"
     return await run_in_threadpool(model_out, app, actor, model, services.blobs.url)
