@@ -12,11 +12,13 @@ import pytest
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
 from safetensors.torch import load as load_bytes
+from safetensors.torch import save as save_bytes
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from gpu_runner.training import Trained, train
 from gpu_runner.training.original_layout import to_original
 from gpu_runner.training.sd import load_base
+from infra.model_files import check_model_file
 from tests.gpu_runner.training_support import four_images, spec
 
 LOSS_FALL = 0.40  # docs/training.md: 30 steps at lr 1e-3 lower the fixed-noise loss by at least 40 %
@@ -85,7 +87,7 @@ def test_a_trained_text_encoder_is_in_the_file(tiny_base: Path, tmp_path: Path) 
 def test_the_layout_is_sd15s_on_an_sd15_shaped_model() -> None:
     """SD1.5's block structure at a few channels: the names A1111 and ComfyUI look for, and no others."""
     unet = UNet2DConditionModel(
-        block_out_channels=(8, 16, 32, 32), layers_per_block=2, norm_num_groups=4, cross_attention_dim=8,
+        block_out_channels=(8, 16, 32, 32), layers_per_block=2, norm_num_groups=4, cross_attention_dim=768,
         attention_head_dim=2, down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3)
     vae = AutoencoderKL(block_out_channels=(8, 16, 32, 32), layers_per_block=2, norm_num_groups=4, latent_channels=4,
@@ -112,6 +114,8 @@ def test_the_layout_is_sd15s_on_an_sd15_shaped_model() -> None:
                  "cond_stage_model.transformer.text_model.final_layer_norm.weight"):
         assert name in keys, name
     assert keys["first_stage_model.encoder.mid.attn_1.q.weight"].shape == (32, 32, 1, 1)  # a 1x1 convolution there
+    data = save_bytes(keys)  # and our own upload check takes it as an SD1.5 checkpoint
+    assert check_model_file(data, len(data), "ckp", "SD1.5").layout == "original"
 
 
 def test_an_sd2_text_encoder_is_written_as_openclip_and_reads_back() -> None:
