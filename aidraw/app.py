@@ -13,6 +13,7 @@ from aidraw.bootstrap import Services, app_services, bootstrap
 from aidraw.image_routes import IMAGE_ROUTERS
 from aidraw.openapi import install_problem_docs
 from command.routes import datasets as command_datasets
+from command.routes import model_files as command_model_files
 from command.routes import models as command_models
 from command.routes import params as command_params
 from command.routes import sessions as command_sessions
@@ -28,6 +29,7 @@ from infra.settings import Settings
 from query.consistency import STALE_HEADER, caller_key, token_caller_key
 from query.routes import audit
 from query.routes import datasets as query_datasets
+from query.routes import model_files as query_model_files
 from query.routes import models as query_models
 from query.routes import params as query_params
 from query.routes import sessions as query_sessions
@@ -77,8 +79,10 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     for router in (command_tags.router, query_tags.router, command_users.router, query_users.router,
                    command_sessions.router, query_sessions.router, audit.router):
         app.include_router(router, dependencies=checked)
+    # The multipart model upload before the JSON create: both are POST /api/models (command/routes/model_files.py).
     for router in (command_params.router, query_params.router, command_datasets.router, query_datasets.router,
-                   command_models.router, query_models.router, command_tasks.router, query_tasks.router):
+                   command_model_files.router, command_models.router, query_models.router, query_model_files.router,
+                   command_tasks.router, query_tasks.router):
         app.include_router(router, dependencies=checked)
     for router in IMAGE_ROUTERS:
         app.include_router(router, dependencies=checked)

@@ -61,17 +61,18 @@ def check_visible(app: CommandApp, owner: Actor, kind: str, what: str, number: i
         raise Invalid(f"There is no {what} {number} that the owner can see.", field=field)
 
 
-def check_items(app: CommandApp, owner: Actor, items: dict[str, list[Any]], field: str) -> dict[str, list[Any]]:
-    """The items as stored (every key present), or Invalid naming the first bad entry. `owner` is the actor
-    whose visibility counts (command/owned.py: owner_view)."""
-    checked = {"oss": list(items.get("oss", [])), "images": list(items.get("images", [])),
-               "choices": list(items.get("choices", []))}
-    for index, url in enumerate(checked["oss"]):
+def check_items(app: CommandApp, owner: Actor, items: dict[str, Any], field: str) -> dict[str, Any]:
+    """The items as stored (every list present, and `repeats`), or Invalid naming the first bad entry. `owner` is
+    the actor whose visibility counts (command/owned.py: owner_view)."""
+    lists = {"oss": list(items.get("oss", [])), "images": list(items.get("images", [])),
+             "choices": list(items.get("choices", []))}
+    for index, url in enumerate(lists["oss"]):
         problem = _url_problem(url, app.settings.url_allowed_hosts)
         if problem:
             raise Invalid(f"oss[{index}] {url[:100]!r} {problem}.", field=f"{field}.oss.{index}")
-    for key, values in checked.items():
+    for key, values in lists.items():
         _check_unique(values, f"{field}.{key}")
+    checked: dict[str, Any] = {**lists, "repeats": int(items.get("repeats", 1))}
     for key, (kind, what) in KINDS.items():
         for index, number in enumerate(checked[key]):
             check_visible(app, owner, kind, what, number, f"{field}.{key}.{index}")

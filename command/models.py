@@ -146,7 +146,7 @@ def create_model(app: CommandApp, actor: Actor, *, name: str, type: str, base_mo
     if source is not None:
         _check_source(app, actor, source)
     data = check_items(app, actor, data, "body.data")
-    if not any(data.values()):
+    if not any(data[key] for key in ("oss", "images", "choices")):
         raise Invalid("data must name at least one training file (oss), image or featured collection.",
                       field="body.data")
 

@@ -3,9 +3,10 @@
 A declared `Content-Length` over the limit is answered at once, before any of the body is read. A body without
 one (chunked) is counted as the app reads it; the read that passes the limit raises `BodyTooLarge`, an
 HTTPException, so the route stops there and the one error handler (infra/errors.py) answers 413.
-Multipart bodies sent to an upload route (`POST /api/images`) pass untouched: they have their own limit,
-AIDRAW_UPLOAD_MAX_BYTES, counted while the upload is parsed (command/image_upload.py). Anywhere else a
-multipart body is capped like any other: no other route reads one.
+Multipart bodies sent to an upload route pass untouched: they have their own limits, counted while the upload is
+parsed (`POST /api/images`: AIDRAW_UPLOAD_MAX_BYTES, command/image_upload.py; `POST /api/models`:
+AIDRAW_MODEL_UPLOAD_MAX_BYTES, command/model_upload.py). Anywhere else a multipart body is capped like any other:
+no other route reads one.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class BodyLimit:
     """Pure ASGI (it must see the body's chunks, and must not buffer them)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int,
-                 uploads: frozenset[tuple[str, str]] = frozenset({("POST", "/api/images")})) -> None:
+                 uploads: frozenset[tuple[str, str]] = frozenset({("POST", "/api/images"),
+                                                                  ("POST", "/api/models")})) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.uploads = uploads

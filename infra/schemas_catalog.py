@@ -17,6 +17,7 @@ MAX_ID = 2**53 - 1
 MAX_OSS_ITEMS = 1000
 MAX_IMAGE_ITEMS = 500
 MAX_CHOICE_ITEMS = 100
+MAX_REPEATS = 100  # kohya's folder repeat count; gpu_runner/training/dataset.py Limits.max_repeats
 MAX_TAGS = 20
 
 ObjectRef = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
@@ -49,11 +50,13 @@ class Patch(NoNulls):
 
 
 class Items(Input):
-    """Training material: URLs of uploaded files, image ids, featured collection (choice) ids."""
+    """Training material: URLs of uploaded files (a `.txt` beside an image, same name, is its caption), image ids,
+    featured collection (choice) ids, and how many times each item is seen per epoch (`repeats`)."""
 
     oss: list[Annotated[str, Field(max_length=2048)]] = Field(default_factory=list, max_length=MAX_OSS_ITEMS)
     images: list[ObjectRef] = Field(default_factory=list, max_length=MAX_IMAGE_ITEMS)
     choices: list[ObjectRef] = Field(default_factory=list, max_length=MAX_CHOICE_ITEMS)
+    repeats: Annotated[int, Field(strict=True, ge=1, le=MAX_REPEATS)] = 1
 
 
 # Params

@@ -211,6 +211,8 @@ class Settings:
     # history) are kept in their stream.
     upload_max_bytes: int = 20 * 1024 * 1024
     upload_max_pixels: int = 25_000_000
+    # Models: the largest `.safetensors` file `POST /api/models` accepts (each type has its own lower cap too).
+    model_upload_max_bytes: int = 8 * 1024**3
     # Decoding uploaded images (infra/decode_pool.py): the memory all decodes of this process may take at once
     # (bytes), the threads that decode, uploads one user may have in progress, and how long an upload waits for
     # room before 429 (seconds).
@@ -305,6 +307,7 @@ class Settings:
             trusted_proxies=_env_networks("AIDRAW_TRUSTED_PROXIES"),
             upload_max_bytes=_env_int("AIDRAW_UPLOAD_MAX_BYTES", 20 * 1024 * 1024, MIN_BODY_BYTES),
             upload_max_pixels=_env_int("AIDRAW_UPLOAD_MAX_PIXELS", 25_000_000, 1),
+            model_upload_max_bytes=_env_int("AIDRAW_MODEL_UPLOAD_MAX_BYTES", 8 * 1024**3, MIN_BODY_BYTES),
             decode_memory_bytes=_env_int("AIDRAW_DECODE_MEMORY", 512 * 1024 * 1024, MIN_DECODE_MEMORY),
             decode_workers=_env_int("AIDRAW_DECODE_WORKERS", 2, 1, 64),
             uploads_per_user=_env_int("AIDRAW_UPLOADS_PER_USER", 2, 1),

@@ -39,11 +39,13 @@ def _ids_sql(actor: Actor, items_col: str, key: str, table: str, owner_col: str)
 
 
 def items_sql(actor: Actor, items_col: str, owner_col: str) -> Fragment:
-    """`{oss, images, choices}` of the jsonb column `items_col`, in their order, as `actor` may see them."""
+    """`{oss, images, choices, repeats}` of the jsonb column `items_col`, in their order, as `actor` may see them
+    (items stored before `repeats` existed: 1)."""
     images, image_params = _ids_sql(actor, items_col, "images", IMAGES_TABLE, owner_col)
     choices, choice_params = _ids_sql(actor, items_col, "choices", CHOICES_TABLE, owner_col)
     return (f"jsonb_build_object('oss', COALESCE({items_col}->'oss', '[]'::jsonb), 'images', {images},"
-            f" 'choices', {choices})", [*image_params, *choice_params])
+            f" 'choices', {choices}, 'repeats', COALESCE({items_col}->'repeats', '1'::jsonb))",
+            [*image_params, *choice_params])
 
 
 def shown_id_sql(actor: Actor, table: str, id_col: str, owner_col: str) -> Fragment:

@@ -9,6 +9,7 @@ from eventsourcing.application import AggregateNotFoundError
 from fastapi import APIRouter, Depends, Response
 
 from command.app import CommandApp
+from command.model_upload import UPLOAD_BODY
 from command.models import Model, change_model, create_model, delete_model
 from command.routes.deps import Blobs, Commands, IdempotencyKey
 from command.routes.idempotent import created_again
@@ -19,6 +20,7 @@ from infra.actor import Actor
 from infra.auth import RequiredUser
 from infra.authz import can_see
 from infra.http import ObjectId, written
+from infra.model_files import file_url
 from infra.schemas_catalog import Items, ModelIn, ModelOut, ModelPatch
 
 router = APIRouter(tags=["models"])
@@ -48,18 +50,22 @@ def cover_url(app: CommandApp, actor: Actor, image_id: int | None, url_of: Calla
 def model_out(app: CommandApp, actor: Actor, model: Model, url_of: Callable[[str], str]) -> ModelOut:
     return ModelOut(
         id=model.number, name=model.name, type=model.type, base_model=model.base_model,
-        trigger_words=model.trigger_words, model_path=model.model_path, status=model.status,
+        trigger_words=model.trigger_words, model_path=file_url(model.number, model.model_path), status=model.status,
         progress=model.progress, image=cover_url(app, actor, model.image_id, url_of), image_id=model.image_id,
         tags=tag_names(app, model.tag_ids), public=model.public, user_id=model.user_id, source=model.source,
         dataset=Items(**model.data), created_at=model.created_on, updated_at=model.modified_on,
     )
 
 
-@router.post("/api/models", status_code=201, response_model=ModelOut)
+@router.post("/api/models", status_code=201, response_model=ModelOut, openapi_extra=UPLOAD_BODY)
 def post_model(body: ModelIn, response: Response, app: Commands, actor: RequiredUser, key: IdempotencyKey,
                url_of: BlobUrls) -> ModelOut:
     """Create a model in status `initial` with its training data (`data`: URLs, image ids, featured
-    collection ids; at least one). Tags are names, created on first use."""
+    collection ids; at least one). Tags are names, created on first use.
+
+    Or upload one (multipart: a `.safetensors` file with `type` and `base_model`; command/routes/model_files.py
+    serves it): checked, stored, and `success` at once (422 not a usable file for that type and base, 413 too
+    large)."""
     try:
         model, seq = create_model(app, actor, name=body.name, type=body.type, base_model=body.base_model,
                                   source=body.source, trigger_words=body.trigger_words, tags=body.tags,

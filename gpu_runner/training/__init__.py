@@ -51,7 +51,11 @@ def _trainee(spec: TrainSpec, items: Sequence[TrainingImage], device: str) -> SD
         from gpu_runner.training.hyper import HyperTrainee
 
         return HyperTrainee(spec, parts, items, device)
-    raise TrainingFailed(f"training {spec.model_type} models is not available on this runner yet")
+    if spec.model_type == "ckp":
+        from gpu_runner.training.ckp import CkpTrainee
+
+        return CkpTrainee(spec, parts, items, device)
+    raise TrainingFailed(f"training {spec.model_type} models is not available on this runner")
 
 
 def train(spec: TrainSpec, items: Sequence[TrainingImage], *, hooks: Hooks | None = None,

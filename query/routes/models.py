@@ -12,6 +12,7 @@ from infra.auth import CurrentActor
 from infra.authz import visible_sql
 from infra.errors import NotFound
 from infra.http import ObjectId
+from infra.model_files import file_url
 from infra.schemas_catalog import ModelOut, ModelPage
 from query.collections import MODELS
 from query.consistency import Consistent
@@ -56,6 +57,7 @@ def _columns(actor: Actor) -> tuple[str, tuple[Any, ...]]:
 def _shaped(row: dict[str, Any], url_of: Callable[[str], str]) -> dict[str, Any]:
     key = row.pop("cover_key")
     row["image"] = url_of(key) if key else None
+    row["model_path"] = file_url(row["id"], row["model_path"])
     return row
 
 

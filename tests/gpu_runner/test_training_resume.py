@@ -21,10 +21,13 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("model_type", ["lora", "ti", "hyper"])
-def test_a_stopped_run_resumes_from_its_checkpoint_and_ends_equal(tiny_base: Path, model_type: str) -> None:
+@pytest.mark.parametrize(("model_type", "extra"), [
+    ("lora", {}), ("ti", {}), ("hyper", {}), ("ckp", {"learning_rate": 1e-3}),
+    ("ckp", {"learning_rate": 1e-3, "train_text_encoder": 1})])
+def test_a_stopped_run_resumes_from_its_checkpoint_and_ends_equal(tiny_base: Path, model_type: str,
+                                                                  extra: dict[str, float]) -> None:
     params = {"steps": 6, "checkpoint_every": 2, "learning_rate": 1e-2, "min_snr_gamma": 5.0, "noise_offset": 0.1,
-              "warmup_steps": 2}
+              "warmup_steps": 2, **extra}
     whole = train(spec(tiny_base, model_type, **params), four_images())
 
     store, seen, yields = MemoryCheckpoints(), list[Progress](), [0]

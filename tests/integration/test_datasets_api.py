@@ -51,7 +51,7 @@ def test_create_keeps_urls_images_and_collections_the_owner_can_see(system: Syst
                                                                      pictures: dict) -> None:
     items = {"oss": ["https://cdn.example.com/a.png", "http://93.184.216.34:9000/b/c.jpg", BLOB_URL],
              "images": [pictures["alice_private"], pictures["bob_public"]],
-             "choices": [pictures["alice_choice"], pictures["bob_public_choice"]]}
+             "choices": [pictures["alice_choice"], pictures["bob_public_choice"]], "repeats": 10}
     with client_of(system, people.alice) as client:
         answer = client.post("/api/datasets", json={"name": " faces ", "items": items})
         assert answer.status_code == 201, answer.text
@@ -64,9 +64,9 @@ def test_create_keeps_urls_images_and_collections_the_owner_can_see(system: Syst
 
 
 def test_items_default_to_empty_lists(system: System, people: People) -> None:
-    assert create(system, people.alice)["items"] == {"oss": [], "images": [], "choices": []}
+    assert create(system, people.alice)["items"] == {"oss": [], "images": [], "choices": [], "repeats": 1}
     assert create(system, people.alice, items={"oss": [BLOB_URL]})["items"] == {"oss": [BLOB_URL], "images": [],
-                                                                                  "choices": []}
+                                                                                  "choices": [], "repeats": 1}
 
 
 @pytest.mark.parametrize(("items", "where"), [
@@ -113,6 +113,7 @@ def test_a_bad_item_is_named_and_nothing_is_stored(system: System, people: Peopl
     {"oss": ["https://a.example/x.png"] * 1001}, {"images": list(range(1, 502))}, {"choices": list(range(1, 102))},
     {"images": ["1"]}, {"images": [True]}, {"images": [0]}, {"images": [2**53]}, {"oss": [5]},
     {"oss": ["https://a.example/" + "x" * 2048]}, {"videos": []}, {"images": None},
+    {"repeats": 0}, {"repeats": 101}, {"repeats": "3"}, {"repeats": 2.5}, {"repeats": True}, {"repeats": None},
 ])
 def test_item_counts_and_shapes_are_bounded(system: System, people: People, items: dict) -> None:
     before = total(system, people.alice)
@@ -193,7 +194,7 @@ def test_items_name_only_what_the_reader_may_see(system: System, people: People,
         seen = seen_by(who)
         assert len(seen) == 3, who
         for shown in seen:
-            assert shown == {"oss": [BLOB_URL], "images": images, "choices": choices}, (who, shown)
+            assert shown == {"oss": [BLOB_URL], "images": images, "choices": choices, "repeats": 1}, (who, shown)
 
 
 def test_every_route_answers_under_the_alias(system: System, people: People, pictures: dict) -> None:

@@ -56,7 +56,7 @@ def test_create_answers_an_initial_private_model_with_its_training_data(system: 
             "status": "initial", "progress": 0, "model_path": None, "image": None, "image_id": None,
             "public": False, "user_id": people.alice.id, "source": None}
         assert model["tags"] == [tag, "portrait"]
-        assert model["dataset"] == {"oss": [OSS], "images": [image["id"]], "choices": []}
+        assert model["dataset"] == {"oss": [OSS], "images": [image["id"]], "choices": [], "repeats": 1}
         assert answer.headers["Location"] == f"/api/models/{model['id']}"
         assert client.get(f"/api/models/{model['id']}").json() == model
         tags = client.get("/api/tags", params={"q": tag}).json()["list"]
@@ -199,7 +199,8 @@ def test_hidden_cover_source_and_training_items_are_not_named_to_readers_who_may
     closed_choice = create_choice(system, bob, public=False)["id"]
     source = create(system, bob)  # private
     body = {"name": unique(), "type": "lora", "base_model": "SD1.5", "public": True, "source": source["id"],
-            "data": {"oss": [OSS], "images": [first, hidden, last], "choices": [closed_choice, open_choice]}}
+            "data": {"oss": [OSS], "images": [first, hidden, last], "choices": [closed_choice, open_choice],
+                     "repeats": 1}}
     with client_of(system, bob) as client:
         made = client.post("/api/models", json=body)
         assert made.status_code == 201, made.text
@@ -218,7 +219,8 @@ def test_hidden_cover_source_and_training_items_are_not_named_to_readers_who_may
     for who in (None, people.alice):  # anonymous, another user: what is hidden from them is not named
         for model in seen_by(who, seq):
             assert (model["image"], model["image_id"], model["source"]) == (None, None, None), model
-            assert model["dataset"] == {"oss": [OSS], "images": [first, last], "choices": [open_choice]}, model
+            assert model["dataset"] == {"oss": [OSS], "images": [first, last], "choices": [open_choice],
+                                        "repeats": 1}, model
     for who in (bob, people.admin):  # the owner and admins see all of it, in the order given
         for model in seen_by(who, seq):
             assert (model["image_id"], model["source"]) == (hidden, source["id"]) and model["image"], model

@@ -23,6 +23,7 @@ from tests.accounts import PASSWORD, Account, log_in, new_account, new_admin
 from tests.catalog_objects import png_bytes
 from tests.image_support import log_end, wait_projected
 from tests.live_support import open_socket
+from tests.model_files import lora
 from tests.security.routes import app_routes
 from tests.system import System
 
@@ -146,6 +147,17 @@ def _blob(w: World) -> Target:
     return Target(httpx.URL(url).path)  # local storage serves blobs at /api/blobs/<key>
 
 
+def _model_file(w: World) -> Target:
+    """A's private uploaded model's file (a model with a file: an upload is `success` at once)."""
+    if "model_file" not in w.cache:
+        with w.client(w.a.token) as client:
+            answer = client.post("/api/models", files={"file": ("m.safetensors", lora(), "application/octet-stream")},
+                                 data={"name": unique("upload"), "type": "lora", "base_model": "SD1.5"})
+        assert answer.status_code == 201, answer.text
+        w.cache["model_file"] = answer.json()["model_path"]
+    return Target(str(w.cache["model_file"]))
+
+
 def _new_task(w: World) -> int:
     """A waiting generation task of A's (POST /api/images with JSON answers 202 with it)."""
     with w.client(w.a.token) as client:
@@ -216,6 +228,8 @@ MATRIX: dict[tuple[str, str], Row] = {
     # blobs are capability URLs: whoever has the key
     ("GET", "/api/blobs/{key:path}"): Row(ALL_200, _blob),
     ("HEAD", "/api/blobs/{key:path}"): Row(ALL_200, _blob),
+    # a model's file: like the model itself (A's private one: unknown to others)
+    ("GET", "/api/models/{model_id}/file"): Row((404, 200, 404, 200), _model_file),
     # tasks: never public; their owner's and admins' business (anonymous: 401, another user: 404)
     ("GET", "/api/tasks"): Row((401, 200, 200, 200), fixed("/api/tasks")),
     # live-feed tickets: any logged-in caller, for their own session (docs/live.md)
