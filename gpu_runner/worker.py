@@ -24,9 +24,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -40,9 +42,10 @@ from events.progress import Progress, progress_subject
 from events.runs import RunFailed, RunProduced, RunProgressed, RunStarted
 from events.store.protocol import AsyncEventStore
 from events.work import ensure_work_stream, read_work_item, work_prefix, work_stream_name
+from gpu_runner.model_files import DEFAULT_MODEL_CACHE_BYTES, ModelFileCache
 from gpu_runner.pipeline import Canceled, GenerationRequest, GenerationResult, PipelinePool, StepReport, Unsupported
 from gpu_runner.reports import ReportLog
-from gpu_runner.work_items import Base, requests_for, store_result, task_of
+from gpu_runner.work_items import Base, model_files_of, requests_for, store_result, task_of
 from infra.storage import BlobNotFound, BlobStore
 
 log = logging.getLogger("aidraw.runner")
@@ -81,12 +84,15 @@ class _Job:
 
 class Worker:
     def __init__(self, config: RunnerConfig, pool: PipelinePool, blobs: BlobStore,
-                 event_store: Callable[[Client], AsyncEventStore]) -> None:
-        """`event_store` makes the AsyncEventStore on the runner's connection (the composition root picks it)."""
+                 event_store: Callable[[Client], AsyncEventStore], model_files: ModelFileCache | None = None) -> None:
+        """`event_store` makes the AsyncEventStore on the runner's connection (the composition root picks it);
+        `model_files` is the local cache of model files (adapters, checkpoints; a temporary folder if None)."""
         self.event_store = event_store
         self.config = config
         self.pool = pool
         self.blobs = blobs
+        self.model_files = model_files or ModelFileCache(
+            Path(tempfile.gettempdir()) / f"aidraw-model-files-{config.name}", DEFAULT_MODEL_CACHE_BYTES, blobs)
         self.ready = asyncio.Event()  # tests: the consumers exist and the runner is registered
         self.server_id: int | None = None
 
@@ -192,7 +198,9 @@ class _Run:
                 source = self.worker.blobs.get(key)
             except BlobNotFound:
                 source = None
-        requests = requests_for(item, base, source)
+        needed = model_files_of(item)
+        files = self.worker.model_files.fetch(needed, needed) if needed else {}
+        requests = requests_for(item, base, source, files)
         for request in requests:
             self.worker.pool.check(request)
         return requests
