@@ -1,7 +1,8 @@
 """Generation with models, end to end with a real `aidraw runner` (the tiny model on CPU): a LoRA and a textual
 inversion trained a few steps, their files in the blob store and recorded by `store_artefact`, change the image,
 and the base gives its old pixels after; a base model an admin registered (`aidraw base register`) runs on the
-runner that serves its capability; a model file gone from the store fails the task with a reason."""
+runner that serves its capability, and so does a user's checkpoint (one original-layout file) derived from it;
+a model file gone from the store fails the task with a reason."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from infra.storage import blob_key
 from infra.storage.local import LocalBlobStore
 from tests.accounts import Account, new_account
 from tests.catalog_accounts import client_of
+from tests.gpu_runner.checkpoint_support import write_checkpoint
 from tests.gpu_runner.training_support import four_images, spec
 from tests.integration.test_runner import finished, generate
 from tests.system import System
@@ -85,9 +87,10 @@ def new_model(system: System, who: Account, kind: str, **fields: Any) -> int:
         return int(answer.json()["id"])
 
 
-def stored_model(system: System, commands: CommandApp, who: Account, kind: str, artefact: bytes) -> int:
+def stored_model(system: System, commands: CommandApp, who: Account, kind: str, artefact: bytes,
+                 **fields: Any) -> int:
     """A model whose file is in the blob store, recorded as training and uploads record it."""
-    number = new_model(system, who, kind)
+    number = new_model(system, who, kind, **fields)
     key = LocalBlobStore(system.data_dir / "blobs").put(artefact, SAFETENSORS)
     model = commands.load(Model, "model", number)
     model.store_artefact(key, len(artefact), "trained")
@@ -169,6 +172,24 @@ def test_a_registered_base_model_is_public_system_owned_and_runs_on_its_capabili
     chosen, chosen_text = image_of(system, user, model_id=number)
     assert f"Model: {CAPABILITY}" in chosen_text and f"Model: {CAPABILITY}" not in default_text
     assert np.array_equal(chosen, default)  # the same weights under another name: the same pixels
+
+
+def test_a_users_checkpoint_runs_on_its_bases_capability_as_a_single_file(
+        system: System, commands: CommandApp, user: Account, registered_base: Path, tmp_path: Path) -> None:
+    done = register(system, "--name", "Tiny again", "--capability", CAPABILITY, "--base-model", "SD1.5")
+    base_id = int(re.search(r"model id (\d+)", done.stdout).group(1))  # type: ignore[union-attr]
+    data = write_checkpoint(registered_base, tmp_path / "mine.safetensors")
+    on_base = stored_model(system, commands, user, "ckp", data, source=base_id)
+    on_default = stored_model(system, commands, user, "ckp", data)
+    default, _ = image_of(system, user)
+    for number, capability in ((on_base, CAPABILITY), (on_default, "default")):
+        task = finished(system, user, generate(system, user, model_id=number))
+        assert task["status"] == "success", task
+        assert task["data"]["capability"] == capability
+        assert task["data"]["checkpoint_key"] == commands.load(Model, "model", number).model_path
+        chosen, text = image_of(system, user, model_id=number)
+        assert f"Model: model-{number}" in text
+        assert np.array_equal(chosen, default)  # the same weights, read from the original single-file layout
 
 
 def test_registration_refuses_a_capability_that_cannot_name_a_queue(system: System) -> None:
