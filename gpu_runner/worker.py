@@ -4,6 +4,7 @@
   of that capability (a WorkQueue stream refuses overlapping consumers), explicit acks, `ack_wait` and
   `max_deliver` from the config. Up to `batch_size` work items are fetched at once; the pipeline batches the
   compatible ones (docs/generation.md). A task that the log says is finished or canceled is acked and skipped.
+  The model files a task needs are fetched (gpu_runner/model_files.py) while the items' leases are renewed.
 - **Run.** The pipeline runs in a thread. Meanwhile every work item gets `in_progress()` every third of
   `ack_wait`, and the tasks' state is read from the log every `CANCEL_POLL_S`: a cancel makes `is_canceled`
   true and the pipeline stops that member at its next step (no decode, nothing stored). Each step is published
@@ -26,7 +27,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,22 +169,36 @@ class _Run:
 
     async def batch(self, capability: str, msgs: list[Msg]) -> None:
         base = self.config.capabilities[capability]
-        jobs = []
-        for msg in msgs:
+        jobs: list[_Job] = []
+        for index, msg in enumerate(msgs):
             job = _Job(msg, read_work_item(msg.data), int(msg.metadata.num_delivered or 1))
             if await self.ended(job.task_id):
                 await msg.ack_sync()
                 continue
             await self.reports.report(RunStarted, task_id=job.task_id, attempt=job.attempt,
                                       server_name=self.config.name)
-            try:
-                job.requests = await asyncio.to_thread(self._prepare, job.item, base)
+            try:  # may fetch model files (gigabytes for a checkpoint): every item's lease is kept meanwhile
+                unsettled = [j.msg for j in jobs] + msgs[index:]
+                job.requests = await self._leased(unsettled, asyncio.to_thread(self._prepare, job.item, base))
             except Unsupported as error:
                 await self._fail(job, error.message, final=True)
+                continue
+            except Exception as error:  # the blob store unreachable, say: another delivery may succeed
+                log.exception("preparing task %s failed", job.task_id)
+                await self._fail(job, f"the runner could not prepare the task: {type(error).__name__}: {error}"[:500],
+                                 final=job.attempt >= self.config.max_deliver)
                 continue
             jobs.append(job)
         if jobs:
             await self._generate(jobs)
+
+    async def _leased(self, msgs: list[Msg], work: Awaitable[list[GenerationRequest]]) -> list[GenerationRequest]:
+        """Await `work`, renewing the leases of `msgs` every third of `ack_wait` until it is done."""
+        running = asyncio.ensure_future(work)
+        while not (await asyncio.wait({running}, timeout=self.config.ack_wait_s / 3))[0]:
+            for msg in msgs:
+                await msg.in_progress()
+        return running.result()
 
     def _prepare(self, item: dict[str, Any], base: Base) -> list[GenerationRequest]:
         prepare = _PREPARE.get(str(item["data"].get("type", "inference")))

@@ -195,3 +195,14 @@ def test_a_users_checkpoint_runs_on_its_bases_capability_as_a_single_file(
 def test_registration_refuses_a_capability_that_cannot_name_a_queue(system: System) -> None:
     done = register(system, "--name", "x", "--capability", "a.b", "--base-model", "SD1.5")
     assert done.returncode == 2 and "capability 'a.b' is not usable" in done.stderr
+
+
+def test_a_textual_inversion_without_a_trigger_word_is_refused_naming_it(
+        system: System, commands: CommandApp, user: Account, artefacts: dict[str, bytes]) -> None:
+    number = stored_model(system, commands, user, "ti", artefacts["ti"], trigger_words="")
+    with client_of(system, user) as client:
+        answer = client.post("/api/images", json={"prompt": "x", "loras": [{"model_id": number}]})
+    assert answer.status_code == 422, answer.text
+    problem = answer.json()
+    assert problem["errors"][0]["loc"] == ["body", "loras", "0", "model_id"]
+    assert "has no trigger word" in problem["detail"]
