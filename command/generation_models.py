@@ -26,6 +26,7 @@ from infra.schemas_tasks import GenerationIn
 SYSTEM_USER_ID = 0
 DEFAULT_CAPABILITY = "default"
 ADAPTER_TYPES = frozenset({"lora", "ti", "hyper"})
+MAX_SOURCE_STEPS = 8  # checkpoints trained from checkpoints: how far back the registered base is looked for
 
 
 def _visible_model(app: CommandApp, actor: Actor, number: int, field: str) -> Any:
@@ -50,16 +51,21 @@ def _registered_capability(model: Any) -> str | None:
 
 
 def _source_capability(app: CommandApp, model: Any) -> str:
-    """A user's checkpoint runs where the registered base it derives from runs (the default base otherwise)."""
-    if model.source is None:
-        return DEFAULT_CAPABILITY
-    try:
-        source: Any = app.repository.get(aggregate_uuid("model", model.source))
-    except AggregateNotFoundError:
-        return DEFAULT_CAPABILITY
-    if getattr(source, "deleted", True):
-        return DEFAULT_CAPABILITY
-    return _registered_capability(source) or DEFAULT_CAPABILITY
+    """A user's checkpoint runs where the registered base it derives from runs (following `source` through other
+    checkpoints, a few steps at most); the default base otherwise."""
+    for _ in range(MAX_SOURCE_STEPS):
+        if model.source is None:
+            break
+        try:
+            model = app.repository.get(aggregate_uuid("model", model.source))
+        except AggregateNotFoundError:
+            break
+        if getattr(model, "deleted", True):
+            break
+        registered = _registered_capability(model)
+        if registered is not None:
+            return registered
+    return DEFAULT_CAPABILITY
 
 
 def resolve_base(app: CommandApp, actor: Actor, number: int) -> dict[str, Any]:

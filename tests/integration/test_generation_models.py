@@ -190,6 +190,12 @@ def test_a_users_checkpoint_runs_on_its_bases_capability_as_a_single_file(
         chosen, text = image_of(system, user, model_id=number)
         assert f"Model: model-{number}" in text
         assert np.array_equal(chosen, default)  # the same weights, read from the original single-file layout
+    chained = stored_model(system, commands, user, "ckp", data, source=on_base)  # trained from the checkpoint
+    with client_of(system, user) as client:
+        answer = client.post("/api/images", json={"prompt": "x", "model_id": chained})
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["data"]["capability"] == CAPABILITY
+        client.patch(f"/api/tasks/{answer.json()['id']}", json={"status": "canceled"})
 
 
 def test_registration_refuses_a_capability_that_cannot_name_a_queue(system: System) -> None:
