@@ -4,7 +4,9 @@ The cache is content addressed: a blob key ends in the SHA-256 of its bytes, so 
 digest and a file found there is the right one. A fetch streams into a temporary file in the same folder, checks
 the digest, and renames it into place (atomic: a crash leaves no half file under a real name, and two runners
 sharing the folder write the same bytes). The folder is bounded: after a fetch, the least recently used files
-(by modification time, which each use refreshes) go until the total fits, never the files the current work needs.
+(by modification time, which each use refreshes) go until the total fits, never a file held: every fetched file
+is held until `release()` (the runner releases after each batch, so that preparing one task of a batch never
+evicts the files of another).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class ModelFileCache:
         self.max_bytes = max_bytes
         self.blobs = blobs
         self._lock = threading.Lock()
+        self._held: set[Path] = set()
 
     def path_of(self, key: str) -> Path:
         return self.folder / (validate_key(key).rsplit("/", 1)[-1].split(".", 1)[0] + SUFFIX)
@@ -41,8 +44,14 @@ class ModelFileCache:
         names = what or {}
         with self._lock:
             paths = {key: self._one(key, names.get(key, "a model")) for key in keys}
-            self._evict(keep=set(paths.values()))
+            self._held.update(paths.values())
+            self._evict(keep=self._held)
         return paths
+
+    def release(self) -> None:
+        """The files fetched so far may be evicted again (their work is done)."""
+        with self._lock:
+            self._held.clear()
 
     def _one(self, key: str, name: str) -> Path:
         try:

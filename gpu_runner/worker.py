@@ -168,7 +168,12 @@ class _Run:
         return not events or events[-1].topic.rsplit(":", 1)[-1] in _ENDED
 
     async def batch(self, capability: str, msgs: list[Msg]) -> None:
-        base = self.config.capabilities[capability]
+        try:
+            await self._batch(self.config.capabilities[capability], msgs)
+        finally:
+            self.worker.model_files.release()  # the batch's model files may be evicted again
+
+    async def _batch(self, base: Base, msgs: list[Msg]) -> None:
         jobs: list[_Job] = []
         for index, msg in enumerate(msgs):
             job = _Job(msg, read_work_item(msg.data), int(msg.metadata.num_delivered or 1))

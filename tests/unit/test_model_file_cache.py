@@ -55,9 +55,24 @@ def test_the_least_recently_used_files_go_first_and_the_needed_ones_stay(tmp_pat
     old = time.time() - 100
     os.utime(first[keys[0]], (old, old - 10))
     os.utime(first[keys[1]], (old, old))
+    cache.release()
     cache.fetch([keys[0]])  # used again: now the most recent
+    cache.release()
     cache.fetch([keys[2]])
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(
         cache.path_of(k).name for k in (keys[0], keys[2]))
+    cache.release()
     both = cache.fetch([keys[3], keys[1]])  # over the bound together: the needed ones stay anyway
     assert all(p.is_file() for p in both.values())
+
+
+def test_files_held_for_a_batch_are_not_evicted_until_released(tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    keys = [blobs.put(bytes([n]) * 1000, TYPE) for n in range(3)]
+    cache = ModelFileCache(tmp_path / "cache", 1500, blobs)
+    first = cache.fetch([keys[0]])[keys[0]]  # one task of a batch
+    cache.fetch([keys[1]])  # another task of the same batch: over the bound, but the first is held
+    assert first.is_file()
+    cache.release()
+    cache.fetch([keys[2]])
+    assert not first.is_file()
