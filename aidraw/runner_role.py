@@ -73,7 +73,7 @@ def run_runner(settings: Settings, nats_url: str) -> int:
     except ValueError as exc:
         raise SettingsError(f"AIDRAW_RUNNER_DTYPE: {exc}") from None
     from events.store.aio import AsyncJetStreamStore
-    from gpu_runner.model_files import ModelFileCache
+    from gpu_runner.model_cache import ModelFileCache
 
     blobs = blob_store_from_env(settings.data_dir, settings.storage)
     files = ModelFileCache(settings.data_dir / "models" / "files", settings.runner_model_cache_bytes, blobs)

@@ -26,7 +26,7 @@ from diffusers.utils import convert_state_dict_to_diffusers
 from peft import LoraConfig, get_peft_model_state_dict
 from safetensors.torch import save_file
 
-from gpu_runner.model_files import ModelFileCache
+from gpu_runner.model_cache import ModelFileCache
 from gpu_runner.pipeline import AdapterRef, GenerationRequest, PipelinePool, StepReport
 from gpu_runner.tiny_model import ensure_tiny_model
 from infra.storage.local import LocalBlobStore

@@ -1,7 +1,7 @@
 """A work item (events/work.py) as pipeline requests, and a finished image as stored blobs.
 
 Pure helpers of the runner's loop: which model files a task needs locally (`model_files_of`: its adapters and its
-checkpoint, fetched by gpu_runner/model_files.py), what the pipeline is asked (one request per image of the task:
+checkpoint, fetched by gpu_runner/model_cache.py), what the pipeline is asked (one request per image of the task:
 seeds `seed`, `seed+1`, ...; adapters and a user's checkpoint as local files), and how a result is kept (the PNG
 as made, with its `parameters` chunk; a thumbnail and the descriptor made by infra/media.py as for uploads).
 """

@@ -4,7 +4,7 @@
   of that capability (a WorkQueue stream refuses overlapping consumers), explicit acks, `ack_wait` and
   `max_deliver` from the config. Up to `batch_size` work items are fetched at once; the pipeline batches the
   compatible ones (docs/generation.md). A task that the log says is finished or canceled is acked and skipped.
-  The model files a task needs are fetched (gpu_runner/model_files.py) while the items' leases are renewed.
+  The model files a task needs are fetched (gpu_runner/model_cache.py) while the items' leases are renewed.
 - **Run.** The pipeline runs in a thread. Meanwhile every work item gets `in_progress()` every third of
   `ack_wait`, and the tasks' state is read from the log every `CANCEL_POLL_S`: a cancel makes `is_canceled`
   true and the pipeline stops that member at its next step (no decode, nothing stored). Each step is published
@@ -43,7 +43,7 @@ from events.progress import Progress, progress_subject
 from events.runs import RunFailed, RunProduced, RunProgressed, RunStarted
 from events.store.protocol import AsyncEventStore
 from events.work import ensure_work_stream, read_work_item, work_prefix, work_stream_name
-from gpu_runner.model_files import DEFAULT_MODEL_CACHE_BYTES, ModelFileCache
+from gpu_runner.model_cache import DEFAULT_MODEL_CACHE_BYTES, ModelFileCache
 from gpu_runner.pipeline import Canceled, GenerationRequest, GenerationResult, PipelinePool, StepReport, Unsupported
 from gpu_runner.reports import ReportLog
 from gpu_runner.work_items import Base, model_files_of, requests_for, store_result, task_of

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gpu_runner.model_files import ModelFileCache
+from gpu_runner.model_cache import ModelFileCache
 from gpu_runner.pipeline import Unsupported
 from infra.storage import blob_key
 from infra.storage.local import LocalBlobStore
