@@ -10,6 +10,9 @@
     aidraw user create [--admin] NAME EMAIL
                                     make an account (the first admin); the password comes from
                                     AIDRAW_ADMIN_PASSWORD or a prompt, never from an argument
+    aidraw base register --name NAME --capability CAP --base-model SD1.5|SD2 [--trigger-words W]
+                                    show a configured base model as a public, system-owned ckp
+                                    model served by the runners of CAP (docs/generation.md)
 """
 
 from __future__ import annotations
@@ -254,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--admin", action="store_true")
     create.add_argument("name")
     create.add_argument("email")
+    bases = sub.add_parser("base", help="base models").add_subparsers(dest="base_cmd", required=True)
+    register = bases.add_parser("register", help="a public, system-owned ckp model served by a capability")
+    register.add_argument("--name", required=True)
+    register.add_argument("--capability", required=True)
+    register.add_argument("--base-model", required=True, choices=("SD1.5", "SD2"))
+    register.add_argument("--trigger-words", default="")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -312,6 +321,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _audit(settings, args.aggregate, args.id)
     if args.cmd == "user":
         return _user_create(settings, args.name, args.email, args.admin)
+    if args.cmd == "base":
+        from aidraw.base_cli import base_register
+
+        return base_register(settings, args.name, args.capability, args.base_model, args.trigger_words)
     return 2
 
 

@@ -3,7 +3,9 @@
 The default base is `AIDRAW_BASE_MODEL_PATH` (a diffusers folder, or a single checkpoint file with
 `AIDRAW_BASE_MODEL_CONFIG`, its local config folder); without it, the tiny random model is built once under
 `<data dir>/models/tiny`, so the whole generation path works on any machine. `AIDRAW_RUNNER_CAPABILITIES` lists
-what the runner serves: `default`, and `base-<model id>=<path>` for registered base models.
+what the runner serves: `default`, and `<capability>=<path>` (`<capability>=<file>:<config folder>` for a single
+checkpoint file) for base models an admin registered with that capability (`aidraw base register`); model files
+(adapters, users' checkpoints) are cached under `<data dir>/models/files` (`AIDRAW_RUNNER_MODEL_CACHE` bytes).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import socket
 from pathlib import Path
 
 from gpu_runner.work_items import Base
+from infra.capabilities import CAPABILITY
 from infra.settings import Settings, SettingsError
 
 
@@ -30,17 +33,27 @@ def default_base(settings: Settings) -> Base:
     return Base(ensure_tiny_model(settings.data_dir / "models" / "tiny"), "tiny")
 
 
+def _served_base(entry: str) -> tuple[str, Base]:
+    """`<capability>=<path>` or `<capability>=<checkpoint file>:<config folder>`."""
+    name, _, target = entry.partition("=")
+    path, _, config = target.partition(":")
+    if not CAPABILITY.fullmatch(name) or name.startswith("train-") or name == "default" or not path:
+        raise SettingsError(f"AIDRAW_RUNNER_CAPABILITIES: {entry!r} is neither `default` nor `<capability>=<path>` "
+                            "(a capability is 1 to 64 letters, digits, _ or -, not starting with train-; a single "
+                            "checkpoint file takes its config folder after a colon: `<name>=<file>:<folder>`).")
+    if not Path(path).exists():
+        raise SettingsError(f"AIDRAW_RUNNER_CAPABILITIES: {entry!r}: nothing is at {path!r}.")
+    return name, Base(Path(path), Path(path).stem, Path(config) if config else None)
+
+
 def capabilities(settings: Settings) -> dict[str, Base]:
     served: dict[str, Base] = {}
     for entry in (e.strip() for e in settings.runner_capabilities.split(",")):
         if entry == "default":
             served["default"] = default_base(settings)
             continue
-        name, _, path = entry.partition("=")
-        if not name.startswith("base-") or not name[5:].isdigit() or not path:
-            raise SettingsError(f"AIDRAW_RUNNER_CAPABILITIES: {entry!r} is neither `default` nor "
-                                "`base-<model id>=<path>`.")
-        served[name] = Base(Path(path), Path(path).stem)
+        name, base = _served_base(entry)
+        served[name] = base
     return served
 
 
@@ -60,9 +73,12 @@ def run_runner(settings: Settings, nats_url: str) -> int:
     except ValueError as exc:
         raise SettingsError(f"AIDRAW_RUNNER_DTYPE: {exc}") from None
     from events.store.aio import AsyncJetStreamStore
+    from gpu_runner.model_cache import ModelFileCache
 
-    worker = Worker(config, pool, blob_store_from_env(settings.data_dir, settings.storage),
-                    lambda nc: AsyncJetStreamStore(nc, settings.stream_name, settings.subject_prefix))
+    blobs = blob_store_from_env(settings.data_dir, settings.storage)
+    files = ModelFileCache(settings.data_dir / "models" / "files", settings.runner_model_cache_bytes, blobs)
+    worker = Worker(config, pool, blobs,
+                    lambda nc: AsyncJetStreamStore(nc, settings.stream_name, settings.subject_prefix), files)
 
     async def main() -> None:
         stop = asyncio.Event()

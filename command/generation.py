@@ -2,7 +2,8 @@
 
 The input model (infra/schemas_tasks.py) has checked each field's type and range; here come the checks that
 need the configuration or other objects, each loaded from the log as an aggregate (never a read model, which may
-lag): the size against the configured bounds, the source image, the base model and the LoRAs the caller may use.
+lag): the size against the configured bounds, the source image, the base model and the LoRAs the caller may use
+(command/generation_models.py, which also resolves them into what the runner needs).
 Then the seed is drawn when the client sent none (-1), the images' name and tags are settled, and the task is
 appended together with the owner's `UserTasks` entry (the per-user cap) in one atomic write.
 """
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 from eventsourcing.application import AggregateNotFoundError
 
 from command.app import CommandApp
+from command.generation_models import resolve_models
 from command.images import MAX_NAME, MAX_PROMPT, Image, clean_text
 from command.tag_refs import clean_tag_names, resolve_tags, retry_on_tag_race
 from command.tasks import Task, user_tasks
@@ -34,7 +36,6 @@ MIN_SIDE = 64  # smaller than one latent block of 8x8 is no picture
 DEFAULT_STRENGTH = 0.75  # img2img without `strength`: A1111's default denoising strength
 OWN_BLOBS = "/api/blobs/"
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
-USABLE_ADAPTERS = {"lora", "ti"}
 WAITING_REASON = "queued: waiting for a runner"
 
 
@@ -87,49 +88,9 @@ def _source_image(app: CommandApp, actor: Actor, given: int | str, blobs: BlobSt
     return Source(given, image.blob_key)
 
 
-def _visible_model(app: CommandApp, actor: Actor, number: int, field: str) -> Any:
-    try:
-        model: Any = app.repository.get(aggregate_uuid("model", number))
-    except AggregateNotFoundError:
-        model = None
-    if model is None or getattr(model, "deleted", True) or not can_see(actor, model.user_id, model.public):
-        raise Invalid(f"There is no model {number} that you can see.", field=field)
-    return model
-
-
-def _check_trained(model: Any, number: int, field: str) -> None:
-    if model.status != "success":
-        raise Invalid(f"Model {number} is {model.status}: only a model in status success can be used.", field=field)
-
-
-def check_models(app: CommandApp, actor: Actor, body: GenerationIn) -> None:
-    """The base (a ckp model) and the adapters (lora or ti models), each visible to the caller and trained."""
-    if body.model_id is not None:
-        model = _visible_model(app, actor, body.model_id, "body.model_id")
-        if model.type != "ckp":
-            raise Invalid(f"model_id {body.model_id} is a {model.type} model; model_id names a base (ckp) model. "
-                          "LoRA and textual inversion models go in `loras`.", field="body.model_id")
-        _check_trained(model, body.model_id, "body.model_id")
-    seen: set[int] = set()
-    for index, ref in enumerate(body.loras):
-        if ref.model_id in seen:
-            raise Invalid(f"loras[{index}]: model {ref.model_id} is listed twice.",
-                          field=f"body.loras.{index}.model_id")
-        seen.add(ref.model_id)
-    for index, ref in enumerate(body.loras):
-        field = f"body.loras.{index}.model_id"
-        model = _visible_model(app, actor, ref.model_id, field)
-        if model.type == "hyper":
-            raise Invalid("Hypernetworks arrive with training (a later version); use a lora or ti model.",
-                          field=field)
-        if model.type not in USABLE_ADAPTERS:
-            raise Invalid(f"loras[{index}]: model {ref.model_id} is a {model.type} model; only lora and ti models "
-                          "apply on top of a base.", field=field)
-        _check_trained(model, ref.model_id, field)
-
-
-def recipe(body: GenerationIn, seed: int, source: Source | None) -> dict[str, Any]:
-    """The task's `data`: everything the runner needs and the images will carry."""
+def recipe(body: GenerationIn, seed: int, source: Source | None, models: dict[str, Any]) -> dict[str, Any]:
+    """The task's `data`: everything the runner needs and the images will carry (`models`: what
+    command/generation_models.py resolved: `capability`, `checkpoint_key`, `adapters`)."""
     return {
         "prompt": body.prompt, "negative_prompt": body.negative_prompt,
         "num_inference_steps": body.num_inference_steps, "guidance_scale": body.guidance_scale,
@@ -138,6 +99,7 @@ def recipe(body: GenerationIn, seed: int, source: Source | None) -> dict[str, An
         "loras": [{"model_id": ref.model_id, "weight": ref.weight} for ref in body.loras],
         "from_image": source.given if source else None, "source_key": source.blob_key if source else None,
         "strength": (DEFAULT_STRENGTH if body.strength is None else body.strength) if source else None,
+        **models,
     }
 
 
@@ -158,9 +120,9 @@ def request_generation(app: CommandApp, actor: Actor, body: GenerationIn, blobs:
                       field="body.strength")
     tags = clean_tag_names(body.tags)
     source = _source_image(app, actor, body.from_image, blobs) if body.from_image is not None else None
-    check_models(app, actor, body)
+    models = resolve_models(app, actor, body)
     seed = secrets.randbelow(MAX_SEED + 1) if body.seed == -1 else body.seed
-    data = recipe(body.model_copy(update={"prompt": prompt}), seed, source)
+    data = recipe(body.model_copy(update={"prompt": prompt}), seed, source, models)
 
     def attempt() -> tuple[Task, int]:
         tag_ids, new_tags, claims = resolve_tags(app, actor, tags)

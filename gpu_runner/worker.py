@@ -4,6 +4,7 @@
   of that capability (a WorkQueue stream refuses overlapping consumers), explicit acks, `ack_wait` and
   `max_deliver` from the config. Up to `batch_size` work items are fetched at once; the pipeline batches the
   compatible ones (docs/generation.md). A task that the log says is finished or canceled is acked and skipped.
+  The model files a task needs are fetched (gpu_runner/model_cache.py) while the items' leases are renewed.
 - **Run.** The pipeline runs in a thread. Meanwhile every work item gets `in_progress()` every third of
   `ack_wait`, and the tasks' state is read from the log every `CANCEL_POLL_S`: a cancel makes `is_canceled`
   true and the pipeline stops that member at its next step (no decode, nothing stored). Each step is published
@@ -24,9 +25,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -40,9 +43,10 @@ from events.progress import Progress, progress_subject
 from events.runs import RunFailed, RunProduced, RunProgressed, RunStarted
 from events.store.protocol import AsyncEventStore
 from events.work import ensure_work_stream, read_work_item, work_prefix, work_stream_name
+from gpu_runner.model_cache import DEFAULT_MODEL_CACHE_BYTES, ModelFileCache
 from gpu_runner.pipeline import Canceled, GenerationRequest, GenerationResult, PipelinePool, StepReport, Unsupported
 from gpu_runner.reports import ReportLog
-from gpu_runner.work_items import Base, requests_for, store_result, task_of
+from gpu_runner.work_items import Base, model_files_of, requests_for, store_result, task_of
 from infra.storage import BlobNotFound, BlobStore
 
 log = logging.getLogger("aidraw.runner")
@@ -81,12 +85,15 @@ class _Job:
 
 class Worker:
     def __init__(self, config: RunnerConfig, pool: PipelinePool, blobs: BlobStore,
-                 event_store: Callable[[Client], AsyncEventStore]) -> None:
-        """`event_store` makes the AsyncEventStore on the runner's connection (the composition root picks it)."""
+                 event_store: Callable[[Client], AsyncEventStore], model_files: ModelFileCache | None = None) -> None:
+        """`event_store` makes the AsyncEventStore on the runner's connection (the composition root picks it);
+        `model_files` is the local cache of model files (adapters, checkpoints; a temporary folder if None)."""
         self.event_store = event_store
         self.config = config
         self.pool = pool
         self.blobs = blobs
+        self.model_files = model_files or ModelFileCache(
+            Path(tempfile.gettempdir()) / f"aidraw-model-files-{config.name}", DEFAULT_MODEL_CACHE_BYTES, blobs)
         self.ready = asyncio.Event()  # tests: the consumers exist and the runner is registered
         self.server_id: int | None = None
 
@@ -161,23 +168,42 @@ class _Run:
         return not events or events[-1].topic.rsplit(":", 1)[-1] in _ENDED
 
     async def batch(self, capability: str, msgs: list[Msg]) -> None:
-        base = self.config.capabilities[capability]
-        jobs = []
-        for msg in msgs:
+        try:
+            await self._batch(self.config.capabilities[capability], msgs)
+        finally:
+            self.worker.model_files.release()  # the batch's model files may be evicted again
+
+    async def _batch(self, base: Base, msgs: list[Msg]) -> None:
+        jobs: list[_Job] = []
+        for index, msg in enumerate(msgs):
             job = _Job(msg, read_work_item(msg.data), int(msg.metadata.num_delivered or 1))
             if await self.ended(job.task_id):
                 await msg.ack_sync()
                 continue
             await self.reports.report(RunStarted, task_id=job.task_id, attempt=job.attempt,
                                       server_name=self.config.name)
-            try:
-                job.requests = await asyncio.to_thread(self._prepare, job.item, base)
+            try:  # may fetch model files (gigabytes for a checkpoint): every item's lease is kept meanwhile
+                unsettled = [j.msg for j in jobs] + msgs[index:]
+                job.requests = await self._leased(unsettled, asyncio.to_thread(self._prepare, job.item, base))
             except Unsupported as error:
                 await self._fail(job, error.message, final=True)
+                continue
+            except Exception as error:  # the blob store unreachable, say: another delivery may succeed
+                log.exception("preparing task %s failed", job.task_id)
+                await self._fail(job, f"the runner could not prepare the task: {type(error).__name__}: {error}"[:500],
+                                 final=job.attempt >= self.config.max_deliver)
                 continue
             jobs.append(job)
         if jobs:
             await self._generate(jobs)
+
+    async def _leased(self, msgs: list[Msg], work: Awaitable[list[GenerationRequest]]) -> list[GenerationRequest]:
+        """Await `work`, renewing the leases of `msgs` every third of `ack_wait` until it is done."""
+        running = asyncio.ensure_future(work)
+        while not (await asyncio.wait({running}, timeout=self.config.ack_wait_s / 3))[0]:
+            for msg in msgs:
+                await msg.in_progress()
+        return running.result()
 
     def _prepare(self, item: dict[str, Any], base: Base) -> list[GenerationRequest]:
         prepare = _PREPARE.get(str(item["data"].get("type", "inference")))
@@ -192,7 +218,9 @@ class _Run:
                 source = self.worker.blobs.get(key)
             except BlobNotFound:
                 source = None
-        requests = requests_for(item, base, source)
+        needed = model_files_of(item)
+        files = self.worker.model_files.fetch(needed, needed) if needed else {}
+        requests = requests_for(item, base, source, files)
         for request in requests:
             self.worker.pool.check(request)
         return requests

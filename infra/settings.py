@@ -258,8 +258,8 @@ class Settings:
     elasticsearch_url: str = ""
     # The runner (`aidraw runner`, docs/tasks.md "The runner"): its name in reports, torch device and dtype, how
     # many work items it takes at once, the pipelines' memory budget, the work items' lease and deliveries, what
-    # it serves (`default` and `base-<model id>=<path>`, comma-separated) and the default base (empty: the tiny
-    # model under <data dir>/models/tiny).
+    # it serves (`default` and `<capability>=<path>`, comma-separated), the default base (empty: the tiny
+    # model under <data dir>/models/tiny) and the bytes of model files it caches (adapters, users' checkpoints).
     runner_name: str = ""
     runner_device: str = "cpu"
     runner_dtype: str = "float32"
@@ -268,6 +268,7 @@ class Settings:
     runner_ack_wait_s: float = 60.0
     runner_max_deliver: int = 3
     runner_capabilities: str = "default"
+    runner_model_cache_bytes: int = 20 * 2**30
     base_model_path: str = ""
     base_model_config: str = ""
     extra: dict[str, str] = field(default_factory=dict)
@@ -344,6 +345,7 @@ class Settings:
             runner_ack_wait_s=_env_float("AIDRAW_RUNNER_ACK_WAIT", 60.0, 1, 3600),
             runner_max_deliver=_env_int("AIDRAW_RUNNER_MAX_DELIVER", 3, 1, 100),
             runner_capabilities=_env("AIDRAW_RUNNER_CAPABILITIES", "default"),
+            runner_model_cache_bytes=_env_int("AIDRAW_RUNNER_MODEL_CACHE", 20 * 2**30, 2**20),
             base_model_path=_env("AIDRAW_BASE_MODEL_PATH", ""),
             base_model_config=_env("AIDRAW_BASE_MODEL_CONFIG", ""),
         )

@@ -21,7 +21,7 @@ def _adapter_field(adapters: Sequence[AdapterRef], hashes: dict[Path, str], kind
     chosen = [a for a in adapters if a.kind == kind]
     if not chosen:
         return None
-    return '"' + ", ".join(f"{a.path.stem}: {hashes[a.path]}" for a in chosen) + '"'
+    return '"' + ", ".join(f"{a.label}: {hashes[a.path]}" for a in chosen) + '"'
 
 
 def a1111_parameters(request: GenerationRequest, model_hash: str, adapter_hashes: dict[Path, str]) -> str:
@@ -30,7 +30,7 @@ def a1111_parameters(request: GenerationRequest, model_hash: str, adapter_hashes
     LoRAs appear as A1111 writes them: `<lora:name:weight>` in the prompt and their hashes in `Lora hashes`.
     """
     prompt = request.prompt + "".join(
-        f" <lora:{a.path.stem}:{_number(a.weight)}>" for a in request.adapters if a.kind == "lora"
+        f" <lora:{a.label}:{_number(a.weight)}>" for a in request.adapters if a.kind == "lora"
     )
     lines = [prompt]
     if request.negative_prompt:

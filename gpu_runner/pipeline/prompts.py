@@ -9,6 +9,12 @@ An unweighted prompt encodes exactly as diffusers' own `encode_prompt` does.
 Length: past 75 tokens the prompt is chunked A1111-style: split into windows of at most 75 tokens (at word
 boundaries), each encoded between BOS and EOS on its own, and the encodings concatenated along the sequence. The
 negative prompt is padded to the same number of windows with empty windows (and the other way round).
+
+Textual inversions: a multi-vector embedding's word (`toy`, loaded as tokens `toy`, `toy_1`, ...) is expanded to
+all its tokens on the token ids (`TokenExpansions`). compel's own diffusers manager does it by decoding the ids to
+text and encoding them again, which is not lossless for every tokenizer: with the tiny model's byte-level one it
+turned the `</w>` word ends into literal text once any token was added, so loading a textual inversion changed
+prompts that do not use it.
 """
 
 from __future__ import annotations
@@ -18,8 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from compel import DiffusersTextualInversionManager
-from compel.embeddings_provider import EmbeddingsProvider, SplitLongTextMode
+from compel.embeddings_provider import BaseTextualInversionManager, EmbeddingsProvider, SplitLongTextMode
 
 from gpu_runner.pipeline.requests import Unsupported
 
@@ -87,6 +92,27 @@ class Conditioning:
         return int(self.positive.shape[1]) // WINDOW
 
 
+class TokenExpansions(BaseTextualInversionManager):
+    """Each multi-vector textual inversion token id -> the ids of all its vectors, as diffusers'
+    `maybe_convert_prompt` expands the word, but on ids: other tokens pass through untouched."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        added: dict[str, int] = dict(tokenizer.added_tokens_encoder)
+        self._expand: dict[int, list[int]] = {}
+        for token, token_id in added.items():
+            extra, n = [], 1
+            while f"{token}_{n}" in added:
+                extra.append(added[f"{token}_{n}"])
+                n += 1
+            if extra:
+                self._expand[token_id] = [token_id, *extra]
+
+    def expand_textual_inversion_token_ids_if_necessary(self, token_ids: list[int]) -> list[int]:
+        if not self._expand:
+            return token_ids
+        return [i for token_id in token_ids for i in self._expand.get(token_id, [token_id])]
+
+
 class PromptEncoder:
     """Encodes prompts with one base's tokenizer and text encoder (textual inversion tokens included)."""
 
@@ -94,7 +120,7 @@ class PromptEncoder:
         self._provider = EmbeddingsProvider(
             tokenizer=pipe.tokenizer,
             text_encoder=pipe.text_encoder,
-            textual_inversion_manager=DiffusersTextualInversionManager(pipe),
+            textual_inversion_manager=TokenExpansions(pipe.tokenizer),
             truncate=False,
             split_long_text_mode=SplitLongTextMode.WORDS,
         )

@@ -25,13 +25,19 @@ class Unsupported(Exception):
 class AdapterRef:
     """A LoRA, textual inversion or hypernetwork file applied to one request only.
 
-    `token` is the word a textual inversion answers to (defaults to the file's stem, as A1111 does).
+    `token` is the word a textual inversion answers to (defaults to the file's stem, as A1111 does); `name` is
+    what the PNG's recipe calls it (defaults to the file's stem).
     """
 
     path: Path
     kind: AdapterKind
     weight: float = 1.0
     token: str | None = None
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.path.stem
 
 
 @dataclass(frozen=True)

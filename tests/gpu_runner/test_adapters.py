@@ -17,7 +17,8 @@ from peft import LoraConfig, get_peft_model_state_dict
 from PIL import Image
 from safetensors.torch import save_file
 
-from gpu_runner.pipeline import AdapterRef, GenerationRequest, GenerationResult, PipelinePool, Unsupported
+from gpu_runner.pipeline import AdapterRef, GenerationRequest, GenerationResult, PipelinePool, Unsupported, adapters
+from gpu_runner.pipeline.prompts import TokenExpansions
 from tests.gpu_runner.conftest import ignore, never, pixels
 
 MakeRequest = Callable[..., GenerationRequest]
@@ -88,6 +89,27 @@ def test_a_textual_inversion_token_is_understood_and_then_forgotten(
     assert np.abs(_image(pool, with_ti) - _image(pool, plain)).max() > 1
     assert len(pipe.tokenizer) == vocabulary
     assert torch.equal(pipe.text_encoder.get_input_embeddings().weight, table)
+
+
+def test_a_textual_inversion_leaves_prompts_without_its_word_alone(
+    pool: PipelinePool, make_request: MakeRequest, ti_file: Path
+) -> None:
+    plain = make_request("plain", prompt="a red cat", scheduler="DDIM", steps=3)
+    with_ti = replace(plain, key="ti", adapters=(AdapterRef(ti_file, "ti", token="toy"),))
+    assert np.array_equal(_image(pool, with_ti), _image(pool, plain))
+
+
+def test_a_multi_vector_word_expands_to_all_its_tokens_and_nothing_else_moves(
+    pool: PipelinePool, make_request: MakeRequest, ti_file: Path
+) -> None:
+    pipe = pool._cache.get(make_request().base, None).pipe
+    plain_ids = pipe.tokenizer("a red cat", add_special_tokens=False).input_ids
+    with adapters.applied(pipe, (AdapterRef(ti_file, "ti", token="toy"),)):
+        expansions = TokenExpansions(pipe.tokenizer)
+        toy, toy_1 = pipe.tokenizer.convert_tokens_to_ids(["toy", "toy_1"])
+        ids = pipe.tokenizer("a toy", add_special_tokens=False).input_ids
+        assert expansions.expand_textual_inversion_token_ids_if_necessary(ids) == [*ids[:-1], toy, toy_1]
+        assert expansions.expand_textual_inversion_token_ids_if_necessary(plain_ids) == plain_ids
 
 
 def test_the_png_names_the_lora_as_a1111_does(pool: PipelinePool, make_request: MakeRequest, lora_file: Path) -> None:

@@ -164,8 +164,8 @@ def test_models_must_be_visible_trained_and_of_the_right_type(system: System, us
                                                         "data": {"oss": ["https://cdn.example.com/1.png"]}}).json()
                 for kind in ("lora", "ckp", "hyper")}
         for fields, field, words in [
-            ({"loras": [{"model_id": made["hyper"]["id"]}]}, "loras.0.model_id", "arrive with training"),
-            ({"loras": [{"model_id": made["ckp"]["id"]}]}, "loras.0.model_id", "only lora and ti"),
+            ({"loras": [{"model_id": made["hyper"]["id"]}]}, "loras.0.model_id", "status success"),
+            ({"loras": [{"model_id": made["ckp"]["id"]}]}, "loras.0.model_id", "only lora, ti and hyper"),
             ({"loras": [{"model_id": made["lora"]["id"]}]}, "loras.0.model_id", "status success"),
             ({"loras": [{"model_id": made["lora"]["id"]}, {"model_id": made["lora"]["id"]}]}, "loras.1.model_id",
              "twice"),
