@@ -256,7 +256,9 @@ class _Run:
             return
         finally:
             watch.cancel()
-            await asyncio.gather(*self.pending, return_exceptions=False)
+            for failed in await asyncio.gather(*self.pending, return_exceptions=True):
+                if isinstance(failed, Exception):  # a step or a milestone not told (NATS away): the run still counts
+                    log.warning("a progress report was lost: %s: %s", type(failed).__name__, failed)
         by_task: dict[int, list[GenerationResult | Canceled]] = {}
         for outcome in outcomes:
             by_task.setdefault(task_of(outcome.key), []).append(outcome)
