@@ -272,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_json)
+    from aidraw.stackdump import install_stack_dump
+
+    install_stack_dump()  # `kill -USR1 <pid>`: where this process is, into its log
     from aidraw.endpoints import EndpointsError
     from events.store.bridge import NatsConnectError
     from infra.storage.factory import StorageSettingsError

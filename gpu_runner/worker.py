@@ -15,7 +15,9 @@
 - **Ack** after the report is stored. A failure that may pass is reported as not final and the item is
   delivered again (nak); the last allowed delivery's failure is final and the message stays in the stream
   (kept for inspection). An item whose runner vanished `max_deliver` times is failed from the server's
-  MAX_DELIVERIES advisory. A request the runner can never serve (`Unsupported`) fails at once.
+  MAX_DELIVERIES advisory. A request the runner can never serve (`Unsupported`) fails at once. When a run of
+  several tasks fails, each is run again alone (same delivery), so a poison task fails by itself and the tasks
+  fetched with it go on.
 
 The dispatch is by task type (`_PREPARE`): training tasks will add their own entry.
 """
@@ -238,19 +240,25 @@ class _Run:
         try:
             outcomes = await asyncio.to_thread(self.worker.pool.generate, requests, on_step=on_step,
                                                is_canceled=lambda key: task_of(key) in self.canceled)
-        except Unsupported as error:
-            for job in jobs:
-                await self._fail(job, error.message, final=True)
-            return
         except Exception as error:  # any failure of the run ends in a report, never a hang
+            if len(jobs) > 1:  # one poison task must not fail the tasks fetched with it: each runs alone
+                log.warning("a run of %d tasks failed (%s); running each alone", len(jobs), type(error).__name__)
+                for job in jobs:  # meanwhile this run's watch keeps every job's lease
+                    await self._generate([job])
+                return
+            job = jobs[0]
+            if isinstance(error, Unsupported):
+                await self._fail(job, error.message, final=True)
+                return
             log.exception("generation failed")
-            for job in jobs:
-                final = job.attempt >= self.config.max_deliver
-                await self._fail(job, f"the runner failed: {type(error).__name__}: {error}"[:500], final=final)
+            final = job.attempt >= self.config.max_deliver
+            await self._fail(job, f"the runner failed: {type(error).__name__}: {error}"[:500], final=final)
             return
         finally:
             watch.cancel()
-            await asyncio.gather(*self.pending, return_exceptions=False)
+            for failed in await asyncio.gather(*self.pending, return_exceptions=True):
+                if isinstance(failed, Exception):  # a step or a milestone not told (NATS away): the run still counts
+                    log.warning("a progress report was lost: %s: %s", type(failed).__name__, failed)
         by_task: dict[int, list[GenerationResult | Canceled]] = {}
         for outcome in outcomes:
             by_task.setdefault(task_of(outcome.key), []).append(outcome)

@@ -20,9 +20,11 @@ from events.store.protocol import EventStore
 from infra.actor import ANONYMOUS, Actor
 from infra.auth import RequiredUser, actor_for_token, load_session, session_still_live
 from infra.errors import ServiceError, Unauthorized
+from infra.http import SEQUENCE_HEADER
 from infra.services import SERVICES_KEY
+from infra.settings import Settings
 from infra.tokens import presented_token
-from query.consistency import ProjectionWatcher
+from query.consistency import CallerSequences, ProjectionWatcher, token_caller_key
 from query.live.hub import Hub
 from query.live.socket import TOO_MANY, UNAUTHORIZED, LiveSocket
 from query.live.tickets import TICKET_TTL_S, Tickets
@@ -46,6 +48,10 @@ class LiveServices(Protocol):
     def event_log(self) -> EventStore: ...
     @property
     def watcher(self) -> ProjectionWatcher: ...
+    @property
+    def caller_sequences(self) -> CallerSequences: ...
+    @property
+    def settings(self) -> Settings: ...
 
 
 def live_services(connection: HTTPConnection) -> LiveServices:
@@ -77,11 +83,29 @@ async def _actor(ws: WebSocket, feed: LiveFeed, event_log: EventStore) -> Actor:
         if session is None or user is None or not await session_still_live(event_log, session_id):
             raise Unauthorized("The ticket's session has ended.")
         return Actor(user_id=session.user_id, role=user.role, session_id=session_id)
-    token = ws.query_params.get("token") or presented_token(ws.headers.get("authorization"), ws.headers.get("token"))
+    token = _token(ws)
     if not token:
         return ANONYMOUS
     actor, _ = await actor_for_token(event_log, token)
     return actor
+
+
+def _token(ws: WebSocket) -> str | None:
+    return ws.query_params.get("token") or presented_token(ws.headers.get("authorization"), ws.headers.get("token"))
+
+
+async def _reads_own_writes(ws: WebSocket, services: LiveServices) -> None:
+    """Read-your-writes for the first state, as for a GET (query/consistency.py): wait (bounded) until the
+    projections reached the caller's last write, or the sequence it presents (`?sequence=` or the
+    `X-Event-Sequence` header; with a ticket, the only way). A socket opened right after the POST that made its
+    object then finds it, instead of closing 4404."""
+    token = _token(ws)
+    wanted = services.caller_sequences.last(token_caller_key(token)) if token else 0
+    explicit = ws.query_params.get("sequence") or ws.headers.get(SEQUENCE_HEADER) or ""
+    if explicit.isascii() and explicit.isdigit() and len(explicit) <= 18:
+        wanted = max(wanted, int(explicit))
+    if wanted:
+        await services.watcher.wait_for(wanted, services.settings.read_your_writes_timeout_s)
 
 
 async def watch(ws: WebSocket, collection: str, object_id: int | None) -> None:
@@ -102,6 +126,7 @@ async def watch(ws: WebSocket, collection: str, object_id: int | None) -> None:
     keys = [] if object_id is None else [(collection, object_id)]
     feed.hub.watch(socket, keys)  # before the first read: a change during it is not missed
     try:
+        await _reads_own_writes(ws, services)
         watching = await socket.open(services.watcher.position)
         await socket.run(watching)
     finally:

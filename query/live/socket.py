@@ -76,7 +76,12 @@ class LiveSocket:
         self.outbox.put_state(-1, {_CLOSE: code})
 
     def _state(self, object_id: int, body: dict[str, Any], sequence: int) -> None:
-        sequence = max(sequence, self.sequences.get(object_id, 0))
+        # A reload reads the latest rows, which may be ahead of the announcement that woke it (a later change
+        # whose announcement is still on its way, or a waiting task's place in the queue): a changed state always
+        # gets a sequence above the last one sent, so that a client dropping messages "not above the last seen"
+        # never drops a state.
+        previous = self.sequences.get(object_id)
+        sequence = sequence if previous is None else max(sequence, previous + 1)
         self.sequences[object_id] = sequence
         self.bodies[object_id] = body
         self.ticks.pop(object_id, None)

@@ -12,12 +12,14 @@ from infra.auth import RequiredUser
 from infra.errors import NotFound
 from infra.http import ObjectId
 from infra.schemas_tasks import TaskOut, TaskPage
+from infra.storage import BlobStore
 from query.collections import TASKS
 from query.consistency import Consistent
-from query.db import Pool, fetch_one
+from query.db import Pool, fetch_all, fetch_one
 from query.engine import list_page, visibility_sql
 from query.list_docs import list_parameters
 from query.listing import parse_list
+from query.services import Blobs
 
 router = APIRouter(tags=["tasks"])
 
@@ -65,14 +67,26 @@ async def queue_place(pool: Pool, task_id: int) -> tuple[int | None, datetime | 
     return position, datetime.now(UTC) + timedelta(seconds=wait)
 
 
+async def made_images(pool: Pool, blobs: BlobStore, image_ids: list[int]) -> list[dict[str, Any]]:
+    """`{id, url, thumbnail_url}` of each image a task made that still exists, in the task's order."""
+    rows = await fetch_all(pool, "SELECT id, blob_key, thumbnail_key FROM rm.images WHERE id = ANY(%s)"
+                                 " ORDER BY array_position(%s, id)", (image_ids, image_ids))
+    return [{"id": r["id"], "url": blobs.url(r["blob_key"]),
+             "thumbnail_url": blobs.url(r["thumbnail_key"]) if r["thumbnail_key"] else None} for r in rows]
+
+
 @router.get("/api/tasks/{task_id}", response_model=TaskOut)
-async def get_task(task_id: ObjectId, pool: Pool, actor: RequiredUser, _: Consistent) -> dict[str, Any]:
+async def get_task(task_id: ObjectId, pool: Pool, blobs: Blobs, actor: RequiredUser,
+                   _: Consistent) -> dict[str, Any]:
     """The task (its owner or an admin; 404 to anyone else). A waiting task says why (`waiting_reason`), how many
-    tasks go before it (`queue_position`) and when it may start (`estimated_start_at`, from recent runs)."""
+    tasks go before it (`queue_position`) and when it may start (`estimated_start_at`, from recent runs). A
+    finished one lists the images it made with their URLs (`result.images`)."""
     visible, params = visibility_sql(TASKS, actor)
     row = await fetch_one(pool, f"SELECT {COLUMNS} FROM rm.tasks k WHERE k.id = %s AND {visible}",
                           (task_id, *params))
     if row is None:
         raise NotFound(f"No task with id {task_id}.")
     row["queue_position"], row["estimated_start_at"] = await queue_place(pool, task_id)
+    if row["result"] and row["result"].get("image_ids"):
+        row["result"] = {**row["result"], "images": await made_images(pool, blobs, row["result"]["image_ids"])}
     return row
