@@ -14,7 +14,7 @@
 - **Result**: the safetensors artefact stored, a cover made with it and the trigger words (stored like a
   generation's picture, gpu_runner/work_items.py `store_result`; None if it cannot be made), `RunTrained`, ack,
   and the checkpoint discarded.
-- **Failures**: a bad dataset, bad parameters or a trainer not built (`ckp`) fail the task for good with the
+- **Failures**: a bad dataset, bad parameters or a model type without a trainer fail the task for good with the
   reason; anything else may pass and is tried again until the last delivery. A canceled task is acked with
   nothing stored (its cancel is in the log); a stopping runner writes a checkpoint and gives the item back (nak).
 """
@@ -135,7 +135,9 @@ class TrainJob:
                                          self.lent.allowed, resolution=spec.int("resolution"), words=self.words)
         hooks = Hooks(on_progress=self._on_progress, between_steps=self._between_steps,
                       should_stop=lambda: self.canceled or self.lent.stopping.is_set())
-        every = math.ceil(spec.int("steps") / self.lent.samples) if self.lent.samples else 0
+        # A ckp artefact is a whole checkpoint: far too heavy to write out and load for a preview.
+        samples = self.lent.samples if spec.model_type != "ckp" else 0
+        every = math.ceil(spec.int("steps") / samples) if samples else 0
         trained = await asyncio.to_thread(train, spec, images, hooks=hooks, store=store, device=self.lent.device,
                                           sample_every=every, on_sample=self._sample)
         if trained.run.resumed_from:
@@ -184,17 +186,21 @@ class TrainJob:
             return None
 
     def _picture(self, artefact: bytes, side: int, steps: int) -> GenerationResult:
-        """A picture of the trigger words made with the artefact applied to the base."""
-        kind = str(self.data.get("model_type"))
+        """A picture of the trigger words made with the artefact: applied to the base as an adapter, or, for a
+        checkpoint (`ckp`), as the base itself (a single file, configured by the base's diffusers folder)."""
+        kind = self.spec.model_type
         with tempfile.TemporaryDirectory(prefix="aidraw-train-") as folder:
             path = Path(folder) / f"model-{self.model_id}.safetensors"
             path.write_bytes(artefact)
             token = self.words[0] if kind == "ti" and self.words else None
+            base, config = (path, self.base.path) if kind == "ckp" else (self.base.path, self.base.config)
+            adapters: tuple[AdapterRef, ...] = () if kind == "ckp" else (
+                AdapterRef(path, kind, token=token),)  # type: ignore[arg-type]
             request = GenerationRequest(
                 key=f"{self.task_id}:cover", prompt=", ".join(self.words) or "a picture", negative_prompt="",
                 steps=steps, guidance_scale=7.0, scheduler="K_EULER", seed=self.spec.int("seed"),
-                width=side, height=side, base=self.base.path, base_name=self.base.name,
-                base_config=self.base.config, adapters=(AdapterRef(path, kind, token=token),))  # type: ignore[arg-type]
+                width=side, height=side, base=base, base_name=f"model-{self.model_id}" if kind == "ckp" else
+                self.base.name, base_config=config, adapters=adapters)
             outcome = self.lent.pool.generate([request], on_step=lambda _report: None,
                                               is_canceled=lambda _key: False)[0]
         if not isinstance(outcome, GenerationResult):

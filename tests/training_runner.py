@@ -116,7 +116,10 @@ class RunnerRig:
         env = dict(os.environ, AIDRAW_NATS_URL=self.nats_url, AIDRAW_STREAM=self.stream,
                    AIDRAW_SUBJECT_PREFIX=self.prefix, AIDRAW_DATA_DIR=str(self.data_dir),
                    AIDRAW_LOG_LEVEL="INFO", AIDRAW_LOG_JSON="false", AIDRAW_URL_ALLOWED_HOSTS="127.0.0.1",
-                   AIDRAW_RUNNER_NAME="train-rig", **self.env_extra)
+                   AIDRAW_RUNNER_NAME="train-rig", AIDRAW_RUNNER_TRAIN_SAMPLES="2",
+                   # One torch thread: on a shared, busy test machine OpenMP's spinning threads slow a step tenfold.
+                   OMP_NUM_THREADS="1")
+        env.update(self.env_extra)
         with open(self.data_dir / "runner.log", "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "aidraw.cli", "runner"], env=env, stdout=log,
                                          stderr=subprocess.STDOUT)

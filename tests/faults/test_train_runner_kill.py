@@ -54,8 +54,13 @@ def test_a_runner_killed_mid_training_is_resumed_from_its_checkpoint_by_the_next
     assert resumed_at > 0 and resumed_at % EVERY == 0 and resumed_at <= killed_at, (resumed_at, killed_at)
     assert "resuming from checkpoint" in rig.log()
     assert steps[-1]["step"] == STEPS
-    unbroken = train(TrainSpec("lora", str(rig.data_dir / "models" / "tiny"), ("zqx",), data["training"]),
-                     training_images(data["dataset"], rig.blobs, AllowList(), resolution=32, words=("zqx",)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the runner (OMP_NUM_THREADS=1): a busy shared CPU makes more threads crawl
+    try:
+        unbroken = train(TrainSpec("lora", str(rig.data_dir / "models" / "tiny"), ("zqx",), data["training"]),
+                         training_images(data["dataset"], rig.blobs, AllowList(), resolution=32, words=("zqx",)))
+    finally:
+        torch.set_num_threads(threads)
     resumed = load(rig.blobs.get(trained[0].artefact_key))
     expected = load(unbroken.artefact)
     assert resumed.keys() == expected.keys()

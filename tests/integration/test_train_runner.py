@@ -1,8 +1,9 @@
 """Training tasks on a real `aidraw runner` (tiny model, CPU), driven through the work queue as the scheduler
 releases them (tests/training_runner.py): the dataset from the blob store and loopback URLs with a caption
 companion, progress on the task's and the model's subjects, milestones, the artefact and its cover in the blob
-store, one RunTrained; a bad dataset or an unbuilt trainer fails with the reason; a generation submitted during a
-training starts within a few training steps on the same runner, and a canceled training stops."""
+store, one RunTrained (a `ckp` fine-tune's cover made with it as the base); a bad dataset or an unknown model type
+fails with the reason; a generation submitted during a training starts within a few training steps on the same
+runner, and a canceled training stops."""
 
 from __future__ import annotations
 
@@ -68,21 +69,29 @@ def test_a_training_task_stores_its_artefact_and_cover_and_reports_once(rig: Run
     assert "bin" not in blob_types  # the checkpoints were discarded with the task
 
 
-def test_an_unusable_dataset_item_or_unbuilt_trainer_fails_the_task_naming_why(rig: RunnerRig, files: str) -> None:
+def test_a_checkpoint_fine_tune_gets_a_cover_made_with_it_as_the_base(rig: RunnerRig, files: str) -> None:
+    task_id = rig.submit(training(907, dataset(rig, files), model_type="ckp", steps=2, learning_rate=1e-4))
+    trained = [r for r in rig.wait_for(task_id, ("RunTrained", "RunFailed")) if isinstance(r, RunTrained)]
+    assert len(trained) == 1 and trained[0].cover is not None, rig.reports(task_id)
+    assert any(name.startswith("model.diffusion_model.") for name in load(rig.blobs.get(trained[0].artefact_key)))
+    assert rig.blobs.exists(trained[0].cover["blob_key"])
+
+
+def test_an_unusable_dataset_item_or_unknown_model_type_fails_the_task_naming_why(rig: RunnerRig, files: str) -> None:
     good = dataset(rig, files)
     missing = rig.submit(training(902, good | {"oss": [*good["oss"], f"{files}/gone.png"]}))
     html = rig.submit(training(903, good | {"oss": [*good["oss"], f"{files}/page"]}))
     few = rig.submit(training(904, {"images": good["images"][:1]}))
-    checkpoint = rig.submit(training(905, good, model_type="ckp"))
+    unknown = rig.submit(training(905, good, model_type="sdxl-lora"))
     reasons = {}
-    for task_id in (missing, html, few, checkpoint):
+    for task_id in (missing, html, few, unknown):
         failed = [r for r in rig.wait_for(task_id, ("RunFailed", "RunTrained")) if isinstance(r, RunFailed)]
         assert len(failed) == 1 and failed[0].final, failed
         reasons[task_id] = failed[0].reason
     assert f"{files}/gone.png answered 404" in reasons[missing]
     assert f"{files}/page is text/html" in reasons[html]
     assert "only 1 usable images, at least 4 needed" in reasons[few]
-    assert "training ckp models is not available" in reasons[checkpoint]
+    assert reasons[unknown] == "training parameters: type: must be one of lora, ti, hyper, ckp"
 
 
 def test_a_generation_during_training_starts_within_a_few_steps_and_a_cancel_stops_training(
