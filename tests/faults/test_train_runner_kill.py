@@ -1,9 +1,12 @@
 """A runner SIGKILLed mid-training: the work item comes back after `ack_wait` to the next runner, which resumes
 from the last checkpoint in the blob store (its first step is past the checkpoint, not step 1), and the task ends
-with one RunTrained whose artefact is stored and equals an uninterrupted run's within 1e-5 (CPU)."""
+with one RunTrained whose artefact is stored and equals an uninterrupted run's within 1e-5 (CPU). A runner asked
+to stop (SIGTERM) writes a checkpoint where it is and gives the item back at once: the next runner goes on from
+there."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,18 +16,19 @@ import pytest
 import torch
 from safetensors.torch import load
 
-from events.runs import RunStarted, RunTrained
+from events.runs import RunProgressed, RunStarted, RunTrained
 from gpu_runner.train_dataset import training_images
 from gpu_runner.training import TrainSpec, train
 from infra.urls import AllowList
 from tests.training_runner import Listener, RunnerRig, striped_png, training
 
 STEPS, EVERY = 16, 4
+_rigs = itertools.count(1)
 
 
 @pytest.fixture
 def rig(nats_server: Any, servers_dir: Path) -> Iterator[RunnerRig]:
-    number = os.getpid() * 1000 + 313
+    number = f"{os.getpid()}_{next(_rigs)}"
     rig = RunnerRig(nats_server.url, f"TK{number}", servers_dir / f"train-kill-{number}",
                     env_extra={"AIDRAW_RUNNER_ACK_WAIT": "3", "AIDRAW_RUNNER_KINDS": "train",
                                "AIDRAW_RUNNER_TRAIN_SAMPLES": "0"}).setup().start()
@@ -65,3 +69,18 @@ def test_a_runner_killed_mid_training_is_resumed_from_its_checkpoint_by_the_next
     expected = load(unbroken.artefact)
     assert resumed.keys() == expected.keys()
     assert all(torch.allclose(resumed[k], expected[k], atol=1e-5, rtol=0) for k in expected)
+
+
+def test_a_runner_asked_to_stop_checkpoints_where_it_is_and_gives_the_training_back(rig: RunnerRig) -> None:
+    images = [{"image_id": n, "blob_key": rig.blobs.put(striped_png(n), "image/png")} for n in range(4)]
+    with Listener(rig) as heard:
+        task_id = rig.submit(training(78, {"images": images}, steps=STEPS, checkpoint_every=1000))
+        heard.until(lambda: any(m["step"] >= 3 for m in heard.of("tasks", task_id)))
+        rig.stop()  # SIGTERM: no periodic checkpoint yet, so only the stop's own can resume it
+        rig.start()
+        reports = rig.wait_for(task_id, ("RunTrained", "RunFailed"), timeout=150)
+        steps = heard.of("tasks", task_id)
+    assert [type(r).__name__ for r in reports if not isinstance(r, RunProgressed)] == [
+        "RunStarted", "RunStarted", "RunTrained"]
+    restart = next(n for n, m in enumerate(steps) if n and m["tick"] == 1)
+    assert steps[restart]["step"] == steps[restart - 1]["step"] + 1, steps  # on from the last step, no gap
