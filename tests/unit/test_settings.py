@@ -166,7 +166,7 @@ def test_runner_kinds_pick_inference_training_or_both(monkeypatch: pytest.Monkey
     from aidraw.runner_role import capabilities
 
     monkeypatch.setenv("AIDRAW_BASE_MODEL_PATH", str(tmp_path))
-    monkeypatch.setenv("AIDRAW_RUNNER_CAPABILITIES", "default,base-3=/models/three")
+    monkeypatch.setenv("AIDRAW_RUNNER_CAPABILITIES", f"default,base-3={tmp_path}")
     assert sorted(capabilities(Settings.from_env())) == ["base-3", "default", "train-base-3", "train-default"]
     monkeypatch.setenv("AIDRAW_RUNNER_KINDS", " Train ")
     assert sorted(capabilities(Settings.from_env())) == ["train-base-3", "train-default"]
