@@ -6,6 +6,8 @@ The default base is `AIDRAW_BASE_MODEL_PATH` (a diffusers folder, or a single ch
 what the runner serves: `default`, and `<capability>=<path>` (`<capability>=<file>:<config folder>` for a single
 checkpoint file) for base models an admin registered with that capability (`aidraw base register`); model files
 (adapters, users' checkpoints) are cached under `<data dir>/models/files` (`AIDRAW_RUNNER_MODEL_CACHE` bytes).
+`AIDRAW_RUNNER_KINDS` says whether it generates on them, trains on them (`train-<capability>`, docs/training.md),
+or both.
 """
 
 from __future__ import annotations
@@ -47,13 +49,16 @@ def _served_base(entry: str) -> tuple[str, Base]:
 
 
 def capabilities(settings: Settings) -> dict[str, Base]:
-    served: dict[str, Base] = {}
+    bases: dict[str, Base] = {}
     for entry in (e.strip() for e in settings.runner_capabilities.split(",")):
         if entry == "default":
-            served["default"] = default_base(settings)
+            bases["default"] = default_base(settings)
             continue
         name, base = _served_base(entry)
-        served[name] = base
+        bases[name] = base
+    served = dict(bases) if "inference" in settings.runner_kinds else {}
+    if "train" in settings.runner_kinds:
+        served |= {f"train-{name}": base for name, base in bases.items()}
     return served
 
 
@@ -66,7 +71,8 @@ def run_runner(settings: Settings, nats_url: str) -> int:
         nats_url=nats_url, stream=settings.stream_name, prefix=settings.subject_prefix,
         name=settings.runner_name or socket.gethostname(), device=settings.runner_device,
         capabilities=capabilities(settings), batch_size=settings.runner_batch_size,
-        ack_wait_s=settings.runner_ack_wait_s, max_deliver=settings.runner_max_deliver)
+        ack_wait_s=settings.runner_ack_wait_s, max_deliver=settings.runner_max_deliver,
+        url_allowed=settings.url_allowed_hosts, train_samples=settings.runner_train_samples)
     try:
         pool = PipelinePool(device=settings.runner_device, dtype=settings.runner_dtype,
                             memory_budget_bytes=settings.runner_memory_budget_bytes)

@@ -19,7 +19,9 @@
   several tasks fails, each is run again alone (same delivery), so a poison task fails by itself and the tasks
   fetched with it go on.
 
-The dispatch is by task type (`_PREPARE`): training tasks will add their own entry.
+The dispatch is by task type (`_PREPARE`); a training item (`data.kind == "train"`, on a `train-<base>`
+capability) runs as a `TrainJob` (gpu_runner/train_job.py), one at a time, and between its steps the runner serves
+the generations waiting on its other capabilities (`serve_waiting`): training never stops inference.
 """
 
 from __future__ import annotations
@@ -48,8 +50,11 @@ from events.work import ensure_work_stream, read_work_item, work_prefix, work_st
 from gpu_runner.model_cache import DEFAULT_MODEL_CACHE_BYTES, ModelFileCache
 from gpu_runner.pipeline import Canceled, GenerationRequest, GenerationResult, PipelinePool, StepReport, Unsupported
 from gpu_runner.reports import ReportLog
+from gpu_runner.train_checkpoints import open_index
+from gpu_runner.train_job import Lent, TrainJob
 from gpu_runner.work_items import Base, model_files_of, requests_for, store_result, task_of
 from infra.storage import BlobNotFound, BlobStore
+from infra.urls import NOTHING_ALLOWED, AllowList
 
 log = logging.getLogger("aidraw.runner")
 IDLE_WAIT_S = 0.5
@@ -57,6 +62,7 @@ CANCEL_POLL_S = 0.5
 RESTART_PAUSE_S = 1.0
 MILESTONE = 25
 _ENDED = {"TaskCanceled", "TaskDeleted", "TaskSucceeded", "TaskFailed"}
+TRAIN_PREFIX = "train-"  # events/tasks.py capability_of
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class RunnerConfig:
     ack_wait_s: float = 60.0
     max_deliver: int = 3
     version: str = "0.1.0"
+    url_allowed: AllowList = NOTHING_ALLOWED  # private hosts a training dataset's URLs may name
+    train_samples: int = 10  # sample images per training run
 
 
 @dataclass
@@ -98,8 +106,10 @@ class Worker:
             Path(tempfile.gettempdir()) / f"aidraw-model-files-{config.name}", DEFAULT_MODEL_CACHE_BYTES, blobs)
         self.ready = asyncio.Event()  # tests: the consumers exist and the runner is registered
         self.server_id: int | None = None
+        self.stopping = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.stopping = stop  # a training run checkpoints and gives its item back when it is set
         while not stop.is_set():
             try:
                 await self._run(stop)
@@ -120,6 +130,8 @@ class Worker:
             self.server_id = reports.server_id
             subs = [(cap, await self._consumer(js, cap)) for cap in sorted(c.capabilities)]
             run = _Run(self, nc, store, reports)
+            run.js, run.checkpoints = js, await open_index(js, c.stream)
+            run.inference_subs = [(cap, sub) for cap, sub in subs if not cap.startswith(TRAIN_PREFIX)]
 
             async def gave_up(msg: Msg) -> None:
                 run.spawn(run.gave_up(js, msg))
@@ -130,7 +142,8 @@ class Worker:
             while not stop.is_set():
                 for capability, sub in subs:
                     try:
-                        msgs = await sub.fetch(c.batch_size, timeout=IDLE_WAIT_S)
+                        size = 1 if capability.startswith(TRAIN_PREFIX) else c.batch_size
+                        msgs = await sub.fetch(size, timeout=IDLE_WAIT_S)
                     except TimeoutError:  # nats-py raises its own or asyncio's (both are TimeoutError) when idle
                         continue
                     await run.batch(capability, msgs)
@@ -158,6 +171,9 @@ class _Run:
         self.milestones: dict[int, int] = {}
         self.ticks: dict[int, int] = {}
         self.pending: set[asyncio.Task[None]] = set()
+        self.js: JetStreamContext | None = None
+        self.checkpoints: Any = None  # the training checkpoints' index (gpu_runner/train_checkpoints.py)
+        self.inference_subs: list[tuple[str, JetStreamContext.PullSubscription]] = []
 
     def spawn(self, work: Any) -> None:
         task = asyncio.ensure_future(work)
@@ -184,6 +200,9 @@ class _Run:
                 continue
             await self.reports.report(RunStarted, task_id=job.task_id, attempt=job.attempt,
                                       server_name=self.config.name)
+            if job.item["data"].get("kind") == "train":
+                await self._train(job, base)
+                continue
             try:  # may fetch model files (gigabytes for a checkpoint): every item's lease is kept meanwhile
                 unsettled = [j.msg for j in jobs] + msgs[index:]
                 job.requests = await self._leased(unsettled, asyncio.to_thread(self._prepare, job.item, base))
@@ -206,6 +225,31 @@ class _Run:
             for msg in msgs:
                 await msg.in_progress()
         return running.result()
+
+    async def _train(self, job: _Job, base: Base) -> None:
+        c = self.config
+        lent = Lent(self.nc, c.prefix, c.device, self.worker.blobs, self.worker.pool, self.reports,
+                    self.checkpoints, c.url_allowed, c.ack_wait_s, c.max_deliver, CANCEL_POLL_S, c.train_samples,
+                    self.ended, self.serve_waiting, self.worker.stopping)
+
+        async def fail(reason: str, final: bool) -> None:
+            await self._fail(job, reason, final=final)
+
+        await TrainJob(lent, job.msg, job.item, job.attempt, base, fail).run()
+
+    async def serve_waiting(self) -> None:
+        """Between training steps: run what waits on this runner's inference capabilities (a cheap look at each
+        consumer first, so an idle queue costs one request per step, not a fetch's wait)."""
+        assert self.js is not None
+        for capability, sub in self.inference_subs:
+            info = await self.js.consumer_info(work_stream_name(self.config.stream), f"runners-{capability}")
+            if not info.num_pending:
+                continue
+            try:
+                msgs = await sub.fetch(self.config.batch_size, timeout=IDLE_WAIT_S)
+            except TimeoutError:  # another runner took them
+                continue
+            await self.batch(capability, msgs)
 
     def _prepare(self, item: dict[str, Any], base: Base) -> list[GenerationRequest]:
         prepare = _PREPARE.get(str(item["data"].get("type", "inference")))

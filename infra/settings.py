@@ -123,6 +123,20 @@ def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return raw.strip().lower()
 
 
+RUNNER_KINDS = ("inference", "train")
+
+
+def _env_kinds(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated, non-empty subset of RUNNER_KINDS, in that order."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    kinds = {k.strip().lower() for k in raw.split(",") if k.strip()}
+    if not kinds or not kinds <= set(RUNNER_KINDS):
+        raise SettingsError(f"{name}={raw!r} is not a list of {', '.join(RUNNER_KINDS)} (comma-separated).")
+    return tuple(k for k in RUNNER_KINDS if k in kinds)
+
+
 def _env_log_level(name: str, default: str) -> str:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -269,6 +283,11 @@ class Settings:
     runner_max_deliver: int = 3
     runner_capabilities: str = "default"
     runner_model_cache_bytes: int = 20 * 2**30
+    # What the runner does with them: generate (`inference`), train (`train`: it serves `train-<capability>`), or
+    # both; training yields to waiting generations between steps.
+    runner_kinds: tuple[str, ...] = RUNNER_KINDS
+    # Sample images (previews made with the model as it stands) per training run; 0: none.
+    runner_train_samples: int = 10
     base_model_path: str = ""
     base_model_config: str = ""
     extra: dict[str, str] = field(default_factory=dict)
@@ -346,6 +365,8 @@ class Settings:
             runner_max_deliver=_env_int("AIDRAW_RUNNER_MAX_DELIVER", 3, 1, 100),
             runner_capabilities=_env("AIDRAW_RUNNER_CAPABILITIES", "default"),
             runner_model_cache_bytes=_env_int("AIDRAW_RUNNER_MODEL_CACHE", 20 * 2**30, 2**20),
+            runner_kinds=_env_kinds("AIDRAW_RUNNER_KINDS", RUNNER_KINDS),
+            runner_train_samples=_env_int("AIDRAW_RUNNER_TRAIN_SAMPLES", 10, 0, 100),
             base_model_path=_env("AIDRAW_BASE_MODEL_PATH", ""),
             base_model_config=_env("AIDRAW_BASE_MODEL_CONFIG", ""),
         )

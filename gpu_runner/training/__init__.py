@@ -11,8 +11,8 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from gpu_runner.training.core import (
     CheckpointStore,
@@ -59,13 +59,26 @@ def _trainee(spec: TrainSpec, items: Sequence[TrainingImage], device: str) -> SD
 
 
 def train(spec: TrainSpec, items: Sequence[TrainingImage], *, hooks: Hooks | None = None,
-          store: CheckpointStore | None = None, device: str = "cpu") -> Trained:
+          store: CheckpointStore | None = None, device: str = "cpu", sample_every: int = 0,
+          on_sample: Callable[[int, bytes], None] | None = None) -> Trained:
+    """`on_sample(step, artefact)`: every `sample_every` steps (not after the last), the artefact as it stands,
+    called before that step's `on_progress` (the runner makes its sample image from it)."""
     spec = TrainSpec(spec.model_type, spec.base, spec.trigger_words,
                      validate_training(spec.model_type, spec.params))
     trainee = _trainee(spec, items, device)
     before = trainee.eval_loss()
     key = checkpoint_key(spec, digest_items([item.fingerprint() for item in items]))
-    result = run(spec, trainee, key=key, store=store, hooks=hooks or Hooks())  # type: ignore[arg-type]
+    hooks = hooks or Hooks()
+    if on_sample is not None and sample_every > 0:
+        sample, report = on_sample, hooks.on_progress
+
+        def on_progress(progress: Progress) -> None:
+            if progress.step % sample_every == 0 and progress.step < progress.total:
+                sample(progress.step, trainee.artefact())  # type: ignore[attr-defined]
+            report(progress)
+
+        hooks = replace(hooks, on_progress=on_progress)
+    result = run(spec, trainee, key=key, store=store, hooks=hooks)  # type: ignore[arg-type]
     return Trained(trainee.artefact(), before, trainee.eval_loss(), result)  # type: ignore[attr-defined]
 
 

@@ -160,3 +160,17 @@ def test_the_operators_token_is_long_enough_and_never_shown(monkeypatch: pytest.
     monkeypatch.setenv("AIDRAW_OPS_TOKEN", token)
     settings = Settings.from_env()
     assert settings.ops_token == token and token not in repr(settings)
+
+
+def test_runner_kinds_pick_inference_training_or_both(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from aidraw.runner_role import capabilities
+
+    monkeypatch.setenv("AIDRAW_BASE_MODEL_PATH", str(tmp_path))
+    monkeypatch.setenv("AIDRAW_RUNNER_CAPABILITIES", f"default,base-3={tmp_path}")
+    assert sorted(capabilities(Settings.from_env())) == ["base-3", "default", "train-base-3", "train-default"]
+    monkeypatch.setenv("AIDRAW_RUNNER_KINDS", " Train ")
+    assert sorted(capabilities(Settings.from_env())) == ["train-base-3", "train-default"]
+    monkeypatch.setenv("AIDRAW_RUNNER_KINDS", "inference")
+    assert sorted(capabilities(Settings.from_env())) == ["base-3", "default"]
+    for bad in ("gpu", ",", "inference,sleep"):
+        assert "AIDRAW_RUNNER_KINDS" in refused(monkeypatch, AIDRAW_RUNNER_KINDS=bad)
