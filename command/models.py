@@ -114,7 +114,7 @@ class Model(OwnedAggregate):
         if status == "waiting" and self.status == "running":
             self.trigger_event(ModelTrainingQueued, task_id=task_id)
         elif status == "running":
-            if self.status != "running":
+            if self.status != "running" or progress < self.progress:  # started, or started again (a redelivery)
                 self.trigger_event(ModelTrainingStarted, task_id=task_id)
             if progress > self.progress:
                 self.trigger_event(ModelTrainingProgressed, task_id=task_id, progress=progress)

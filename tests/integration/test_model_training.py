@@ -17,7 +17,7 @@ import pytest
 from command.app import CommandApp
 from command.training import start_training
 from events.base import Changed
-from events.runs import RunProgressed, RunStarted, RunTrained
+from events.runs import RunFailed, RunProgressed, RunStarted, RunTrained
 from events.store.aio import AsyncJetStreamStore
 from gpu_runner.reports import ReportLog
 from infra.settings import Settings
@@ -281,3 +281,21 @@ def test_a_runners_success_report_makes_the_model_usable_with_a_cover_of_its_vis
         assert client.patch(f"/api/tasks/{again['task_id']}", json={"status": "canceled"}).status_code == 200
     back = get(system, people.alice, f"/api/models/{model['id']}")
     assert (back["status"], back["model_path"], back["progress"]) == ("success", artefact, 100)
+
+
+def test_a_failed_attempt_waits_again_and_the_final_failure_is_the_models_error(system: System,
+                                                                                people: People) -> None:
+    model, task = queued(system, people.alice)
+    start = {"task_id": task["id"], "server_name": "test-runner"}
+    report_as_a_runner(system, (RunStarted, {**start, "attempt": 1}), (RunFailed, {
+        "task_id": task["id"], "attempt": 1, "reason": "the runner stopped", "final": False}))
+    model_when(system, people.alice, model["id"], "waiting")
+    reason = "fewer than 4 usable items: https://cdn.example.com/x.png did not answer"
+    report_as_a_runner(system, (RunStarted, {**start, "attempt": 2}), (RunFailed, {
+        "task_id": task["id"], "attempt": 2, "reason": reason, "final": True}))
+    failed = model_when(system, people.alice, model["id"], "error")
+    assert (failed["error"], failed["progress"], failed["task_id"]) == (reason, 0, task["id"])
+    assert get(system, people.alice, f"/api/tasks/{task['id']}")["error"] == reason
+    assert trail(system, people.alice, f"/api/models/{model['id']}")[-4:] == [
+        "ModelTrainingStarted", "ModelTrainingQueued", "ModelTrainingStarted", "ModelTrainingFailed"]
+    assert patch(system, people.alice, model["id"], {"status": "ready"})["status"] == "ready"  # a retry

@@ -45,12 +45,15 @@ def test_a_request_is_queued_started_and_follows_the_milestones_of_its_task_only
     assert not model.follow_task(77, "running", 50, None)  # the same state again changes nothing
     assert not model.follow_task(76, "running", 75, None)  # a task of an older request
     assert (model.status, model.progress) == ("running", 50)
+    assert model.follow_task(77, "running", 0, None)  # a redelivery started it again
+    assert model.follow_task(77, "running", 50, None)
     assert model.follow_task(77, "waiting", 0, None)  # a failed attempt: it waits for the next
     assert (model.status, model.progress) == ("waiting", 0)
     assert model.follow_task(77, "error", 0, "out of memory")
     assert (model.status, model.error, model.locked) == ("error", "out of memory", False)
     assert kinds(model) == [ModelTrainingRequested, ModelTrainingQueued, ModelTrainingStarted,
-                            ModelTrainingProgressed, ModelTrainingQueued, ModelTrainingFailed]
+                            ModelTrainingProgressed, ModelTrainingStarted, ModelTrainingProgressed,
+                            ModelTrainingQueued, ModelTrainingFailed]
     assert not model.follow_task(77, "running", 75, None)  # ended: later reports change nothing
 
 
