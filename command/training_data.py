@@ -55,7 +55,8 @@ def _choice(app: CommandApp, owner: Actor, number: int) -> Choice:
 
 
 def resolve_dataset(app: CommandApp, model: Model) -> dict[str, Any]:
-    """The task's `dataset`: {"images": [{image_id, blob_key, caption}], "oss": [urls], "repeats": 1}."""
+    """The task's `dataset`: {"images": [{image_id, blob_key, caption}], "oss": [urls], "repeats": n} (the data's
+    repeat count where it has one, else 1)."""
     owner = Actor(user_id=model.user_id, role="user")
     images: dict[int, dict[str, Any]] = {}
 
@@ -83,4 +84,4 @@ def resolve_dataset(app: CommandApp, model: Model) -> dict[str, Any]:
     if usable < MIN_ITEMS:
         raise TrainingRefused(f"The model's data has {usable} usable item(s) (images and URLs); training needs at "
                               f"least {MIN_ITEMS}.")
-    return {"images": list(images.values()), "oss": oss, "repeats": 1}
+    return {"images": list(images.values()), "oss": oss, "repeats": int(model.data.get("repeats", 1))}
