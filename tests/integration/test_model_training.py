@@ -6,6 +6,9 @@ appends it and applied by the run-report loop), no GPU involved."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -299,3 +302,23 @@ def test_a_failed_attempt_waits_again_and_the_final_failure_is_the_models_error(
     assert trail(system, people.alice, f"/api/models/{model['id']}")[-4:] == [
         "ModelTrainingStarted", "ModelTrainingQueued", "ModelTrainingStarted", "ModelTrainingFailed"]
     assert patch(system, people.alice, model["id"], {"status": "ready"})["status"] == "ready"  # a retry
+
+
+def test_concurrent_starts_of_one_request_make_one_task(system: System, people: People,
+                                                        commands: CommandApp) -> None:
+    model = trainable(system, people.alice)
+    patch(system, people.alice, model["id"], {"status": "ready"})
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:  # and the process manager's own worker beside them
+        written = list(pool.map(lambda _: start_training(commands, model["id"]), range(4)))
+    assert sum(1 for seq in written if seq) <= 1
+    waiting = model_when(system, people.alice, model["id"], "waiting")
+    assert [t["id"] for t in train_tasks(system, people.alice, model["id"])] == [waiting["task_id"]]
+
+
+def test_the_models_and_tasks_read_models_rebuild_identically_from_the_training_events(system: System,
+                                                                                        people: People) -> None:
+    queued(system, people.bob, training={"steps": 10})  # besides everything the tests above left in the log
+    for projection in ("models", "tasks"):
+        rebuilt = subprocess.run([sys.executable, "-m", "aidraw.cli", "rebuild", projection], env=system.env,
+                                 capture_output=True, text=True, timeout=120, check=False)
+        assert rebuilt.returncode == 0 and "identical" in rebuilt.stdout, rebuilt.stdout + rebuilt.stderr
