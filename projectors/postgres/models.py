@@ -92,15 +92,15 @@ class ModelsProjector(Projector):
         elif isinstance(event, ModelTrainingRequested):
             await self._set(cur, s, seq, event, "status", "ready")
         elif isinstance(event, ModelTrainingQueued):
-            await self._training(cur, s, seq, event, status="waiting", progress=0, task_id=event.task_id)
+            await self._set_many(cur, s, seq, event, status="waiting", progress=0, task_id=event.task_id)
         elif isinstance(event, ModelTrainingStarted):
-            await self._training(cur, s, seq, event, status="running", progress=0)
+            await self._set_many(cur, s, seq, event, status="running", progress=0)
         elif isinstance(event, ModelTrainingProgressed):
             await self._set(cur, s, seq, event, "progress", event.progress)
         elif isinstance(event, ModelTrainingFailed):
-            await self._training(cur, s, seq, event, status="error", progress=0, error=event.error)
+            await self._set_many(cur, s, seq, event, status="error", progress=0, error=event.error)
         elif isinstance(event, ModelTrainingCanceled):
-            await self._training(cur, s, seq, event, status=event.status,
+            await self._set_many(cur, s, seq, event, status=event.status,
                                  progress=100 if event.status == "success" else 0)
         elif isinstance(event, ModelDeleted):
             await cur.execute(self.sql("DELETE FROM {s}.models WHERE id = %s", s), (object_id(event),))
@@ -112,15 +112,12 @@ class ModelsProjector(Projector):
                 (tag, tag),
             )
 
-    async def _training(self, cur: Any, s: str, seq: int, event: Any, **values: Any) -> None:
+    async def _set(self, cur: Any, s: str, seq: int, event: Any, column: str, value: Any) -> None:
+        await self._set_many(cur, s, seq, event, **{column: value})
+
+    async def _set_many(self, cur: Any, s: str, seq: int, event: Any, **values: Any) -> None:
         columns = ", ".join(f"{column} = %s" for column in values)
         await cur.execute(
             self.sql(f"UPDATE {{s}}.models SET {columns}, updated_at = %s, version = %s WHERE id = %s", s),
             (*values.values(), event.timestamp, seq, object_id(event)),
-        )
-
-    async def _set(self, cur: Any, s: str, seq: int, event: Any, column: str, value: Any) -> None:
-        await cur.execute(
-            self.sql(f"UPDATE {{s}}.models SET {column} = %s, updated_at = %s, version = %s WHERE id = %s", s),
-            (value, event.timestamp, seq, object_id(event)),
         )
