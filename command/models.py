@@ -307,6 +307,9 @@ def change_model(app: CommandApp, actor: Actor, number: int, sent: dict[str, Any
         if "training" in sent:
             model.set_training(check_training(model.type, sent["training"]))
         if sent.get("status") == "ready":
+            if not any(model.data.get(key) for key in ("oss", "images", "choices")):  # an uploaded model
+                raise Invalid("The model has no training data (oss, images or featured collections) to train on.",
+                              field="body.status")
             model.request_training()
         return model, app.store(model, *new_tags, claims=claims)
 

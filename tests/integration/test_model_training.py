@@ -28,6 +28,7 @@ from tests.accounts import new_account
 from tests.catalog_accounts import People, Person, assert_problem, client_of
 from tests.catalog_objects import upload_image
 from tests.image_support import eventually
+from tests.model_files import lora
 from tests.system import System
 
 OSS = "https://cdn.example.com/train/1.png"
@@ -322,3 +323,14 @@ def test_the_models_and_tasks_read_models_rebuild_identically_from_the_training_
         rebuilt = subprocess.run([sys.executable, "-m", "aidraw.cli", "rebuild", projection], env=system.env,
                                  capture_output=True, text=True, timeout=120, check=False)
         assert rebuilt.returncode == 0 and "identical" in rebuilt.stdout, rebuilt.stdout + rebuilt.stderr
+
+
+def test_an_uploaded_model_with_no_training_data_cannot_be_trained(system: System, people: People) -> None:
+    with client_of(system, people.alice) as client:
+        made = client.post("/api/models", data={"type": "lora", "base_model": "SD1.5", "name": "brought"},
+                           files={"file": ("mine.safetensors", lora(), "application/octet-stream")})
+        assert made.status_code == 201, made.text
+        model = made.json()
+        body = assert_problem(client.patch(f"/api/models/{model['id']}", json={"status": "ready"}), 422)
+        assert "no training data" in body["detail"]
+        assert client.get(f"/api/models/{model['id']}").json()["status"] == "success"
