@@ -8,12 +8,15 @@ Resolved when the task is made, from the aggregates (never a read model, which m
 - each image gives its blob key and a caption: its prompt, else the model's trigger words; an image named twice
   (directly and in a collection) counts once;
 - `oss` URLs go to the runner as they are (it fetches them through infra/urls.check_fetch, every hop checked);
-- fewer than MIN_ITEMS usable items (images and URLs) refuses the request before any GPU time is spent.
+- fewer than MIN_ITEMS usable items (images, and URLs other than `.txt` caption companions) refuses the request
+  before any GPU time is spent.
 """
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from command.app import CommandApp
 from command.choices import Choice
@@ -54,6 +57,11 @@ def _choice(app: CommandApp, owner: Actor, number: int) -> Choice:
     return choice
 
 
+def _is_caption(url: str) -> bool:
+    """A `.txt` companion: the caption of the image of the same name, not an item of its own."""
+    return PurePosixPath(urlsplit(url).path).suffix.lower() == ".txt"
+
+
 def resolve_dataset(app: CommandApp, model: Model) -> dict[str, Any]:
     """The task's `dataset`: {"images": [{image_id, blob_key, caption}], "oss": [urls], "repeats": n} (the data's
     repeat count where it has one, else 1)."""
@@ -80,7 +88,7 @@ def resolve_dataset(app: CommandApp, model: Model) -> dict[str, Any]:
             if shown is not None:
                 add(int(item["image_id"]), shown)
     oss = list(model.data.get("oss", []))
-    usable = len(images) + len(oss)
+    usable = len(images) + sum(1 for url in oss if not _is_caption(url))
     if usable < MIN_ITEMS:
         raise TrainingRefused(f"The model's data has {usable} usable item(s) (images and URLs); training needs at "
                               f"least {MIN_ITEMS}.")

@@ -220,8 +220,9 @@ def test_a_dataset_naming_another_users_private_image_fails_naming_it_with_no_ta
 
 
 def test_too_few_usable_items_is_an_error_before_any_gpu_time(system: System, people: People) -> None:
-    model = trainable(system, people.alice, images=[], data={
-        "images": [upload_image(system, people.alice)["id"]], "oss": [OSS]})
+    model = trainable(system, people.alice, images=[], data={  # a caption companion is not an item
+        "images": [upload_image(system, people.alice)["id"]], "oss": [OSS, OSS.replace(".png", ".txt"),
+                                                                      "https://cdn.example.com/train/2.TXT"]})
     patch(system, people.alice, model["id"], {"status": "ready"})
     failed = model_when(system, people.alice, model["id"], "error")
     assert "2 usable item(s)" in failed["error"] and "at least 4" in failed["error"]
