@@ -92,6 +92,8 @@ def queued(system: System, who: Person, training: dict[str, Any] | None = None, 
     asked = patch(system, who, model["id"], {"status": "ready", **({"training": training} if training else {})})
     assert asked["status"] == "ready"
     waiting = model_when(system, who, model["id"], "waiting")
+    with client_of(system, who) as client:  # the tasks read model is projected apart from the models one
+        assert eventually(lambda: client.get(f"/api/tasks/{waiting['task_id']}").status_code == 200, timeout=30)
     return waiting, get(system, who, f"/api/tasks/{waiting['task_id']}")
 
 
@@ -262,10 +264,13 @@ def test_a_runners_success_report_makes_the_model_usable_with_a_cover_of_its_vis
         "artefact_bytes": 1234, "loss_before": 1.0, "loss_after": 0.8, "steps": 1000, "cover": cover}))
     done = model_when(system, people.alice, model["id"], "success")
     assert done["model_path"] and done["progress"] == 100 and done["image_id"]  # the key, or where it downloads
+    with client_of(system, people.alice) as client:
+        assert eventually(lambda: client.get(f"/api/tasks/{task['id']}").json()["status"] == "success", timeout=30)
     finished = get(system, people.alice, f"/api/tasks/{task['id']}")
-    assert finished["status"] == "success"
     assert finished["result"] == {"model_path": artefact, "image_ids": [done["image_id"]]}
-    image = get(system, None, f"/api/images/{done['image_id']}")  # public, as the model is
+    with client_of(system, None) as anonymous:  # public, as the model is
+        assert eventually(lambda: anonymous.get(f"/api/images/{done['image_id']}").status_code == 200, timeout=30)
+    image = get(system, None, f"/api/images/{done['image_id']}")
     assert (image["user_id"], image["public"], image["prompt"], image["task_id"]) == (
         people.alice.id, True, "zqx", task["id"])
     assert image["loras"] == [{"model_id": model["id"], "weight": 1.0}]
@@ -300,7 +305,8 @@ def test_a_failed_attempt_waits_again_and_the_final_failure_is_the_models_error(
         "task_id": task["id"], "attempt": 2, "reason": reason, "final": True}))
     failed = model_when(system, people.alice, model["id"], "error")
     assert (failed["error"], failed["progress"], failed["task_id"]) == (reason, 0, task["id"])
-    assert get(system, people.alice, f"/api/tasks/{task['id']}")["error"] == reason
+    with client_of(system, people.alice) as client:
+        assert eventually(lambda: client.get(f"/api/tasks/{task['id']}").json()["error"] == reason, timeout=30)
     assert trail(system, people.alice, f"/api/models/{model['id']}")[-4:] == [
         "ModelTrainingStarted", "ModelTrainingQueued", "ModelTrainingStarted", "ModelTrainingFailed"]
     assert patch(system, people.alice, model["id"], {"status": "ready"})["status"] == "ready"  # a retry
@@ -314,6 +320,7 @@ def test_concurrent_starts_of_one_request_make_one_task(system: System, people: 
         written = list(pool.map(lambda _: start_training(commands, model["id"]), range(4)))
     assert sum(1 for seq in written if seq) <= 1
     waiting = model_when(system, people.alice, model["id"], "waiting")
+    assert eventually(lambda: train_tasks(system, people.alice, model["id"]) != [], timeout=30)
     assert [t["id"] for t in train_tasks(system, people.alice, model["id"])] == [waiting["task_id"]]
 
 
