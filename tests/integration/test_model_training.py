@@ -267,7 +267,9 @@ def test_a_runners_success_report_makes_the_model_usable_with_a_cover_of_its_vis
     with client_of(system, people.alice) as client:
         assert eventually(lambda: client.get(f"/api/tasks/{task['id']}").json()["status"] == "success", timeout=30)
     finished = get(system, people.alice, f"/api/tasks/{task['id']}")
-    assert finished["result"] == {"model_path": artefact, "image_ids": [done["image_id"]]}
+    assert {k: finished["result"][k] for k in ("model_path", "image_ids")} == {
+        "model_path": artefact, "image_ids": [done["image_id"]]}
+    assert "prompt_handling" not in finished["result"]
     with client_of(system, None) as anonymous:  # public, as the model is
         assert eventually(lambda: anonymous.get(f"/api/images/{done['image_id']}").status_code == 200, timeout=30)
     image = get(system, None, f"/api/images/{done['image_id']}")
