@@ -16,29 +16,40 @@ from typing import Any
 
 from command.app import CommandApp, retry_on_conflict
 from command.generation import WAITING_REASON
+from command.generation_models import DEFAULT_CAPABILITY, resolve_base
 from command.models import Model
 from command.tasks import Task, user_tasks
 from command.training_data import TrainingRefused, resolve_dataset
 from events.ids import aggregate_uuid, new_id
 from events.tasks import TaskCreated
 from infra.actor import Actor
-from infra.errors import NotFound, RateLimited
+from infra.errors import Invalid, NotFound, RateLimited
 from infra.training_params import InvalidTraining, validate_training
 
 MAX_TASK_NAME = 200
 
 
 def base_capability(app: CommandApp, model: Model) -> str:
-    """What the training runs on: the model's source where that is a base (ckp) model (`base-<id>`, as for
-    generation), else the configured default base."""
-    if model.source is not None:
-        try:
-            source = app.load(Model, "model", model.source)
-        except NotFound:
-            raise TrainingRefused(f"The source model {model.source} was deleted: it cannot be trained on.") from None
-        if source.type == "ckp":
-            return f"base-{source.number}"
-    return "default"
+    """What the training runs on, resolved as generation resolves a base (command/generation_models.py): the
+    capability of a registered base model named as the source; the default base without a source, or with a source
+    that is no base (a LoRA the model derives from). A user's own checkpoint as the source is refused for now: the
+    runner trains on registered bases only, and training on another base than the one named would be wrong."""
+    if model.source is None:
+        return DEFAULT_CAPABILITY
+    try:
+        source = app.load(Model, "model", model.source)
+    except NotFound:
+        raise TrainingRefused(f"The source model {model.source} was deleted: it cannot be trained on.") from None
+    if source.type != "ckp":
+        return DEFAULT_CAPABILITY
+    try:
+        base = resolve_base(app, Actor(user_id=model.user_id, role="user"), source.number)
+    except Invalid as bad:
+        raise TrainingRefused(f"The source model {source.number} cannot be trained on: {bad.detail}") from None
+    if "checkpoint_key" in base:
+        raise TrainingRefused(f"The source model {source.number} is a user's checkpoint; training on top of one is "
+                              "not available yet: choose a registered base model, or no source.")
+    return str(base["capability"])
 
 
 def train_recipe(app: CommandApp, model: Model) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from command.app import CommandApp
+from command.base_models import register_base
 from command.training import start_training
 from events.base import Changed
 from events.runs import RunFailed, RunProgressed, RunStarted, RunTrained
@@ -28,7 +29,7 @@ from tests.accounts import new_account
 from tests.catalog_accounts import People, Person, assert_problem, client_of
 from tests.catalog_objects import upload_image
 from tests.image_support import eventually
-from tests.model_files import lora
+from tests.model_files import checkpoint, lora
 from tests.system import System
 
 OSS = "https://cdn.example.com/train/1.png"
@@ -344,3 +345,18 @@ def test_an_uploaded_model_with_no_training_data_cannot_be_trained(system: Syste
         body = assert_problem(client.patch(f"/api/models/{model['id']}", json={"status": "ready"}), 422)
         assert "no training data" in body["detail"]
         assert client.get(f"/api/models/{model['id']}").json()["status"] == "success"
+
+
+def test_the_training_runs_on_the_registered_base_its_source_names(system: System, people: People,
+                                                                   commands: CommandApp) -> None:
+    base, _ = register_base(commands, name=f"sd15-{uuid.uuid4().hex[:6]}", capability="sd15", base_model="SD1.5")
+    _, task = queued(system, people.alice, source=base.number)
+    assert (task["data"]["base_capability"], task["data"]["kind"]) == ("sd15", "train")
+    with client_of(system, people.alice) as client:
+        mine = client.post("/api/models", data={"type": "ckp", "base_model": "SD1.5", "name": "my base"},
+                           files={"file": ("mine.safetensors", checkpoint(), "application/octet-stream")})
+        assert mine.status_code == 201, mine.text
+    on_mine = trainable(system, people.alice, source=mine.json()["id"])
+    patch(system, people.alice, on_mine["id"], {"status": "ready"})
+    refused = model_when(system, people.alice, on_mine["id"], "error")
+    assert "user's checkpoint" in refused["error"] and refused["task_id"] is None
