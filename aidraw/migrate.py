@@ -23,12 +23,14 @@ from projectors.base import LIVE_SCHEMA, Projector
 from projectors.blob_reaper import BlobReapQueue
 from projectors.postgres.sink import create_schema
 from projectors.postgres.views import ViewsOfDeletedImages, ViewsProjector
+from projectors.training import TrainingRequestQueue
 
 
 def schema_owners() -> list[Projector]:
     """Every projection whose tables the migration creates: the read models (PROJECTORS), views, and the
     process managers' queue projections."""
-    return [*PROJECTORS, ViewsProjector(), ViewsOfDeletedImages(), BlobReapQueue(), AccountDeletionQueue()]
+    return [*PROJECTORS, ViewsProjector(), ViewsOfDeletedImages(), BlobReapQueue(), AccountDeletionQueue(),
+            TrainingRequestQueue()]
 
 
 async def migrate(database_url: str) -> None:

@@ -39,8 +39,9 @@ LOG_LAST = Gauge("aidraw_event_log_last_sequence", "Last stream sequence of the 
 WORK_QUEUED = Gauge("aidraw_work_queued", "Items waiting in a background work queue", ["queue"], registry=REGISTRY)
 WORK_OLDEST = Gauge("aidraw_work_oldest_seconds", "Age of the oldest item waiting in a background work queue",
                     ["queue"], registry=REGISTRY)
-# The process manager's and the blob reaper's queues (public.<table>, with a queued_at column).
-WORK_QUEUES = {"account_deletions": "account_deletion_queue", "blob_reaper": "blob_reap_queue"}
+# The process managers' and the blob reaper's queues (public.<table>, with a queued_at column).
+WORK_QUEUES = {"account_deletions": "account_deletion_queue", "blob_reaper": "blob_reap_queue",
+               "training_requests": "training_requests"}
 
 
 async def work_queues(services: Services) -> dict[str, dict[str, float]]:

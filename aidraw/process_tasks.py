@@ -1,9 +1,9 @@
 """The process managers (projectors/process.py), run in the projector process beside the projectors
-(`aidraw projector` with no names): account deletion (projectors/account_deletion.py), with the commands it sends
-handed in from command/, the task scheduler (command/scheduler_loop.py), which releases waiting tasks to the
-work queue in fair order, the runners' reports applied to their tasks (command/run_report_loop.py), and the
-embedding worker (command/embedder.py; off with AIDRAW_EMBEDDER=false). The blob reaper runs with the image
-work (aidraw/image_tasks.py).
+(`aidraw projector` with no names): account deletion (projectors/account_deletion.py) and training requests
+(projectors/training.py), with the commands they send handed in from command/, the task scheduler
+(command/scheduler_loop.py), which releases waiting tasks to the work queue in fair order, the runners' reports
+applied to their tasks (command/run_report_loop.py), and the embedding worker (command/embedder.py; off with
+AIDRAW_EMBEDDER=false). The blob reaper runs with the image work (aidraw/image_tasks.py).
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ from command.params import delete_param
 from command.run_report_loop import RunReportLoop
 from command.scheduler_loop import SchedulerLoop
 from command.tasks import delete_task
+from command.training import start_training
 from infra.actor import Actor
 from infra.embeddings import PromptEncoder
 from infra.settings import Settings
 from projectors.account_deletion import AccountDeleter, Deleter
 from projectors.loop import Target
 from projectors.process import run_process_manager
+from projectors.training import TrainingStarter
 
 
 def account_deleters(commands: CommandApp) -> dict[str, Deleter]:
@@ -45,9 +47,11 @@ async def run_process_managers(settings: Settings, nats_url: str, database_url: 
     commands = await asyncio.to_thread(CommandApp, settings, nats_url)
     try:
         deleter = AccountDeleter(database_url, account_deleters(commands))
+        trainer = TrainingStarter(database_url, partial(start_training, commands))
+        target = Target(nats_url, settings.stream_name, database_url)
         work = [
-            run_process_manager(deleter, Target(nats_url, settings.stream_name, database_url), stop,
-                                batch_size=settings.projector_batch),
+            run_process_manager(deleter, target, stop, batch_size=settings.projector_batch),
+            run_process_manager(trainer, target, stop, batch_size=settings.projector_batch),
             SchedulerLoop(commands, nats_url, settings.scheduler_lookahead).run(stop),
             RunReportLoop(commands, nats_url).run(stop),
         ]

@@ -17,10 +17,17 @@ import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from command.app import CommandApp
-from command.run_reports import ProducedImage, record_failed, record_produced, record_progress, record_started
+from command.run_reports import (
+    ProducedImage,
+    record_failed,
+    record_produced,
+    record_progress,
+    record_started,
+    record_trained,
+)
 from events.codec import decode_message
 from events.ids import split_uuid
-from events.runs import RunFailed, RunProduced, RunProgressed, RunStarted
+from events.runs import RunFailed, RunProduced, RunProgressed, RunStarted, RunTrained
 
 log = logging.getLogger("aidraw.run_reports")
 DURABLE = "run-reports"
@@ -42,7 +49,23 @@ def apply_report(app: CommandApp, event: Any) -> int:
                                event.prompt_handling)
     if isinstance(event, RunFailed):
         return record_failed(app, event.task_id, event.reason, event.final)
+    if isinstance(event, RunTrained):
+        return record_trained(app, event.task_id, event.artefact_key, event.artefact_bytes, cover_of(event.cover))
     return 0  # RunnerStarted and what later kinds add: not a task's business
+
+
+def cover_of(picture: dict[str, Any] | None) -> ProducedImage | None:
+    """RunTrained's cover as a stored picture (its ProducedImage fields; any other key is not ours to read). A
+    cover without a stored picture's essentials is left out (logged): the model is trained all the same, and no
+    image the read models could not hold enters the log."""
+    if picture is None:
+        return None
+    fields = {name: picture.get(name) for name in ProducedImage.__dataclass_fields__}
+    if not (isinstance(fields["blob_key"], str) and isinstance(fields["content_type"], str)
+            and all(isinstance(fields[n], int) and not isinstance(fields[n], bool) for n in ("width", "height"))):
+        log.warning("a training cover without its picture's fields was left out", extra={"keys": sorted(picture)})
+        return None
+    return ProducedImage(**fields)  # type: ignore[arg-type]  # checked above
 
 
 class RunReportLoop:

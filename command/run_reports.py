@@ -17,6 +17,7 @@ from command.app import CommandApp, retry_on_conflict
 from command.images import Image
 from command.tags import Tag
 from command.tasks import Task, user_tasks
+from command.training_follow import followers, model_of
 from events.ids import aggregate_uuid, new_id
 from events.images import ImageUploaded
 from infra.errors import NotFound
@@ -49,7 +50,7 @@ def record_started(app: CommandApp, task_id: int, server_id: int | None, server_
         task = _task(app, task_id)
         if task is None or not task.start(server_id, server_name, attempt):
             return 0
-        return app.store(task)
+        return app.store(task, *followers(app, task))
 
     return retry_on_conflict(attempt_)
 
@@ -60,7 +61,7 @@ def record_progress(app: CommandApp, task_id: int, progress: int) -> int:
         task = _task(app, task_id)
         if task is None or not task.reach(progress):
             return 0
-        return app.store(task)
+        return app.store(task, *followers(app, task))
 
     return retry_on_conflict(attempt_)
 
@@ -73,12 +74,12 @@ def record_failed(app: CommandApp, task_id: int, reason: str, final: bool) -> in
         if task is None:
             return 0
         if not final:
-            return app.store(task) if task.queue(RETRY_REASON + reason[:500]) else 0
+            return app.store(task, *followers(app, task)) if task.queue(RETRY_REASON + reason[:500]) else 0
         if not task.fail(reason[:2000]):
             return 0
         mine = user_tasks(app, task.user_id)
         mine.finish(task.number)
-        return app.store(task, mine)
+        return app.store(task, mine, *followers(app, task))
 
     return retry_on_conflict(attempt_)
 
@@ -119,5 +120,41 @@ def record_produced(app: CommandApp, task_id: int, produced: list[ProducedImage]
         mine = user_tasks(app, task.user_id)
         mine.finish(task.number)
         return app.store(task, mine, *images)
+
+    return retry_on_conflict(attempt_)
+
+
+def record_trained(app: CommandApp, task_id: int, artefact_key: str, artefact_bytes: int,
+                   cover: ProducedImage | None) -> int:
+    """A train task succeeds with `model_path`, its model stores the artefact (success: a retrain's new file
+    replaces the old only now) and the cover becomes a gallery image of the model's owner with the model's
+    visibility, chosen as the model's cover: all in one write. Nothing when the task or its model no longer takes
+    it (canceled, finished, a redelivery's second report)."""
+    def attempt_() -> int:
+        task = _task(app, task_id)
+        if task is None or task.type != "train" or task.status != "running":
+            return 0
+        model = model_of(app, task)
+        if model is None or model.training_task != task.number or model.status not in ("waiting", "running"):
+            return 0
+        images = []
+        ckp = model.type == "ckp"  # the cover was made on the model itself, else with it applied to the base
+        if cover is not None:
+            images.append(Image._create(
+                ImageUploaded, id=aggregate_uuid("image", new_id()), user_id=model.user_id, name=model.name,
+                prompt=model.trigger_words, negative_prompt="", width=cover.width, height=cover.height,
+                num_inference_steps=None, guidance_scale=None, scheduler=None, seed=cover.seed, from_image=None,
+                model_id=model.number if ckp else None,
+                loras=[] if ckp else [{"model_id": model.number, "weight": 1.0}], blob_key=cover.blob_key,
+                thumbnail_key=cover.thumbnail_key, content_type=cover.content_type, public=model.public,
+                tag_ids=[], task_id=task.number, descriptor=cover.descriptor))
+        if not task.succeed([image.number for image in images], None, model_path=artefact_key):
+            return 0
+        model.store_artefact(artefact_key, artefact_bytes, "trained")
+        if images:
+            model.choose_cover(images[0].number)
+        mine = user_tasks(app, task.user_id)
+        mine.finish(task.number)
+        return app.store(task, mine, model, *images)
 
     return retry_on_conflict(attempt_)

@@ -36,10 +36,19 @@ UNIT_PIXELS = 512 * 512
 UNIT_STEPS = 20
 
 
+TRAIN_STEP = 3  # a training step (forward, backward, update) costs about three denoising steps
+
+
 def cost_of(data: dict[str, Any]) -> float:
-    """Expected work, in units of one 512x512 image of 20 steps (never below a hundredth: every task costs)."""
-    pixels = int(data.get("width", 512)) * int(data.get("height", 512))
-    work = int(data.get("batch_size", 1)) * int(data.get("num_inference_steps", UNIT_STEPS)) * pixels
+    """Expected work, in units of one 512x512 image of 20 steps (never below a hundredth: every task costs). A
+    train task: its steps x batch x resolution², each step weighing TRAIN_STEP denoising steps."""
+    if data.get("kind") == "train":
+        training = data.get("training", {})
+        side = int(training.get("resolution", 512))
+        work = TRAIN_STEP * int(training.get("steps", 1000)) * int(training.get("batch_size", 1)) * side * side
+    else:
+        pixels = int(data.get("width", 512)) * int(data.get("height", 512))
+        work = int(data.get("batch_size", 1)) * int(data.get("num_inference_steps", UNIT_STEPS)) * pixels
     return max(0.01, round(work / (UNIT_PIXELS * UNIT_STEPS), 4))
 
 
@@ -108,7 +117,7 @@ class Scheduler:
             return
         task_id = split[1]
         if isinstance(event, TaskCreated):
-            if event.type == "inference":
+            if event.type in ("inference", "train"):
                 self.created(task_id, event.user_id, capability_of(event.data), cost_of(event.data))
         elif isinstance(event, TaskEnqueued):
             self.enqueued(task_id, event.capability, event.order, event.cost)

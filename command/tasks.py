@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from command.aggregate import NumberedAggregate
 from command.app import CommandApp, retry_on_conflict
+from command.training_follow import followers
 from events.base import EventHandlers
 from events.ids import aggregate_uuid
 from events.tasks import (
@@ -83,6 +84,7 @@ class Task(NumberedAggregate):
         self.released = False
         self.image_ids: list[int] = []
         self.prompt_handling: str | None = None
+        self.model_path: str | None = None
         self.error: str | None = None
         self.started_at: Any = None
         self.finished_at: Any = None
@@ -159,10 +161,12 @@ class Task(NumberedAggregate):
         self.trigger_event(TaskProgressed, progress=milestone)
         return True
 
-    def succeed(self, image_ids: list[int], prompt_handling: str) -> bool:
-        if not allowed(self.status, "success") or not image_ids:
+    def succeed(self, image_ids: list[int], prompt_handling: str | None, model_path: str | None = None) -> bool:
+        """Inference: its images (at least one). Training: the model's file (`model_path`) and the cover, if any."""
+        if not allowed(self.status, "success") or not (image_ids or model_path):
             return False
-        self.trigger_event(TaskSucceeded, image_ids=list(image_ids), prompt_handling=prompt_handling)
+        self.trigger_event(TaskSucceeded, image_ids=list(image_ids), prompt_handling=prompt_handling,
+                           model_path=model_path)
         return True
 
     def fail(self, error: str) -> bool:
@@ -194,6 +198,7 @@ class Task(NumberedAggregate):
     def _task_succeeded(self, event: TaskSucceeded) -> None:
         self.status, self.progress, self.finished_at = "success", 100, event.timestamp
         self.image_ids, self.prompt_handling = list(event.image_ids), event.prompt_handling
+        self.model_path = event.model_path
 
     def _task_failed(self, event: TaskFailed) -> None:
         self.status, self.error, self.finished_at = "error", event.error, event.timestamp
@@ -262,14 +267,15 @@ def load_task(app: CommandApp, actor: Actor, number: int) -> Task:
 
 
 def cancel_task(app: CommandApp, actor: Actor, number: int) -> tuple[Task, int]:
-    """Cancel (owner or admin); the owner's unfinished-task entry goes in the same write. 0: nothing changed."""
+    """Cancel (owner or admin); the owner's unfinished-task entry, and a train task's model (back to its status
+    before the request), go in the same write. 0: nothing changed."""
     def attempt() -> tuple[Task, int]:
         task = load_task(app, actor, number)
         if not task.cancel(actor):
             return task, 0
         mine = user_tasks(app, task.user_id)
         mine.finish(task.number)
-        return task, app.store(task, mine)
+        return task, app.store(task, mine, *followers(app, task))
 
     return retry_on_conflict(attempt)
 
@@ -281,6 +287,6 @@ def delete_task(app: CommandApp, actor: Actor, number: int) -> int:
         task.delete(actor)
         mine = user_tasks(app, task.user_id)
         mine.finish(task.number)
-        return app.store(task, mine)
+        return app.store(task, mine, *followers(app, task))
 
     return retry_on_conflict(attempt)

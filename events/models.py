@@ -1,8 +1,8 @@
 """Models: LoRA / checkpoint / hypernetwork / textual-inversion models and their training data.
 
-A model is created in status `initial`. The training lifecycle (`ready`, `waiting`, `running`, `success`,
-`error`) is a later issue; its events will join this module, and `ModelCreated` already records the status so
-that a rebuild never has to guess it.
+A model is created in status `initial`. Training (docs/training.md "The lifecycle"): `ready` (requested) ->
+`waiting` (its train task is queued) -> `running` (progress at the task's milestones) -> `success` (the artefact
+stored) or `error` (the reason); a cancel puts back the status the model had before the request.
 """
 
 from __future__ import annotations
@@ -62,6 +62,55 @@ class ModelArtefactStored(Changed):
     model_path: str
     size: int
     origin: str
+
+
+class ModelTrainingChanged(Changed):
+    """The training parameters as the owner sent them (checked against infra/training_params.py; parameters
+    left out take their defaults when the task is made)."""
+
+    training: dict[str, Any]
+
+
+class ModelTrainingRequested(Changed):
+    """The owner asked for training (status ready); `previous_status` comes back if it is canceled."""
+
+    previous_status: str
+
+
+class ModelTrainingQueued(Changed):
+    """Train task `task_id` waits for a runner (status waiting, progress 0): made from the request, or waiting
+    again after a failed attempt."""
+
+    task_id: int
+
+
+class ModelTrainingStarted(Changed):
+    """A runner began the train task (status running)."""
+
+    task_id: int
+
+
+class ModelTrainingProgressed(Changed):
+    """The train task passed a milestone (0..100)."""
+
+    task_id: int
+    progress: int
+
+
+class ModelTrainingFailed(Changed):
+    """Training ended without a model (status error): `error` says why. `task_id` is None when no task was made
+    (the dataset or the parameters were refused before any GPU time was spent)."""
+
+    task_id: int | None
+    error: str
+
+
+class ModelTrainingCanceled(Changed):
+    """The request or its task was canceled: the model is back in `status`, the status it had before the request
+    (a retrained model keeps its previous file)."""
+
+    task_id: int | None
+    status: str
 
 
 class ModelDeleted(Deleted):

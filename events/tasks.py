@@ -66,8 +66,26 @@ class TaskProgressed(Changed):
 
 
 class TaskSucceeded(Changed):
+    """Inference: the images made. Training: `model_path` (the artefact's blob key) and the cover in `image_ids`
+    (none when the runner could make none); `prompt_handling` None."""
+
+    class_version = 2
+
     image_ids: list[int]
-    prompt_handling: str  # how the prompt met the text encoder's 77 tokens: whole | chunked
+    prompt_handling: str | None  # how the prompt met the text encoder's 77 tokens: whole | chunked
+    model_path: str | None
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["model_path"] = None  # v1: inference only
+
+
+def task_result(image_ids: list[int], prompt_handling: str | None, model_path: str | None) -> dict[str, Any]:
+    """A succeeded task's `result` as clients see it: the images and how the prompt was handled (inference), or
+    the model's file and the cover (training)."""
+    if model_path is not None:
+        return {"model_path": model_path, "image_ids": list(image_ids)}
+    return {"image_ids": list(image_ids), "prompt_handling": prompt_handling}
 
 
 class TaskFailed(Changed):

@@ -38,6 +38,10 @@ def any_case(*spellings: str) -> BeforeValidator:
     return BeforeValidator(spell)
 
 
+# Names and values are checked against the model's type by infra/training_params.py (a 422 naming each one).
+TrainingParams = Annotated[dict[str, Any], Field(max_length=32, description=(
+    "Training parameters (docs/training.md: steps, learning_rate, batch_size, resolution, rank, alpha, "
+    "num_vectors, ...); each has bounds per model type, and those left out take the type's defaults."))]
 ModelTypeName = Annotated[ModelType, any_case(*MODEL_TYPES)]
 BaseModelName = Annotated[ModelBase, any_case(*BASE_MODELS)]
 
@@ -149,6 +153,7 @@ class ModelIn(Input):
     tags: TagNames = Field(default_factory=list)
     public: Flag = False
     data: Items
+    training: TrainingParams | None = None
 
 
 class ModelPatch(Patch):
@@ -159,10 +164,15 @@ class ModelPatch(Patch):
     tags: TagNames | None = None
     public: Flag | None = None
     image: ObjectRef | None = None  # the cover: an image id the owner can see; null removes it
+    training: TrainingParams | None = None  # replaces the parameters as a whole
+    # Checked by command/models.py for a precise 422: "ready" asks for training, "canceled" stops it.
+    status: Any = Field(default=None, description='"ready" (ask for training) or "canceled" (stop it, sent '
+                                                  'alone); any other value is 422.')
     # Accepted here only to answer them with a precise 422 (see command/models.py), never applied.
-    status: Any = Field(default=None, description="Not settable yet: training is a later release (422).")
     progress: Any = Field(default=None, description="Read-only (422).")
     model_path: Any = Field(default=None, description="Read-only (422).")
+    error: Any = Field(default=None, description="Read-only (422).")
+    task_id: Any = Field(default=None, description="Read-only (422).")
 
 
 class ModelOut(BaseModel):
@@ -181,6 +191,9 @@ class ModelOut(BaseModel):
     user_id: int
     source: int | None
     dataset: Items  # the training data the model was created with
+    training: dict[str, Any]  # the training parameters as sent (defaults fill the rest: docs/training.md)
+    task_id: int | None  # the train task of the current or last training request
+    error: str | None  # why the last training failed (while status is error)
     created_at: datetime
     updated_at: datetime
 

@@ -14,6 +14,7 @@ from command.models import Model, change_model, create_model, delete_model
 from command.routes.deps import Blobs, Commands, IdempotencyKey
 from command.routes.idempotent import created_again
 from command.tag_refs import tag_names
+from command.training import cancel_training
 from events.ids import aggregate_uuid
 from events.store.protocol import DuplicateRequest
 from infra.actor import Actor
@@ -53,7 +54,9 @@ def model_out(app: CommandApp, actor: Actor, model: Model, url_of: Callable[[str
         trigger_words=model.trigger_words, model_path=file_url(model.number, model.model_path), status=model.status,
         progress=model.progress, image=cover_url(app, actor, model.image_id, url_of), image_id=model.image_id,
         tags=tag_names(app, model.tag_ids), public=model.public, user_id=model.user_id, source=model.source,
-        dataset=Items(**model.data), created_at=model.created_on, updated_at=model.modified_on,
+        dataset=Items(**model.data), training=model.training, task_id=model.training_task,
+        error=model.error if model.status == "error" else None, created_at=model.created_on,
+        updated_at=model.modified_on,
     )
 
 
@@ -61,7 +64,8 @@ def model_out(app: CommandApp, actor: Actor, model: Model, url_of: Callable[[str
 def post_model(body: ModelIn, response: Response, app: Commands, actor: RequiredUser, key: IdempotencyKey,
                url_of: BlobUrls) -> ModelOut:
     """Create a model in status `initial` with its training data (`data`: URLs, image ids, featured
-    collection ids; at least one). Tags are names, created on first use.
+    collection ids; at least one) and, optionally, training parameters (`training`, 422 outside their bounds).
+    Tags are names, created on first use.
 
     Or upload one (multipart: a `.safetensors` file with `type` and `base_model`; command/routes/model_files.py
     serves it): checked, stored, and `success` at once (422 not a usable file for that type and base, 413 too
@@ -69,7 +73,8 @@ def post_model(body: ModelIn, response: Response, app: Commands, actor: Required
     try:
         model, seq = create_model(app, actor, name=body.name, type=body.type, base_model=body.base_model,
                                   source=body.source, trigger_words=body.trigger_words, tags=body.tags,
-                                  public=body.public, data=body.data.model_dump(), idempotency_key=key)
+                                  public=body.public, data=body.data.model_dump(), training=body.training,
+                                  idempotency_key=key)
     except DuplicateRequest as dup:
         model, seq = created_again(app, Model, "model", actor, dup, key)
     written(response, seq)
@@ -80,9 +85,15 @@ def post_model(body: ModelIn, response: Response, app: Commands, actor: Required
 @router.patch("/api/models/{model_id}", response_model=ModelOut)
 def patch_model(model_id: ObjectId, body: ModelPatch, response: Response, app: Commands, actor: RequiredUser,
                 url_of: BlobUrls) -> ModelOut:
-    """Change the fields sent: name, trigger_words, tags, public, image (cover image id; null removes it).
-    Owner or admin; 409 while the model is training. `status` cannot be set yet (422)."""
-    model, seq = change_model(app, actor, model_id, body.sent())
+    """Change the fields sent: name, trigger_words, tags, public, image (cover image id; null removes it),
+    training (parameters). `status: "ready"` (from initial, error or success) asks for training, after the other
+    changes; `{"status": "canceled"}` (alone) cancels it: the model goes back to its status before the request.
+    Owner or admin; anything but a cancel is 409 while the model is ready, waiting or running."""
+    sent = body.sent()
+    if sent.get("status") == "canceled" and len(sent) == 1:
+        model, seq = cancel_training(app, actor, model_id)
+    else:
+        model, seq = change_model(app, actor, model_id, sent)
     written(response, seq)
     return model_out(app, actor, model, url_of)
 

@@ -11,6 +11,7 @@ from command.app import CommandApp
 from command.routes.deps import Commands
 from command.tag_refs import tag_names
 from command.tasks import Task, cancel_task, delete_task
+from events.tasks import task_result as result_of
 from infra.auth import RequiredUser
 from infra.http import ObjectId, written
 from infra.schemas_tasks import TaskOut, TaskPatch
@@ -21,7 +22,7 @@ router = APIRouter(tags=["tasks"])
 def task_result(task: Task) -> dict[str, Any] | None:
     if task.status != "success":
         return None
-    return {"image_ids": task.image_ids, "prompt_handling": task.prompt_handling}
+    return result_of(task.image_ids, task.prompt_handling, task.model_path)
 
 
 def task_out(app: CommandApp, task: Task) -> TaskOut:

@@ -17,6 +17,7 @@ from PIL import Image
 
 from gpu_runner.training.sd import TrainingFailed, TrainingImage
 from infra.media import MediaRejected, inspect_upload
+from infra.training_params import MIN_ITEMS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -33,7 +34,7 @@ class Source:
 class Limits:
     max_bytes: int = 32 * 2**20
     max_pixels: int = 40_000_000
-    min_items: int = 4
+    min_items: int = MIN_ITEMS
     max_repeats: int = 100
 
 

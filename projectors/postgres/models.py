@@ -18,6 +18,13 @@ from events.models import (
     ModelDeleted,
     ModelRenamed,
     ModelTagsChanged,
+    ModelTrainingCanceled,
+    ModelTrainingChanged,
+    ModelTrainingFailed,
+    ModelTrainingProgressed,
+    ModelTrainingQueued,
+    ModelTrainingRequested,
+    ModelTrainingStarted,
     ModelTriggerWordsChanged,
     ModelVisibilityChanged,
 )
@@ -44,6 +51,7 @@ class ModelsProjector(Projector):
             " base_model text NOT NULL, source bigint, trigger_words text NOT NULL,"
             " tag_ids bigint[] NOT NULL DEFAULT '{}', public boolean NOT NULL, status text NOT NULL,"
             " progress int NOT NULL DEFAULT 0, model_path text, cover_image_id bigint, data jsonb NOT NULL,"
+            " training jsonb NOT NULL DEFAULT '{}', task_id bigint, error text,"
             " created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, version bigint NOT NULL)",
             "CREATE INDEX IF NOT EXISTS models_created ON {s}.models (created_at DESC, id DESC)",
             "CREATE INDEX IF NOT EXISTS models_user_created ON {s}.models (user_id, created_at DESC, id DESC)",
@@ -79,6 +87,21 @@ class ModelsProjector(Projector):
                          " version = %s WHERE id = %s", s),
                 (event.model_path, event.timestamp, seq, object_id(event)),
             )
+        elif isinstance(event, ModelTrainingChanged):
+            await self._set(cur, s, seq, event, "training", Jsonb(event.training))
+        elif isinstance(event, ModelTrainingRequested):
+            await self._set(cur, s, seq, event, "status", "ready")
+        elif isinstance(event, ModelTrainingQueued):
+            await self._set_many(cur, s, seq, event, status="waiting", progress=0, task_id=event.task_id)
+        elif isinstance(event, ModelTrainingStarted):
+            await self._set_many(cur, s, seq, event, status="running", progress=0)
+        elif isinstance(event, ModelTrainingProgressed):
+            await self._set(cur, s, seq, event, "progress", event.progress)
+        elif isinstance(event, ModelTrainingFailed):
+            await self._set_many(cur, s, seq, event, status="error", progress=0, error=event.error)
+        elif isinstance(event, ModelTrainingCanceled):
+            await self._set_many(cur, s, seq, event, status=event.status,
+                                 progress=100 if event.status == "success" else 0)
         elif isinstance(event, ModelDeleted):
             await cur.execute(self.sql("DELETE FROM {s}.models WHERE id = %s", s), (object_id(event),))
         elif isinstance(event, TagDeleted):
@@ -90,7 +113,11 @@ class ModelsProjector(Projector):
             )
 
     async def _set(self, cur: Any, s: str, seq: int, event: Any, column: str, value: Any) -> None:
+        await self._set_many(cur, s, seq, event, **{column: value})
+
+    async def _set_many(self, cur: Any, s: str, seq: int, event: Any, **values: Any) -> None:
+        columns = ", ".join(f"{column} = %s" for column in values)
         await cur.execute(
-            self.sql(f"UPDATE {{s}}.models SET {column} = %s, updated_at = %s, version = %s WHERE id = %s", s),
-            (value, event.timestamp, seq, object_id(event)),
+            self.sql(f"UPDATE {{s}}.models SET {columns}, updated_at = %s, version = %s WHERE id = %s", s),
+            (*values.values(), event.timestamp, seq, object_id(event)),
         )

@@ -27,6 +27,7 @@ from events.tasks import (
     TaskSucceeded,
     TaskWaiting,
     capability_of,
+    task_result,
 )
 from projectors.base import Projector
 from projectors.postgres.ids import object_id
@@ -68,7 +69,7 @@ class TasksProjector(Projector):
                          " capability, created_at, updated_at, version) VALUES (%s, %s, %s, %s, 'initial', %s, %s,"
                          " %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING", s),
                 (object_id(event), event.user_id, event.name, event.type, Jsonb(data), list(event.tag_ids),
-                 event.public, capability_of(event.data) if event.type == "inference" else None, event.timestamp,
+                 event.public, capability_of(event.data), event.timestamp,
                  event.timestamp, seq),
             )
         elif isinstance(event, TaskWaiting):
@@ -110,8 +111,7 @@ class TasksProjector(Projector):
     async def _finish(self, cur: Any, s: str, seq: int, event: Any) -> None:
         if isinstance(event, TaskSucceeded):
             await self._set(cur, s, seq, event, status="success", progress=100, finished_at=event.timestamp,
-                            result=Jsonb({"image_ids": list(event.image_ids),
-                                          "prompt_handling": event.prompt_handling}))
+                            result=Jsonb(task_result(event.image_ids, event.prompt_handling, event.model_path)))
         elif isinstance(event, TaskFailed):
             await self._set(cur, s, seq, event, status="error", error=event.error, finished_at=event.timestamp)
         else:

@@ -31,7 +31,7 @@ router = APIRouter(tags=["models"])
 COLUMNS = (
     "m.id, m.name, m.type, m.base_model, m.trigger_words, m.model_path, m.status, m.progress,"
     " {image_id} AS image_id, m.public, m.user_id, {source} AS source, {dataset} AS dataset, m.created_at,"
-    " m.updated_at,"
+    " m.updated_at, m.training, {own} AS task_id, {own_error} AS error,"
     " ARRAY(SELECT t.name FROM rm.tags t WHERE t.id = ANY(m.tag_ids) ORDER BY array_position(m.tag_ids, t.id))"
     " AS tags,"
     " (SELECT i.blob_key FROM rm.images i WHERE i.id = m.cover_image_id AND {cover_visible}) AS cover_key"
@@ -50,8 +50,20 @@ def _columns(actor: Actor) -> tuple[str, tuple[Any, ...]]:
     source, source_params = shown_id_sql(actor, MODELS.table, "m.source", "m.user_id")
     dataset, dataset_params = items_sql(actor, "m.data", "m.user_id")
     cover_visible, cover_params = visible_sql(actor, owner_col="i.user_id", public_col="i.public")
-    columns = COLUMNS.format(image_id=image_id, source=source, dataset=dataset, cover_visible=cover_visible)
-    return columns, (*image_params, *source_params, *dataset_params, *cover_params)
+    mine, mine_params = _owner_sql(actor)
+    columns = COLUMNS.format(image_id=image_id, source=source, dataset=dataset, cover_visible=cover_visible,
+                             own=f"CASE WHEN {mine} THEN m.task_id END",
+                             own_error=f"CASE WHEN m.status = 'error' AND {mine} THEN m.error END")
+    return columns, (*image_params, *source_params, *dataset_params, *mine_params, *mine_params, *cover_params)
+
+
+def _owner_sql(actor: Actor) -> tuple[str, tuple[Any, ...]]:
+    """The training's task and failure reason are the owner's (and admins') business: tasks are never public."""
+    if actor.is_admin:
+        return "true", ()
+    if actor.user_id is None:
+        return "false", ()
+    return "m.user_id = %s", (actor.user_id,)
 
 
 def _shaped(row: dict[str, Any], url_of: Callable[[str], str]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Models over HTTP: created in status `initial` with their training data, tags shared with images by name, a
-cover image, visibility; the training lifecycle is not available yet."""
+cover image, visibility (the training lifecycle: test_model_training.py)."""
 
 from __future__ import annotations
 
@@ -151,9 +151,10 @@ def test_patch_changes_the_fields_sent_and_a_cover_the_owner_can_see(system: Sys
 
 
 @pytest.mark.parametrize(("payload", "words"), [
-    ({"status": "ready"}, "not available yet"), ({"status": "initial"}, "not available yet"),
-    ({"progress": 100}, "read-only"), ({"model_path": "s3://x"}, "read-only"),
-    ({"name": "x", "status": "ready"}, "not available yet"),
+    ({"status": "initial"}, "ready"), ({"status": "success"}, "ready"), ({"status": None}, "null"),
+    ({"progress": 100}, "read-only"), ({"model_path": "s3://x"}, "read-only"), ({"error": "x"}, "read-only"),
+    ({"name": "x", "status": "running"}, "ready"), ({"name": "x", "status": "canceled"}, "alone"),
+    ({"training": {"rank": 0}}, "training"), ({"status": "ready", "training": {"steps": 0}}, "steps"),
     ({"name": None}, "null"), ({"tags": None}, "null"), ({"public": None}, "null"),
     ({"user_id": 1}, "user_id"), ({"type": "ckp"}, "type"), ({"base_model": "SD2"}, "base_model"),
     ({"data": {"oss": [OSS]}}, "data"), ({"source": 5}, "source"), ({"created_at": "2020-01-01T00:00:00Z"}, ""),

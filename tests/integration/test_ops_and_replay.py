@@ -46,7 +46,7 @@ def test_background_work_queues_show_in_readiness_and_metrics(system: System) ->
         with system.client() as client:
             return dict(client.get("/readyz").json()["checks"].get("work_queues", {}))
 
-    assert eventually(lambda: {"account_deletions", "blob_reaper"} <= set(queues()))
+    assert eventually(lambda: {"account_deletions", "blob_reaper", "training_requests"} <= set(queues()))
     # An account deletion that cannot proceed yet (its sequence is beyond the log): it waits, and shows.
     with psycopg.connect(system.database_url, autocommit=True) as conn:
         conn.execute("INSERT INTO public.account_deletion_queue (user_id, sequence, queued_at)"

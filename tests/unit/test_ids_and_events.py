@@ -11,6 +11,7 @@ from command.tags import Tag, clean_tag_name
 from events.codec import decode, mapper
 from events.ids import MAX_ID, aggregate_uuid, new_id, split_uuid, subject_for, uuid_for_subject
 from events.tags import TagCreated, TagRenamed
+from events.tasks import TaskSucceeded
 from infra.errors import Invalid
 
 
@@ -44,6 +45,16 @@ def test_a_stored_v1_tag_created_payload_is_upcast_to_v2() -> None:
     assert event.timestamp == datetime(2025, 3, 1, 10, tzinfo=UTC)
     tag = event.mutate(None)
     assert isinstance(tag, Tag) and tag.name == "sunset"
+
+
+def test_a_stored_v1_task_succeeded_payload_reads_as_an_inference_success() -> None:
+    v1_state = json.dumps({
+        "timestamp": {"_type_": "datetime_iso", "_data_": "2026-03-01T10:00:00+00:00"},
+        "originator_topic": "command.tasks:Task", "image_ids": [5, 6], "prompt_handling": "whole",
+    }).encode()
+    event = decode(aggregate_uuid("task", 42), 4, "events.tasks:TaskSucceeded", v1_state)
+    assert isinstance(event, TaskSucceeded)
+    assert (event.image_ids, event.prompt_handling, event.model_path) == ([5, 6], "whole", None)
 
 
 def test_new_payloads_carry_their_class_version() -> None:

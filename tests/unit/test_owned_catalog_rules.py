@@ -100,21 +100,26 @@ def test_param_data_refuses_what_the_read_model_cannot_store(bad: dict) -> None:
         check_param_data(bad)
 
 
-@pytest.mark.parametrize("status", ["waiting", "running"])
+@pytest.mark.parametrize("status", ["ready", "waiting", "running"])
 def test_a_training_model_is_locked(status: str) -> None:
     with pytest.raises(Conflict, match=status):
         new_model(status).check_unlocked()
     new_model("initial").check_unlocked()
     new_model("error").check_unlocked()
+    new_model("success").check_unlocked()
 
 
-def test_status_progress_and_model_path_cannot_be_set() -> None:
-    with pytest.raises(Invalid, match="not available yet"):
-        check_patch_fields({"status": "ready"})
-    for field in ("progress", "model_path"):
+def test_status_takes_ready_or_a_lone_cancel_and_progress_and_model_path_are_read_only() -> None:
+    for status in ("initial", "waiting", "running", "success", "error", "READY", None):
+        with pytest.raises(Invalid, match=r"ready .* or canceled"):
+            check_patch_fields({"status": status})
+    with pytest.raises(Invalid, match="alone"):
+        check_patch_fields({"status": "canceled", "name": "x"})
+    for field in ("progress", "model_path", "error", "task_id"):
         with pytest.raises(Invalid, match="read-only"):
             check_patch_fields({field: 1})
-    check_patch_fields({"name": "x", "image": None})
+    check_patch_fields({"name": "x", "image": None, "status": "ready"})
+    check_patch_fields({"status": "canceled"})
 
 
 @pytest.mark.parametrize("url", ["https://example.com/a.png", "http://93.184.216.34:9000/bucket/x.jpg",
