@@ -14,7 +14,7 @@ steps as projectors/rebuild.py, in the search cluster's terms (docs/search.md "S
   is the stream sequence of the last event applied to it, so equal versions are equal documents).
 
 Not run on the development machines (no Elasticsearch server can be installed there); the alias actions are
-unit-tested (tests/unit/test_search_rebuild.py).
+unit-tested (tests/unit/test_search_alias_swap.py).
 """
 
 from __future__ import annotations
