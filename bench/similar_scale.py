@@ -127,9 +127,10 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(3)
     nats = NatsServer(folder / "nats").start()
-    postgres = PostgresServer(folder / "pg").start()
+    postgres = PostgresServer(folder / "pg")
     api = None
     try:
+        postgres.start()  # inside: a PostgreSQL that cannot start must not leave NATS running
         database_url = postgres.url
         if args.reuse:
             picked = json.loads(similar_load.saved(folder).read_text())
