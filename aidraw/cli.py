@@ -6,6 +6,7 @@
     aidraw projector [NAME ...]     the projectors (all by default)
     aidraw runner                   a generation runner (AIDRAW_RUNNER_*, docs/tasks.md)
     aidraw rebuild PROJECTION       rebuild a read model from sequence 0, then swap it in
+                                    (search_images: the Elasticsearch index, swapped by alias)
     aidraw audit AGGREGATE ID       an object's history from the event log
     aidraw user create [--admin] NAME EMAIL
                                     make an account (the first admin); the password comes from
@@ -114,6 +115,7 @@ def _migrate(settings: Settings) -> int:
 def _rebuild(settings: Settings, name: str) -> int:
     from tqdm import tqdm
 
+    from aidraw import search_rebuild
     from aidraw.endpoints import resolve
     from aidraw.roles import projector_named
     from events.store.bridge import NatsBridge
@@ -122,7 +124,7 @@ def _rebuild(settings: Settings, name: str) -> int:
     from projectors.rebuild import rebuild
 
     try:
-        projector = projector_named(name)
+        projector = None if name == "search_images" else projector_named(name)
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
@@ -134,6 +136,9 @@ def _rebuild(settings: Settings, name: str) -> int:
 
     def progress(position: int) -> None:
         bar.update(max(0, min(position, end) - bar.n))
+
+    if projector is None:  # the Elasticsearch index: a new index, then the alias (docs/search.md)
+        return search_rebuild.rebuild_index(settings, ends.database_url, ends.nats_url, end, progress)
 
     report = asyncio.run(rebuild(projector, Target(ends.nats_url, settings.stream_name, ends.database_url), end,
                                  progress))
@@ -149,6 +154,10 @@ def _rebuild(settings: Settings, name: str) -> int:
     else:
         print(f"{name}: rebuilt to sequence {report.position}; DIFFERED from the live copy "
               f"(rows per table: {report.differences}); the rebuilt copy, made from the log, is now live.")
+    if report.deferred_s:
+        print(f"{name}: its deferred indexes were built in {report.deferred_s:.1f} s after the replay.")
+    if name == "images":  # the search read model's check: which embedding recipe the rows carry
+        print(search_rebuild.coverage(ends.database_url))
     return 0
 
 

@@ -9,9 +9,14 @@ A ranked list is three runs, one after the other, each a part of what the filter
 So every filtered image appears exactly once, `total` is the filter's total (less the query image, which
 `similar=` leaves out), and pages are stable for a given log position.
 
-A page within the first EF_SEARCH (100) ranked rows reads only those 100 nearest; a deeper page reads all
-`nearest`. With the exact scan both are the same order; with the approximate index scan the longer list may
-order its tail slightly differently, so a page boundary past row 100 can, rarely, repeat or skip an image.
+A page reads only as many of the nearest as it needs (offset + page size + 1, to know whether more follow),
+unless it reaches past them: then all `nearest`, to know what follows in date order. Asking the index for more
+than its search list (`hnsw.ef_search`) holds makes the iterative scan search the graph again: page 1 asking
+for the 100 nearest under a filter that drops 10% cost 4 times the index work of asking for 21
+(bench/similar_scale.py, docs/benchmarks.md). With the exact scan every length gives the same order; with the
+index, the pages within its first search list (about ef_search x the filter's share) are cut from the same
+list, and past it a longer list may order its tail slightly differently, so a page boundary there can, rarely,
+repeat or skip an image.
 
 Finding the nearest: with few matching images (an exact total at most EXACT_BELOW) an exact scan; otherwise the
 HNSW index with pgvector 0.8's iterative scan (`relaxed_order`, re-sorted here), which keeps scanning the graph
@@ -83,9 +88,9 @@ async def _page(cur: AsyncCursor[dict[str, Any]], collection: Collection, query:
 
     near: list[int] = []
     offset, size = query.offset, query.page_size
-    # Only as many of the nearest as this page needs (at least EF_SEARCH, the candidates one index scan visits
-    # anyway), unless the page reaches past them: then all `nearest`, to know what follows in date order.
-    limit = min(nearest, max(offset + size + 1, EF_SEARCH))
+    # Only as many of the nearest as this page needs (see the module's docstring), unless the page reaches past
+    # them: then all `nearest`, to know what follows in date order.
+    limit = min(nearest, offset + size + 1)
     if ranking.vector is not None:
         near = await _nearest(cur, collection, where, params, ranking, limit, total if exact else None)
         if len(near) > offset + size:  # the page lies within the ranked run, and more follows
@@ -93,24 +98,36 @@ async def _page(cur: AsyncCursor[dict[str, Any]], collection: Collection, query:
                                       True, ranking.applied)
         if limit < nearest and len(near) == limit:
             near = await _nearest(cur, collection, where, params, ranking, nearest, total if exact else None)
-    page_ids = near[offset:offset + size]
+    # Then the images the ranking started from (a small set, read by id), then the rest newest first, each in
+    # date order. Two reads, not one ORDER BY over both: that sorted every filtered row (0.6 s at 100,000
+    # images), where the rest alone walks the date index.
+    sources: list[int] = []
+    if ranking.after:
+        await cur.execute(f"SELECT {a}.id FROM {collection.table} {a} WHERE {where} AND {a}.id = ANY(%s)"
+                          f" AND NOT ({a}.id = ANY(%s)) ORDER BY {a}.created_at DESC, {a}.id DESC",
+                          [*params, list(ranking.after), near])
+        sources = [int(r["id"]) for r in await cur.fetchall()]
+    ahead = [*near, *sources]
+    page_ids = ahead[offset:offset + size]
+    if offset + size < len(ahead):
+        return await _rows_answer(cur, collection, query, page_ids, columns, total, exact, True, ranking.applied)
     need = size - len(page_ids)
     await cur.execute(
         f"SELECT {a}.id FROM {collection.table} {a} WHERE {where} AND NOT ({a}.id = ANY(%s))"
-        f" ORDER BY ({a}.id = ANY(%s)) DESC, {a}.created_at DESC, {a}.id DESC LIMIT %s OFFSET %s",
-        [*params, near, list(ranking.after), need + 1, max(0, offset - len(near))])
+        f" ORDER BY {a}.created_at DESC, {a}.id DESC LIMIT %s OFFSET %s",
+        [*params, ahead, need + 1, max(0, offset - len(ahead))])
     rest = [int(r["id"]) for r in await cur.fetchall()]
-    more = offset + size < len(near) or len(rest) > need
     page_ids += rest[:need]
-    return await _rows_answer(cur, collection, query, page_ids, columns, total, exact, more, ranking.applied)
+    return await _rows_answer(cur, collection, query, page_ids, columns, total, exact, len(rest) > need,
+                              ranking.applied)
 
 
 async def _rows_answer(cur: AsyncCursor[dict[str, Any]], collection: Collection, query: ListQuery,
                        page_ids: list[int], columns: str, total: int, exact: bool, more: bool,
                        applied: str) -> dict[str, Any]:
     a = collection.alias
-    rows: list[dict[str, Any]] = []
-    if page_ids:
+    rows: list[dict[str, Any]] = [{"id": n} for n in page_ids]  # the ids alone need no second read
+    if page_ids and columns != f"{a}.id":
         await cur.execute(f"SELECT {columns} FROM {collection.table} {a} WHERE {a}.id = ANY(%s)", [page_ids])
         found = {int(r["id"]): r for r in await cur.fetchall()}
         rows = [found[n] for n in page_ids if n in found]

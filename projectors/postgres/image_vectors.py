@@ -24,10 +24,13 @@ VECTOR_EXTENSION: list[str] = [
 # The columns, part of rm.images' CREATE TABLE (the migration step makes them; a new shape is a rebuild).
 VECTOR_COLUMNS = f"embedding vector({DIMS}), embedding_version int NOT NULL DEFAULT 0"
 VECTOR_COLUMN_NAMES = ("embedding", "embedding_version")  # written by ImageEmbedded, not by the upload
-VECTOR_DDL: list[str] = [
-    # m and ef_construction are pgvector's defaults; bench/similar.py measures recall and build cost with them.
+# m and ef_construction are pgvector's defaults; bench/similar_scale.py measures recall and build cost with them.
+# Deferred (projectors/base.py): a rebuild builds it from the replayed rows, in bulk, before the swap.
+VECTOR_INDEX: list[str] = [
     "CREATE INDEX IF NOT EXISTS images_embedding ON {s}.images USING hnsw (embedding vector_ip_ops)"
     " WITH (m = 16, ef_construction = 64)",
+]
+VECTOR_DDL: list[str] = [
     # The embedding worker's work list: images whose embedding is older than the current recipe, oldest first.
     "CREATE INDEX IF NOT EXISTS images_embedding_version ON {s}.images (embedding_version, created_at)",
 ]

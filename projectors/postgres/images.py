@@ -17,7 +17,7 @@ from events.tags import TagDeleted
 from projectors.base import Projector
 from projectors.postgres import choice_rows, image_rows
 from projectors.postgres.image_indexes import IMAGE_COUNT_TABLES, IMAGE_INDEXES
-from projectors.postgres.image_vectors import VECTOR_COLUMNS, VECTOR_DDL, VECTOR_EXTENSION, image_embedded
+from projectors.postgres.image_vectors import VECTOR_COLUMNS, VECTOR_DDL, VECTOR_EXTENSION, VECTOR_INDEX, image_embedded
 
 DDL = [
     "CREATE TABLE IF NOT EXISTS {s}.images ("
@@ -55,6 +55,9 @@ class ImagesProjector(Projector):
 
     def ddl(self) -> Sequence[str]:
         return [*VECTOR_EXTENSION, *DDL, *IMAGE_INDEXES, *VECTOR_DDL]
+
+    def deferred_ddl(self) -> Sequence[str]:
+        return VECTOR_INDEX
 
     async def apply(self, cur: Any, s: str, seq: int, event: Any) -> None:
         if isinstance(event, ImageUploaded):

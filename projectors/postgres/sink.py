@@ -19,7 +19,7 @@ import psycopg
 from events.changes import ObjectsChanged
 from infra import locks
 from projectors import checkpoints
-from projectors.base import LIVE_SCHEMA, Projector
+from projectors.base import LIVE_SCHEMA, REBUILD_SCHEMA, Projector
 from projectors.postgres.buffered import BufferedCursor
 from projectors.sink import CheckpointMoved, Projected
 
@@ -31,12 +31,14 @@ def leader_lock(checkpoint_name: str) -> tuple[int, int]:
     return locks.PROJECTOR_LEADER, locks.name_id(checkpoint_name) & 0x7FFFFFFF
 
 
-async def create_schema(conn: psycopg.AsyncConnection[Any], projector: Projector, schema: str) -> None:
-    """The projector's schema, tables and indexes (idempotent; concurrent callers take turns)."""
+async def create_schema(conn: psycopg.AsyncConnection[Any], projector: Projector, schema: str,
+                        deferred: bool = True) -> None:
+    """The projector's schema, tables and indexes (idempotent; concurrent callers take turns); without its
+    deferred indexes when `deferred` is False (a rebuild's fresh copy makes them after the replay)."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks.READ_MODEL_SETUP,))
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        for statement in projector.ddl():
+        for statement in [*projector.ddl(), *(projector.deferred_ddl() if deferred else ())]:
             await conn.execute(projector.sql(statement, schema))  # type: ignore[arg-type]
 
 
@@ -64,7 +66,7 @@ class PostgresSink:
         await checkpoints.setup(self.conn)
         # The migration step (projectors/migrate.py) made the live schema already; a rebuild's is new. Either
         # way this is idempotent, and lets a loop run on a database nothing migrated (tests, benchmarks).
-        await create_schema(self.conn, self.projector, self.schema)
+        await create_schema(self.conn, self.projector, self.schema, deferred=self.schema != REBUILD_SCHEMA)
         await self.conn.set_autocommit(False)
         return True
 

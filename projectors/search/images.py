@@ -54,13 +54,18 @@ class ImageSearchProjector(Projector):
             await self._client.close()
             self._client, self._ready = None, set()
 
+    async def connected(self) -> Any:
+        """The cluster's client, made when missing (`close` drops it)."""
+        if self._client is None:
+            self._client = async_client(self.url)
+        return self._client
+
     async def index(self, s: str) -> str:
         """The index of read-model schema `s`, made when missing."""
         return await self._index(s)
 
     async def _index(self, s: str) -> str:
-        if self._client is None:
-            self._client = async_client(self.url)
+        await self.connected()
         name = index_name(self.prefix, s)
         if name not in self._ready:
             await ensure_index(self._client, name)

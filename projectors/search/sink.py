@@ -11,6 +11,8 @@
   PostgreSQL's projection_checkpoints with NOTIFY, which the API's read-your-writes and /readyz watch; a crash
   between the two leaves that copy behind until the next commit (a reader waits longer; nothing is lost).
 - One instance is active at a time: the PostgreSQL leader lock every projection takes (projectors/postgres/sink.py).
+- A batch holds the PostgreSQL copy's row lock from `apply_batch` to `commit`, as a PostgreSQL batch does, so a
+  rebuild's swap (projectors/search/rebuild.py) never interleaves with a batch's writes.
 
 Not run on the development machines (no Elasticsearch server can be installed there): the contract suite
 (tests/contract/test_image_search.py) runs it where AIDRAW_ELASTICSEARCH_URL names a server.
@@ -62,7 +64,11 @@ class ElasticsearchSink:
         return int(found["_source"]["position"])
 
     async def apply_batch(self, position: int, events: Sequence[Projected]) -> None:
+        # First the PostgreSQL copy's row lock, held until the commit: a rebuild swapping the index holds it, so
+        # this batch writes nothing until the swap is over (then through the alias, into the new index).
+        await checkpoints.lock_and_read(self._leader.conn, self.name)
         if await self.load_checkpoint() != position:
+            await self.abort()
             raise CheckpointMoved
         for item in events:
             await self.projector.apply(None, self.schema, item.sequence, item.event)
@@ -76,10 +82,10 @@ class ElasticsearchSink:
         except ConflictError:
             raise CheckpointMoved from None
         conn = self._leader.conn
-        await checkpoints.lock_and_read(conn, self.name)
         await checkpoints.store(conn, self.name, position)
         await conn.commit()
         return []  # the images read model announces the same images (projectors/postgres/images.py)
 
     async def abort(self) -> None:
-        """Nothing staged: the documents written are replay-safe."""
+        """Nothing staged (the documents written are replay-safe): release the checkpoint row."""
+        await self._leader.abort()

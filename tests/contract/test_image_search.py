@@ -114,7 +114,7 @@ def adapter(request: pytest.FixtureRequest, postgres_server: Any) -> Iterator[Ad
     with psycopg.connect(url) as conn:
         conn.execute("CREATE SCHEMA rm")
         for projector in (TagsProjector(), ImagesProjector()):
-            for statement in projector.ddl():
+            for statement in [*projector.ddl(), *projector.deferred_ddl()]:
                 conn.execute(projector.sql(statement, "rm"))  # type: ignore[arg-type]
     made = Adapter(request.param, url)
     yield made
@@ -174,6 +174,38 @@ def test_a_ranked_list_holds_every_selected_image_once_nearest_first(
             assert found.next == (page * size < len(best))
             walked += found.ids
         assert walked == best
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=SUPPRESS)
+@given(data=st.data(), world=galleries())
+def test_past_the_nearest_come_the_sources_then_the_rest_each_newest_first(
+        adapter: Adapter, data: st.DataObject, world: tuple[Gallery, list[Image], list[int]]) -> None:
+    """A recommendation with `nearest` 3: the 3 best of the selected images that are not sources, then the
+    selected sources, then every other selected image, both newest first; every selected image once."""
+    gallery, first, deleted = world
+    if not gallery.images:
+        return
+    adapter.load(gallery, first, deleted)
+    rng = random.Random(data.draw(st.integers(0, 2**32)))
+    sources = tuple(data.draw(st.lists(st.sampled_from([i.id for i in gallery.images]), max_size=4, unique=True)))
+    vector = vector_of(data.draw(st.integers(1, 10**6)))
+    by_id = {i.id: i for i in gallery.images}
+    query = data.draw(image_queries(gallery))
+    caller = data.draw(callers)
+    newest = sorted(expected_list(gallery, caller, query), key=lambda n: (by_id[n].created_at, n), reverse=True)
+    near = sorted((n for n in newest if n not in sources), key=lambda n: -score(vector, vector_of(n)))[:3]
+    expected = [*near, *(n for n in newest if n in sources), *(n for n in newest if n not in sources and n not in near)]
+    size, walked = data.draw(st.integers(1, 4)), []
+    adapter.search.nearest = 3  # type: ignore[attr-defined]
+    try:
+        for page in range(1, len(expected) // size + 2):
+            found = adapter.page(to_query_string(query, rng, page, size), caller,
+                                 Ranking(vector, "like", after=sources))
+            assert found.next == (page * size < len(expected)) and found.total == len(expected)
+            walked += found.ids
+    finally:
+        adapter.search.nearest = 1000  # type: ignore[attr-defined]
+    assert walked == expected
 
 
 @pytest.mark.skipif(not ES_URL, reason=NO_ES)
