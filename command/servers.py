@@ -20,7 +20,6 @@ from events.servers import ServerDeleted, ServerDrainRequested, ServerResumed
 from infra.actor import Actor
 from infra.errors import Conflict, Forbidden
 
-STATUSES = ("draining", "online")  # what an admin may set: PATCH {"status": ...}
 
 
 class Server(NumberedAggregate):
