@@ -21,7 +21,6 @@ from infra.actor import Actor
 from infra.errors import Conflict, Forbidden
 
 
-
 class Server(NumberedAggregate):
     def __init__(self, name: str, device: str, capabilities: list[str], software_version: str,
                  memory_bytes: int | None) -> None:

@@ -50,7 +50,7 @@ def describe(capability: str) -> str:
     if capability.startswith("base-"):
         return f"base model {capability.removeprefix('base-')}"
     if capability.startswith("train-"):
-        return f"training on {capability.removeprefix('train-')}"
+        return f"training on {describe(capability.removeprefix('train-'))}"
     return capability
 
 
