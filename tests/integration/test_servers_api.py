@@ -81,7 +81,8 @@ def finished(system: System, who: Account, task_id: int) -> dict[str, Any]:
 
 def test_a_runner_shows_online_with_what_it_is(system: System, alice: Account) -> None:
     server = the_server(system, alice, "online")
-    assert server["name"] == "srv-1" and server["device"] == "cpu" and server["capabilities"] == ["default"]
+    assert server["name"] == "srv-1" and server["device"] == "cpu"
+    assert server["capabilities"] == ["default", "train-default"]
     assert server["memory"] > 2**20 and server["version"] and server["task_id"] is None
     seen = datetime.fromisoformat(server["last_seen_at"])
     assert abs((datetime.now(UTC) - seen).total_seconds()) < 10
