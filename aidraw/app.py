@@ -16,6 +16,7 @@ from command.routes import datasets as command_datasets
 from command.routes import model_files as command_model_files
 from command.routes import models as command_models
 from command.routes import params as command_params
+from command.routes import servers as command_servers
 from command.routes import sessions as command_sessions
 from command.routes import tags as command_tags
 from command.routes import tasks as command_tasks
@@ -32,6 +33,7 @@ from query.routes import datasets as query_datasets
 from query.routes import model_files as query_model_files
 from query.routes import models as query_models
 from query.routes import params as query_params
+from query.routes import servers as query_servers
 from query.routes import sessions as query_sessions
 from query.routes import tags as query_tags
 from query.routes import tasks as query_tasks
@@ -82,7 +84,7 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     # The multipart model upload before the JSON create: both are POST /api/models (command/routes/model_files.py).
     for router in (command_params.router, query_params.router, command_datasets.router, query_datasets.router,
                    command_model_files.router, command_models.router, query_models.router, query_model_files.router,
-                   command_tasks.router, query_tasks.router):
+                   command_tasks.router, query_tasks.router, command_servers.router, query_servers.router):
         app.include_router(router, dependencies=checked)
     for router in IMAGE_ROUTERS:
         app.include_router(router, dependencies=checked)

@@ -29,6 +29,7 @@ from events.views import ViewRecorder, views_prefix, views_stream_name
 from infra import passwords
 from infra.decode_pool import DecodePool
 from infra.keys import PostgresKeyStore
+from infra.presence import RunnerPresence
 from infra.ratelimit import LoginThrottle
 from infra.services import SharedServices, container
 from infra.settings import Settings
@@ -58,6 +59,7 @@ class Services:
     decoders: DecodePool  # image decoding within a memory budget, shared by every upload (infra/decode_pool.py)
     live: LiveFeed  # WebSockets: the hub with its one NATS subscription, the ticket bucket (query/live/)
     image_search: ImageSearch  # the image lists' adapter, picked by AIDRAW_SEARCH (aidraw/search.py)
+    presence: RunnerPresence  # the runners alive now, from their heartbeats (infra/presence.py)
 
 
 @asynccontextmanager
@@ -88,6 +90,13 @@ async def bootstrap(settings: Settings, nats_url: str, database_url: str) -> Asy
                              views_prefix(settings.subject_prefix), settings.views_max_age_s)
         views.start()
         stack.push_async_callback(views.close)
+        presence = RunnerPresence(settings.runner_ttl_s)
+        await presence.start(client.jetstream(), settings.stream_name, settings.stream_replicas)
+        stack.push_async_callback(presence.stop)
+        from aidraw import server_metrics  # here, as aidraw.live below: it imports aidraw.ops
+
+        server_metrics.follow(presence)
+        stack.callback(server_metrics.forget, presence)
         from aidraw import live  # here: aidraw.live's gauges import aidraw.ops, which imports this module
 
         feed = await live.start(settings, client)  # the live feed's one subscription, on this same client
@@ -99,7 +108,7 @@ async def bootstrap(settings: Settings, nats_url: str, database_url: str) -> Asy
                             extend_session=SessionExtender(commands), keys=keys, login_throttle=throttle,
                             blobs=blobs, pool=pool, watcher=watcher, caller_sequences=CallerSequences(),
                             nats=client, views=views, decoders=decoders, live=feed,
-                            image_search=search)
+                            image_search=search, presence=presence)
         # Each side's view of the container: mypy checks that the container provides every part.
         shared: SharedServices = services
         command_side: CommandServices = services

@@ -9,6 +9,7 @@ from projectors.postgres.datasets import DatasetsProjector
 from projectors.postgres.images import ImagesProjector
 from projectors.postgres.models import ModelsProjector
 from projectors.postgres.params import ParamsProjector
+from projectors.postgres.servers import ServersProjector
 from projectors.postgres.sessions import SessionsProjector
 from projectors.postgres.tags import TagsProjector
 from projectors.postgres.tasks import TasksProjector
@@ -24,6 +25,7 @@ PROJECTORS: list[Projector] = [
     ImagesProjector(),
     ModelsProjector(),
     TasksProjector(),
+    ServersProjector(),
 ]
 
 

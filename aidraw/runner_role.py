@@ -64,6 +64,7 @@ def capabilities(settings: Settings) -> dict[str, Base]:
 
 def run_runner(settings: Settings, nats_url: str) -> int:
     from gpu_runner.pipeline import PipelinePool
+    from gpu_runner.presence import device_memory
     from gpu_runner.worker import RunnerConfig, Worker
     from infra.storage.factory import blob_store_from_env
 
@@ -72,7 +73,8 @@ def run_runner(settings: Settings, nats_url: str) -> int:
         name=settings.runner_name or socket.gethostname(), device=settings.runner_device,
         capabilities=capabilities(settings), batch_size=settings.runner_batch_size,
         ack_wait_s=settings.runner_ack_wait_s, max_deliver=settings.runner_max_deliver,
-        url_allowed=settings.url_allowed_hosts, train_samples=settings.runner_train_samples)
+        url_allowed=settings.url_allowed_hosts, train_samples=settings.runner_train_samples,
+        ttl_s=settings.runner_ttl_s, memory_bytes=device_memory(settings.runner_device))
     try:
         pool = PipelinePool(device=settings.runner_device, dtype=settings.runner_dtype,
                             memory_budget_bytes=settings.runner_memory_budget_bytes)

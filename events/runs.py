@@ -15,12 +15,19 @@ from events.base import Changed, Created
 
 
 class RunnerStarted(Created):
-    """A runner came up: what it is and what it serves (the servers list builds on it)."""
+    """A runner came up: what it is and what it serves (the servers list builds on it). class_version 2 added
+    `memory_bytes`, the device's memory (None: unknown, and every v1 runner)."""
 
+    class_version = 2
     name: str
     device: str
     capabilities: list[str]
     software_version: str
+    memory_bytes: int | None
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["memory_bytes"] = None
 
 
 class RunStarted(Changed):

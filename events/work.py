@@ -15,7 +15,7 @@ from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 
 DUPLICATE_WINDOW_S = 15 * 60.0
 _STREAM_NAME_IN_USE = 10058
@@ -51,6 +51,15 @@ async def ensure_work_stream(js: JetStreamContext, stream: str, prefix: str, rep
         if exc.err_code != _STREAM_NAME_IN_USE:
             raise
         await js.update_stream(config)
+
+
+async def open_work_stream(js: JetStreamContext, stream: str, prefix: str) -> None:
+    """For a runner: the stream as the scheduler made it (never changed: a runner does not know the replicas,
+    and its restricted NATS user may not change streams, docs/runners.md); created only where it is missing."""
+    try:
+        await js.stream_info(work_stream_name(stream))
+    except NotFoundError:
+        await ensure_work_stream(js, stream, prefix)
 
 
 def work_item(task_id: int, capability: str, user_id: int, data: dict[str, Any]) -> bytes:

@@ -42,13 +42,15 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
+from events.heartbeats import open_heartbeats
 from events.ids import aggregate_uuid
 from events.progress import Progress, progress_subject
 from events.runs import RunFailed, RunProduced, RunProgressed, RunStarted
 from events.store.protocol import AsyncEventStore
-from events.work import ensure_work_stream, read_work_item, work_prefix, work_stream_name
+from events.work import open_work_stream, read_work_item, work_prefix, work_stream_name
 from gpu_runner.model_cache import DEFAULT_MODEL_CACHE_BYTES, ModelFileCache
 from gpu_runner.pipeline import Canceled, GenerationRequest, GenerationResult, PipelinePool, StepReport, Unsupported
+from gpu_runner.presence import Presence
 from gpu_runner.reports import ReportLog
 from gpu_runner.train_checkpoints import open_index
 from gpu_runner.train_job import Lent, TrainJob
@@ -79,6 +81,8 @@ class RunnerConfig:
     version: str = "0.1.0"
     url_allowed: AllowList = NOTHING_ALLOWED  # private hosts a training dataset's URLs may name
     train_samples: int = 10  # sample images per training run
+    ttl_s: float = 15.0  # heartbeats (gpu_runner/presence.py): offline this long after the last one
+    memory_bytes: int | None = None  # the device's memory, for the servers list
 
 
 @dataclass
@@ -107,6 +111,8 @@ class Worker:
         self.ready = asyncio.Event()  # tests: the consumers exist and the runner is registered
         self.server_id: int | None = None
         self.stopping = asyncio.Event()
+        self.reports: ReportLog | None = None  # its server aggregate, once registered
+        self.presence: Presence  # set on each connection (gpu_runner/presence.py)
 
     async def run(self, stop: asyncio.Event) -> None:
         self.stopping = stop  # a training run checkpoints and gives its item back when it is set
@@ -123,11 +129,9 @@ class Worker:
         nc = await nats.connect(c.nats_url, name=f"aidraw-runner-{c.name}", max_reconnect_attempts=-1)
         try:
             js = nc.jetstream()
-            await ensure_work_stream(js, c.stream, c.prefix)
+            await open_work_stream(js, c.stream, c.prefix)
             store = self.event_store(nc)
-            reports = ReportLog(store)
-            await reports.register(c.name, c.device, sorted(c.capabilities), c.version)
-            self.server_id = reports.server_id
+            reports = await self._reports(store)
             subs = [(cap, await self._consumer(js, cap)) for cap in sorted(c.capabilities)]
             run = _Run(self, nc, store, reports)
             run.js, run.checkpoints = js, await open_index(js, c.stream)
@@ -138,17 +142,50 @@ class Worker:
 
             await nc.subscribe(f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{work_stream_name(c.stream)}.*",
                                cb=gave_up)
+            self.presence = Presence(await open_heartbeats(js, c.stream, c.ttl_s), reports, c.ttl_s,
+                                     sorted(c.capabilities))
+            beating = asyncio.ensure_future(self.presence.run())
             self.ready.set()
-            while not stop.is_set():
-                for capability, sub in subs:
-                    try:
-                        size = 1 if capability.startswith(TRAIN_PREFIX) else c.batch_size
-                        msgs = await sub.fetch(size, timeout=IDLE_WAIT_S)
-                    except TimeoutError:  # nats-py raises its own or asyncio's (both are TimeoutError) when idle
-                        continue
-                    await run.batch(capability, msgs)
+            try:
+                await self._serve(subs, run, stop)
+            finally:
+                beating.cancel()
+                await asyncio.gather(beating, return_exceptions=True)
         finally:
             await nc.close()
+
+    async def _reports(self, store: AsyncEventStore) -> ReportLog:
+        """The runner's server aggregate: registered once per process, so a reconnect keeps its id (and a drain)."""
+        if self.reports is None:
+            reports = ReportLog(store)
+            c = self.config
+            await reports.register(c.name, c.device, sorted(c.capabilities), c.version, c.memory_bytes)
+            self.reports, self.server_id = reports, reports.server_id
+        else:
+            self.reports.store = store
+            await self.reports.sync()
+        return self.reports
+
+    async def _serve(self, subs: list[tuple[str, JetStreamContext.PullSubscription]], run: _Run,
+                     stop: asyncio.Event) -> None:
+        """Fetch and run while not stopped; a draining runner fetches nothing (it has finished its batch)."""
+        while not stop.is_set():
+            if not self.presence.taking_work:
+                await asyncio.sleep(IDLE_WAIT_S)
+                continue
+            for capability, sub in subs:
+                if not self.presence.taking_work:
+                    break
+                try:
+                    size = 1 if capability.startswith(TRAIN_PREFIX) else self.config.batch_size
+                    msgs = await sub.fetch(size, timeout=IDLE_WAIT_S)
+                except TimeoutError:  # nats-py raises its own or asyncio's (both are TimeoutError) when idle
+                    continue
+                self.presence.busy_with([int(str(m.subject).rsplit(".", 1)[-1]) for m in msgs])
+                try:
+                    await run.batch(capability, msgs)
+                finally:
+                    self.presence.idle()
 
     async def _consumer(self, js: JetStreamContext, capability: str) -> JetStreamContext.PullSubscription:
         c = self.config

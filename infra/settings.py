@@ -288,6 +288,8 @@ class Settings:
     runner_kinds: tuple[str, ...] = RUNNER_KINDS
     # Sample images (previews made with the model as it stands) per training run; 0: none.
     runner_train_samples: int = 10
+    # Runner heartbeats (docs/runners.md): a runner with no heartbeat for this long shows offline.
+    runner_ttl_s: float = 15.0
     base_model_path: str = ""
     base_model_config: str = ""
     extra: dict[str, str] = field(default_factory=dict)
@@ -367,6 +369,7 @@ class Settings:
             runner_model_cache_bytes=_env_int("AIDRAW_RUNNER_MODEL_CACHE", 20 * 2**30, 2**20),
             runner_kinds=_env_kinds("AIDRAW_RUNNER_KINDS", RUNNER_KINDS),
             runner_train_samples=_env_int("AIDRAW_RUNNER_TRAIN_SAMPLES", 10, 0, 100),
+            runner_ttl_s=_env_float("AIDRAW_RUNNER_TTL", 15.0, 3, 3600),
             base_model_path=_env("AIDRAW_BASE_MODEL_PATH", ""),
             base_model_config=_env("AIDRAW_BASE_MODEL_CONFIG", ""),
         )

@@ -64,3 +64,7 @@ SESSIONS = Collection(
     name="sessions", table="rm.sessions", alias="s", visibility="own",
     scope="s.ended_at IS NULL AND s.expires_at > now()", params={"user": _OWNER, "user_id": _OWNER},
 )
+
+# Runners (docs/runners.md): every logged-in caller sees all of them; their live status is joined in by the route.
+SERVERS = Collection(name="servers", table="rm.servers", alias="v", visibility="everyone",
+                     params={"date": CreatedOn(), "q": Contains(("name",))})

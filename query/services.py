@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool
 
 from events.views import ViewRecorder
+from infra.presence import RunnerPresence
 from infra.services import SharedServices, container
 from infra.storage import BlobStore
 from query.search.protocol import ImageSearch
@@ -33,6 +34,9 @@ class QueryServices(SharedServices, Protocol):
     @property
     def image_search(self) -> ImageSearch: ...  # every image list: PostgreSQL or Elasticsearch (docs/search.md)
 
+    @property
+    def presence(self) -> RunnerPresence: ...  # the runners alive now (infra/presence.py)
+
 
 def query_services(request: Request) -> QueryServices:
     services: QueryServices = container(request)
@@ -52,3 +56,10 @@ def get_views(services: QuerySide) -> ViewRecorder:
 
 Blobs = Annotated[BlobStore, Depends(get_blobs)]
 Views = Annotated[ViewRecorder, Depends(get_views)]
+
+
+def get_presence(services: QuerySide) -> RunnerPresence:
+    return services.presence
+
+
+Presence = Annotated[RunnerPresence, Depends(get_presence)]

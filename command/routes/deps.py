@@ -19,6 +19,7 @@ from infra.auth import current_actor
 from infra.decode_pool import DecodePool
 from infra.errors import Invalid
 from infra.keys import PostgresKeyStore
+from infra.presence import RunnerPresence
 from infra.ratelimit import LoginThrottle
 from infra.services import SharedServices, container
 from infra.storage import BlobStore
@@ -39,6 +40,9 @@ class CommandServices(SharedServices, Protocol):
 
     @property
     def decoders(self) -> DecodePool: ...  # image decoding within a memory budget (infra/decode_pool.py)
+
+    @property
+    def presence(self) -> RunnerPresence: ...  # the runners alive now (infra/presence.py)
 
 
 def command_services(request: Request) -> CommandServices:

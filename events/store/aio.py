@@ -86,7 +86,11 @@ class AsyncJetStreamStore:
     async def select_events(self, originator_id: UUID | str, *, gt: int | None = None,
                             lte: int | None = None) -> list[StoredEvent]:
         subject = self._subject(originator_id)
-        msgs = await self._read(get_range(self.nc, self.stream, subjects=subject, seq=1, timeout=self.timeout))
+        # Versions rise with sequences on a subject: when the last event seen is at or below `gt`, everything
+        # wanted lies after its sequence (a runner polling its own aggregate reads only what is new).
+        known, known_seq = self._cache.get(subject)
+        start = known_seq + 1 if known is not None and gt is not None and known <= gt else 1
+        msgs = await self._read(get_range(self.nc, self.stream, subjects=subject, seq=start, timeout=self.timeout))
         events = [StoredEvent(originator_id=UUID(m.headers[ID]), originator_version=int(m.headers[VERSION]),
                               topic=m.headers[TOPIC], state=m.data) for m in msgs]
         if msgs:

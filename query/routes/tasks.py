@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from infra.auth import RequiredUser
 from infra.errors import NotFound
 from infra.http import ObjectId
+from infra.presence import RunnerPresence
 from infra.schemas_tasks import TaskOut, TaskPage
 from infra.storage import BlobStore
 from query.collections import TASKS
@@ -19,50 +20,76 @@ from query.db import Pool, fetch_all, fetch_one
 from query.engine import list_page, visibility_sql
 from query.list_docs import list_parameters
 from query.listing import parse_list
-from query.services import Blobs
+from query.services import Blobs, Presence
 
 router = APIRouter(tags=["tasks"])
 
 COLUMNS = (
     "k.id, k.name, k.type, k.status, k.progress, k.data, k.result, k.error, k.waiting_reason, k.server_id,"
     " k.server_name, k.attempt, k.public, k.user_id, k.created_at, k.updated_at, k.started_at, k.finished_at,"
+    " k.capability,"
     " ARRAY(SELECT t.name FROM rm.tags t WHERE t.id = ANY(k.tag_ids) ORDER BY array_position(k.tag_ids, t.id))"
     " AS tags"
 )
 
 
 @router.get("/api/tasks", response_model=TaskPage, openapi_extra=list_parameters(TASKS))
-async def list_tasks(request: Request, pool: Pool, actor: RequiredUser, _: Consistent) -> dict[str, Any]:
+async def list_tasks(request: Request, pool: Pool, presence: Presence, actor: RequiredUser,
+                     _: Consistent) -> dict[str, Any]:
     """Your tasks, newest first (`sort=date+`: oldest first); an admin sees everyone's (`user=` narrows).
     Filters: `user`, `status`, `type` (inference, train), `date`, `tag` (the tags asked for its images)."""
-    return await list_page(pool, TASKS, parse_list(request.query_params, TASKS), actor, columns=COLUMNS)
+    page = await list_page(pool, TASKS, parse_list(request.query_params, TASKS), actor, columns=COLUMNS)
+    for row in page["list"]:
+        say_why_waiting(row, presence)
+    return page
+
+
+def describe(capability: str) -> str:
+    if capability == "default":
+        return "the default base model"
+    if capability.startswith("base-"):
+        return f"base model {capability.removeprefix('base-')}"
+    if capability.startswith("train-"):
+        return f"training on {describe(capability.removeprefix('train-'))}"
+    return capability
+
+
+def say_why_waiting(row: dict[str, Any], presence: RunnerPresence) -> int | None:
+    """A waiting task that no live runner serves says so after the reason the log gives (the heartbeats know it
+    now; the log cannot); the number of live runners that serve it, None for a task that is not waiting."""
+    capability = row.get("capability")
+    if row["status"] != "waiting" or not capability:
+        return None
+    runners = presence.serving(capability)
+    if runners == 0:
+        hint = f"no runner online serves {describe(capability)}: it starts when one does"
+        row["waiting_reason"] = f"{row['waiting_reason']}; {hint}" if row.get("waiting_reason") else hint
+    return runners
 
 
 # A waiting task's place: the waiting tasks of its capability that go before it (released ones first, then the
-# fair order the scheduler recorded), and an estimate of its start from the recent runs of that capability: their
-# mean run time, shared among the runners seen running it lately (at least one).
+# fair order the scheduler recorded), and the mean run time of the recent runs of that capability, from which
+# its start is estimated (shared among the runners alive now that serve it).
 PLACE = (
     "SELECT (SELECT count(*) FROM rm.tasks o WHERE o.status = 'waiting' AND o.capability = k.capability"
     "   AND o.id <> k.id AND ((o.released AND NOT k.released) OR (o.released = k.released AND o.queue_order IS NOT"
     "   NULL AND (o.queue_order, o.id) < (k.queue_order, k.id)))) AS position,"
     " (SELECT avg(extract(epoch FROM r.finished_at - r.started_at)) FROM (SELECT finished_at, started_at FROM"
     "   rm.tasks WHERE capability = k.capability AND status = 'success' ORDER BY finished_at DESC LIMIT 50) r)"
-    "   AS run_s,"
-    " (SELECT count(DISTINCT server_id) FROM rm.tasks WHERE capability = k.capability AND server_id IS NOT NULL"
-    "   AND started_at > now() - interval '15 minutes') AS runners"
+    "   AS run_s"
     " FROM rm.tasks k WHERE k.id = %s AND k.status = 'waiting' AND k.queue_order IS NOT NULL"
 )
 
 
-async def queue_place(pool: Pool, task_id: int) -> tuple[int | None, datetime | None]:
-    """(position, estimated start) of a waiting task the scheduler has placed; (None, None) otherwise."""
+async def queue_place(pool: Pool, task_id: int, runners: int) -> tuple[int | None, datetime | None]:
+    """(position, estimated start) of a waiting task the scheduler has placed, with `runners` alive serving it;
+    (None, None) otherwise. No estimate while no runner serves it, nor before one run of its kind."""
     place = await fetch_one(pool, PLACE, (task_id,))
     if place is None:
         return None, None
     position = int(place["position"])
-    if place["run_s"] is None:
+    if place["run_s"] is None or runners == 0:
         return position, None
-    runners = max(1, int(place["runners"] or 0))
     wait = (position + 1) * float(place["run_s"]) / runners
     return position, datetime.now(UTC) + timedelta(seconds=wait)
 
@@ -76,7 +103,7 @@ async def made_images(pool: Pool, blobs: BlobStore, image_ids: list[int]) -> lis
 
 
 @router.get("/api/tasks/{task_id}", response_model=TaskOut)
-async def get_task(task_id: ObjectId, pool: Pool, blobs: Blobs, actor: RequiredUser,
+async def get_task(task_id: ObjectId, pool: Pool, blobs: Blobs, presence: Presence, actor: RequiredUser,
                    _: Consistent) -> dict[str, Any]:
     """The task (its owner or an admin; 404 to anyone else). A waiting task says why (`waiting_reason`), how many
     tasks go before it (`queue_position`) and when it may start (`estimated_start_at`, from recent runs). A
@@ -86,7 +113,9 @@ async def get_task(task_id: ObjectId, pool: Pool, blobs: Blobs, actor: RequiredU
                           (task_id, *params))
     if row is None:
         raise NotFound(f"No task with id {task_id}.")
-    row["queue_position"], row["estimated_start_at"] = await queue_place(pool, task_id)
+    runners = say_why_waiting(row, presence)
+    if runners is not None:
+        row["queue_position"], row["estimated_start_at"] = await queue_place(pool, task_id, runners)
     if row["result"] and row["result"].get("image_ids"):
         row["result"] = {**row["result"], "images": await made_images(pool, blobs, row["result"]["image_ids"])}
     return row

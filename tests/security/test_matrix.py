@@ -25,6 +25,7 @@ from tests.image_support import log_end, wait_projected
 from tests.live_support import open_socket
 from tests.model_files import lora
 from tests.security.routes import app_routes
+from tests.servers_support import register_server
 from tests.system import System
 
 WHO = ("anonymous", "a", "b", "admin")
@@ -179,6 +180,30 @@ def _task(w: World) -> int:
     return int(w.cache["task"])
 
 
+def _new_server(w: World) -> int:
+    """A runner that registered and is gone (no heartbeat): offline, so an admin may delete it."""
+    server_id = register_server(w.system, unique("gpu"))
+    wait_projected(w.system, log_end(w.system))
+    return server_id
+
+
+def _server(w: World) -> int:
+    if "server" not in w.cache:
+        w.cache["server"] = _new_server(w)
+    return int(w.cache["server"])
+
+
+def servers_rows(path: str) -> dict[tuple[str, str], Row]:
+    """Servers (docs/runners.md): any logged-in user reads them; only admins drain or delete them."""
+    return {
+        ("GET", f"{path}/{{server_id}}"): Row((401, 200, 200, 200), lambda w: Target(f"{path}/{_server(w)}")),
+        ("PATCH", f"{path}/{{server_id}}"): Row(
+            (401, 403, 403, 200), lambda w: Target(f"{path}/{_server(w)}", json={"status": "draining"})),
+        ("DELETE", f"{path}/{{server_id}}"): Row((401, 403, 403, 204),
+                                                lambda w: Target(f"{path}/{_new_server(w)}"), fresh=True),
+    }
+
+
 def _sign_up(_: World) -> Target:
     name = unique("signup")
     return Target("/api/users", json={"name": name, "email": f"{name}@example.com", "password": PASSWORD})
@@ -243,6 +268,9 @@ MATRIX: dict[tuple[str, str], Row] = {
                                            lambda w: Target(f"/api/tasks/{_task(w)}", json={"status": "canceled"})),
     ("DELETE", "/api/tasks/{task_id}"): Row((401, 204, 404, 204), lambda w: Target(f"/api/tasks/{_new_task(w)}"),
                                             fresh=True),
+    ("GET", "/api/servers"): Row((401, 200, 200, 200), fixed("/api/servers")),
+    **servers_rows("/api/servers"),
+    **servers_rows("/api/server"),
     **owned_collection("/api/tags", "tags", lambda: {"name": unique("tag")}, public=True),
     **owned_collection("/api/params", "params", lambda: {"name": unique("param")}),
     **owned_collection("/api/datasets", "datasets", lambda: {"name": unique("set")}),

@@ -35,7 +35,7 @@ def test_the_container_holds_what_every_side_declares() -> None:
     # mypy checks the Protocols; this keeps the list honest for readers of the report and the docs.
     assert {f.name for f in dataclasses.fields(Services)} == {
         "settings", "commands", "event_log", "extend_session", "keys", "login_throttle", "blobs", "pool",
-        "watcher", "caller_sequences", "nats", "views", "decoders", "live", "image_search"}
+        "watcher", "caller_sequences", "nats", "views", "decoders", "live", "image_search", "presence"}
 
 
 def test_the_stream_takes_its_replicas_from_settings() -> None:
