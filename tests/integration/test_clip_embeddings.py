@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from aidraw.search_rebuild import coverage
 from command.app import CommandApp
 from command.embedder import embed_images
 from command.images import Image
@@ -141,6 +142,11 @@ def test_clip_vectors_are_recorded_ranked_and_switched_back_by_a_rebuild(
     assert embed_images(commands, PromptEncoder(), ids, PIXELS) == {}  # once per recipe
     wait_projected(system, log_end(system))
     assert _rows(system) == rows
+    # The check names the recipe, and says when the live table is of another one's width.
+    assert f"4 images at version {recipe.version} (the current recipe: {recipe.describe()})" in coverage(
+        system.database_url, str(clip_path))
+    assert (f"the live read model holds {recipe.dims} floats per image, the configured recipe {PIXELS.dims}:"
+            " rebuild it") in coverage(system.database_url, "")
     # ... until the rebuild with the path unset swaps in a table of the pixel recipe's shape.
     result = subprocess.run([sys.executable, "-m", "aidraw.cli", "rebuild", "images"], capture_output=True,
                             env={**system.env, "AIDRAW_CLIP_MODEL_PATH": ""}, text=True, timeout=300, check=False)
