@@ -157,7 +157,7 @@ def _rebuild(settings: Settings, name: str) -> int:
     if report.deferred_s:
         print(f"{name}: its deferred indexes were built in {report.deferred_s:.1f} s after the replay.")
     if name == "images":  # the search read model's check: which embedding recipe the rows carry
-        print(search_rebuild.coverage(ends.database_url))
+        print(search_rebuild.coverage(ends.database_url, settings.clip_model_path))
     return 0
 
 

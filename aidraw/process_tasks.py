@@ -24,7 +24,7 @@ from command.scheduler_loop import SchedulerLoop
 from command.tasks import delete_task
 from command.training import start_training
 from infra.actor import Actor
-from infra.embeddings import PromptEncoder
+from infra.embeddings import PromptEncoder, recipe_of
 from infra.settings import Settings
 from projectors.account_deletion import AccountDeleter, Deleter
 from projectors.loop import Target
@@ -43,6 +43,20 @@ def account_deleters(commands: CommandApp) -> dict[str, Deleter]:
             "like": withdraw_likes}
 
 
+def embedder(settings: Settings, commands: CommandApp, database_url: str) -> Embedder:
+    """The embedding worker of the configured recipe: CLIP's image part where AIDRAW_CLIP_MODEL_PATH is set."""
+    recipe = recipe_of(settings.clip_model_path)
+    if not settings.clip_model_path:
+        return Embedder(commands, database_url, PromptEncoder(), recipe=recipe)
+    from command.embedding_parts import ClipPart
+    from infra.clip import ClipImageEncoder
+    from infra.storage.factory import blob_store_from_env
+
+    blobs = blob_store_from_env(settings.data_dir, settings.storage)
+    part = ClipPart(ClipImageEncoder(settings.clip_model_path), blobs)
+    return Embedder(commands, database_url, PromptEncoder(), recipe=recipe, image_part=part)
+
+
 async def run_process_managers(settings: Settings, nats_url: str, database_url: str, stop: asyncio.Event) -> None:
     commands = await asyncio.to_thread(CommandApp, settings, nats_url)
     try:
@@ -56,7 +70,7 @@ async def run_process_managers(settings: Settings, nats_url: str, database_url: 
             RunReportLoop(commands, nats_url).run(stop),
         ]
         if settings.embedder:
-            work.append(Embedder(commands, database_url, PromptEncoder()).run(stop))
+            work.append(embedder(settings, commands, database_url).run(stop))
         await asyncio.gather(*work)
     finally:
         await asyncio.to_thread(commands.close)

@@ -15,25 +15,32 @@ from collections.abc import Callable
 
 import psycopg
 
-from infra.embeddings import EMBEDDING_VERSION
+from infra.embeddings import recipe_of
 from infra.settings import Settings
 from projectors.loop import Target
 
 
-def coverage(database_url: str) -> str:
-    """One line: the images per embedding recipe in the live read model."""
+def coverage(database_url: str, clip_model_path: str = "") -> str:
+    """One line: the images per embedding recipe in the live read model, against the configured recipe
+    (Settings.clip_model_path); and whether the live table is of that recipe's shape."""
+    recipe = recipe_of(clip_model_path)
     with psycopg.connect(database_url) as conn:
         rows = conn.execute("SELECT embedding_version, count(*), count(embedding) FROM rm.images GROUP BY 1"
                             ).fetchall()
-    current = sum(n for version, n, _ in rows if version == EMBEDDING_VERSION)
-    older = sum(n for version, n, _ in rows if 0 < version < EMBEDDING_VERSION)
+        width = conn.execute("SELECT atttypmod FROM pg_attribute WHERE attrelid = 'rm.images'::regclass"
+                             " AND attname = 'embedding'").fetchone()
+    current = sum(n for version, n, _ in rows if version == recipe.version)
+    older = sum(n for version, n, _ in rows if version not in (0, recipe.version))
     none = sum(n for version, n, _ in rows if version == 0)
     empty = sum(n - with_vector for version, n, with_vector in rows if version > 0)
-    line = (f"embeddings: {current:,} images at version {EMBEDDING_VERSION} (the current recipe), {older:,} at an"
-            f" older one, {none:,} not embedded yet")
+    line = (f"embeddings: {current:,} images at version {recipe.version} (the current recipe: {recipe.describe()}),"
+            f" {older:,} at an older one, {none:,} not embedded yet")
     if empty:
         line += f"; {empty:,} have nothing to embed (no prompt, no descriptor)"
-    if older or none:
+    if width and width[0] != recipe.dims:
+        line += (f"; the live read model holds {width[0]} floats per image, the configured recipe {recipe.dims}:"
+                 " rebuild it (aidraw rebuild images) to switch")
+    elif older or none:
         line += "; the embedding worker (aidraw projector) is still recording: rebuild again when it is done"
     return line + "."
 

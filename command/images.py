@@ -87,7 +87,8 @@ class Image(NumberedAggregate):
         self.tag_ids = tag_ids
         self.task_id = task_id
         self.descriptor = descriptor
-        self.embedding_version = 0  # none yet (command/embedder.py records one)
+        self.embedding_version = 0  # the last recorded (command/embedder.py records them); 0: none yet
+        self.embedded_versions: set[int] = set()
         self.deleted = False
 
     def change(self, name: str | None, tag_ids: list[int] | None, public: bool | None) -> None:
@@ -102,8 +103,9 @@ class Image(NumberedAggregate):
         self.trigger_event(ImageDeleted, blob_key=self.blob_key, thumbnail_key=self.thumbnail_key)
 
     def embed(self, version: int, prompt_vector: list[float] | None, image_vector: list[float] | None) -> None:
-        """Record the embedding of recipe `version`; nothing when one of that version or newer is recorded."""
-        if not self.deleted and version > self.embedding_version:
+        """Record the embedding of recipe `version`; nothing when one of that recipe is recorded (recipes are
+        told apart by their version, which is not an order: infra/embeddings.Recipe)."""
+        if not self.deleted and version not in self.embedded_versions:
             self.trigger_event(ImageEmbedded, embedding_version=version, prompt_vector=prompt_vector,
                                image_vector=image_vector)
 
@@ -120,6 +122,7 @@ class Image(NumberedAggregate):
 
     def _image_embedded(self, event: ImageEmbedded) -> None:
         self.embedding_version = event.embedding_version
+        self.embedded_versions.add(event.embedding_version)
 
     WHEN: ClassVar[EventHandlers] = {ImageChanged: _image_changed, ImageDeleted: _image_deleted,
                                      ImageEmbedded: _image_embedded}

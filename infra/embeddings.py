@@ -5,9 +5,12 @@
   as sentence-transformers does for this model (mean over the tokens, then L2-normalised; checked equal to
   `SentenceTransformer(path).encode(..., normalize_embeddings=True)` within 3e-8). An image without a prompt
   (most uploads) has a zero prompt part.
-- The image part (IMAGE_DIMS = 64): the pixel descriptor of infra/media.py (colour histogram and layout,
-  L2-normalised), already computed once at upload and recorded in ImageUploaded. A CLIP image embedding would
-  be better at "what is in the picture"; no CLIP weights can be had on these machines, so none is used here.
+- The image part, one of two recipes (`Recipe`, chosen by configuration: `recipe_of`):
+  - PIXELS (version 1, IMAGE_DIMS = 64): the pixel descriptor of infra/media.py (colour histogram and layout,
+    L2-normalised), already computed once at upload and recorded in ImageUploaded.
+  - CLIP (where AIDRAW_CLIP_MODEL_PATH names a local CLIP model; infra/clip.py): the model's image embedding of
+    the image's pixels (read from the blob store), L2-normalised, its projection_dim floats. Better at "what
+    is in the picture"; it replaces the pixel descriptor (one image part per recipe, docs/search.md).
 
 The stored vector is the concatenation [prompt part, image part]. A query vector is the same concatenation with
 each part multiplied by its weight, so the inner product of the two is the documented combined score
@@ -28,13 +31,53 @@ import math
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-EMBEDDING_VERSION = 1
+EMBEDDING_VERSION = 1  # the pixel recipe's
 PROMPT_DIMS = 384
-IMAGE_DIMS = 64
+IMAGE_DIMS = 64  # the pixel recipe's image part
 DIMS = PROMPT_DIMS + IMAGE_DIMS
+PROMPT_MODEL = "all-MiniLM-L6-v2"
 MAX_TOKENS = 256  # the model's own limit (sentence_bert_config.json max_seq_length)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How an image's vector is made: `version` is recorded in ImageEmbedded and rm.images.embedding_version
+    (0: none yet), so a read model copies the events of its own recipe only."""
+
+    version: int
+    image_model: str
+    image_dims: int
+    prompt_model: str = PROMPT_MODEL
+
+    @property
+    def dims(self) -> int:
+        return PROMPT_DIMS + self.image_dims
+
+    def describe(self) -> str:
+        return f"{self.prompt_model} + {self.image_model}, {self.dims} floats"
+
+
+PIXELS = Recipe(version=EMBEDDING_VERSION, image_model="pixel descriptor", image_dims=IMAGE_DIMS)
+
+
+def recipe_of(clip_model_path: str) -> Recipe:
+    """The configured recipe (Settings.clip_model_path): CLIP's where a model folder is named, else PIXELS."""
+    if not clip_model_path:
+        return PIXELS
+    from infra.clip import clip_recipe
+
+    return clip_recipe(clip_model_path)
+
+
+def configured_recipe() -> Recipe:
+    """The recipe this process's settings name (for code built before the settings reach it, such as the
+    projector list)."""
+    from infra.settings import Settings
+
+    return recipe_of(Settings.from_env().clip_model_path)
 
 
 def rounded(values: Sequence[float]) -> list[float]:
@@ -91,12 +134,13 @@ def unit(values: Sequence[float]) -> list[float]:
     return [v / norm for v in values] if norm > 1e-12 else [0.0] * len(values)
 
 
-def stored_vector(prompt: Sequence[float] | None, image: Sequence[float] | None) -> list[float] | None:
+def stored_vector(prompt: Sequence[float] | None, image: Sequence[float] | None,
+                  image_dims: int = IMAGE_DIMS) -> list[float] | None:
     """What the read model stores for an image: [prompt part, image part], a missing part as zeros; None when
     the image has neither (it then follows the ranked images in date order)."""
     if prompt is None and image is None:
         return None
-    return [*(prompt or [0.0] * PROMPT_DIMS), *(image or [0.0] * IMAGE_DIMS)]
+    return [*(prompt or [0.0] * PROMPT_DIMS), *(image or [0.0] * image_dims)]
 
 
 def query_vector(stored: Sequence[float], prompt_weight: float, image_weight: float) -> list[float]:

@@ -266,6 +266,9 @@ class Settings:
     similar_prompt_weight: float = 0.5
     history_half_life_s: float = 7 * 24 * 3600.0
     embedder: bool = True
+    # A local folder with a transformers CLIPModel and CLIPImageProcessor: the image part of the embeddings is
+    # then CLIP's (a new recipe: rebuild the images read model; docs/search.md). Empty: the pixel descriptor.
+    clip_model_path: str = ""
     # Which adapter serves the image lists (docs/search.md): "postgres" (rm.images with pgvector) or
     # "elasticsearch" (the index at elasticsearch_url, fed by the search projector).
     search_backend: str = "postgres"
@@ -356,6 +359,7 @@ class Settings:
             history_half_life_s=_env_float("AIDRAW_HISTORY_HALF_LIFE", 7 * 24 * 3600.0, 0, MAX_SECONDS,
                                            low_open=True),
             embedder=_env_bool("AIDRAW_EMBEDDER", True),
+            clip_model_path=_env("AIDRAW_CLIP_MODEL_PATH", ""),
             search_backend=_env_choice("AIDRAW_SEARCH", "postgres", SEARCH_BACKENDS),
             elasticsearch_url=_env("AIDRAW_ELASTICSEARCH_URL", ""),
             runner_name=_env("AIDRAW_RUNNER_NAME", ""),
@@ -376,6 +380,10 @@ class Settings:
         if settings.search_backend == "elasticsearch" and not settings.elasticsearch_url:
             raise SettingsError("AIDRAW_SEARCH=elasticsearch needs AIDRAW_ELASTICSEARCH_URL (the server's URL, "
                                 "e.g. http://elasticsearch:9200); or unset AIDRAW_SEARCH for PostgreSQL.")
+        if settings.clip_model_path and not (Path(settings.clip_model_path) / "config.json").is_file():
+            raise SettingsError(f"AIDRAW_CLIP_MODEL_PATH={settings.clip_model_path!r} is not a folder with a CLIP"
+                                " model (config.json, weights, preprocessor_config.json); unset it for the pixel"
+                                " descriptor.")
         if settings.session_refresh_s >= settings.session_ttl_s:
             raise SettingsError(
                 f"AIDRAW_SESSION_REFRESH={settings.session_refresh_s:g} is not below AIDRAW_SESSION_TTL="

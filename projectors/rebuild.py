@@ -74,11 +74,14 @@ async def _await_live(conn: psycopg.AsyncConnection[Any], name: str, position: i
 async def _same_columns(conn: psycopg.AsyncConnection[Any], table: str) -> bool:
     """Whether the live and the fresh copy of `table` have the same columns: a read model whose shape changed
     (a new release) is rebuilt without a row comparison."""
+    # format_type names each column's type with its modifier: vector(448) and vector(400) differ (a new
+    # embedding recipe, docs/search.md), which information_schema's data_type does not tell apart.
     row = await (await conn.execute(
-        "SELECT array_agg(column_name::text || ':' || data_type ORDER BY ordinal_position)"
-        " FILTER (WHERE table_schema = %s) = array_agg(column_name::text || ':' || data_type"
-        " ORDER BY ordinal_position) FILTER (WHERE table_schema = %s)"
-        " FROM information_schema.columns WHERE table_name = %s AND table_schema IN (%s, %s)",
+        "SELECT array_agg(a.attname::text || ':' || format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)"
+        " FILTER (WHERE n.nspname = %s) = array_agg(a.attname::text || ':' || format_type(a.atttypid,"
+        " a.atttypmod) ORDER BY a.attnum) FILTER (WHERE n.nspname = %s)"
+        " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relname = %s AND n.nspname IN (%s, %s) AND a.attnum > 0 AND NOT a.attisdropped",
         (LIVE_SCHEMA, REBUILD_SCHEMA, table, LIVE_SCHEMA, REBUILD_SCHEMA))).fetchone()
     return bool(row and row[0])
 

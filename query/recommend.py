@@ -21,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from infra.actor import Actor
 from infra.authz import visible_sql
-from infra.embeddings import DIMS, query_vector
+from infra.embeddings import query_vector
 from infra.errors import Invalid, NotFound
 from query.db import fetch_all, fetch_one
 from query.ranked import Ranking
@@ -37,7 +37,7 @@ def centroid(weighted: list[tuple[list[float], float]]) -> list[float] | None:
     total = sum(w for _, w in weighted if w > 0)
     if total <= 0:
         return None
-    out = [0.0] * DIMS
+    out = [0.0] * max(len(vector) for vector, _ in weighted)  # the read model's recipe's width
     for vector, weight in weighted:
         if weight > 0:
             for n, v in enumerate(vector):

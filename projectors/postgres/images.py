@@ -14,23 +14,33 @@ from events.choices import ChoiceChanged, ChoiceCreated, ChoiceDeleted
 from events.images import ImageChanged, ImageDeleted, ImageEmbedded, ImageUploaded
 from events.likes import ImageLiked, ImageUnliked
 from events.tags import TagDeleted
+from infra.embeddings import PIXELS, Recipe, configured_recipe
 from projectors.base import Projector
 from projectors.postgres import choice_rows, image_rows
 from projectors.postgres.image_indexes import IMAGE_COUNT_TABLES, IMAGE_INDEXES
-from projectors.postgres.image_vectors import VECTOR_COLUMNS, VECTOR_DDL, VECTOR_EXTENSION, VECTOR_INDEX, image_embedded
+from projectors.postgres.image_vectors import VECTOR_DDL, VECTOR_EXTENSION, VECTOR_INDEX, image_embedded, vector_columns
 
-DDL = [
-    "CREATE TABLE IF NOT EXISTS {s}.images ("
-    " id bigint PRIMARY KEY, user_id bigint NOT NULL, name text NOT NULL DEFAULT '',"
-    " prompt text NOT NULL DEFAULT '', negative_prompt text NOT NULL DEFAULT '',"
-    " width int NOT NULL, height int NOT NULL,"
-    " num_inference_steps int, guidance_scale double precision, scheduler text, seed bigint,"
-    " from_image text, model_id bigint, loras jsonb NOT NULL DEFAULT '[]',"
-    " blob_key text NOT NULL, thumbnail_key text, content_type text NOT NULL,"
-    " public boolean NOT NULL DEFAULT true, likes int NOT NULL DEFAULT 0,"
-    " tag_ids bigint[] NOT NULL DEFAULT '{}',"
-    " task_id bigint, descriptor real[], " + VECTOR_COLUMNS + ","
-    " created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, version bigint NOT NULL)",
+
+def ddl(recipe: Recipe) -> list[str]:
+    return [images_table(recipe), *OTHER_DDL]
+
+
+def images_table(recipe: Recipe) -> str:
+    return (
+        "CREATE TABLE IF NOT EXISTS {s}.images ("
+        " id bigint PRIMARY KEY, user_id bigint NOT NULL, name text NOT NULL DEFAULT '',"
+        " prompt text NOT NULL DEFAULT '', negative_prompt text NOT NULL DEFAULT '',"
+        " width int NOT NULL, height int NOT NULL,"
+        " num_inference_steps int, guidance_scale double precision, scheduler text, seed bigint,"
+        " from_image text, model_id bigint, loras jsonb NOT NULL DEFAULT '[]',"
+        " blob_key text NOT NULL, thumbnail_key text, content_type text NOT NULL,"
+        " public boolean NOT NULL DEFAULT true, likes int NOT NULL DEFAULT 0,"
+        " tag_ids bigint[] NOT NULL DEFAULT '{}',"
+        " task_id bigint, descriptor real[], " + vector_columns(recipe) + ","
+        " created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, version bigint NOT NULL)")
+
+
+OTHER_DDL = [
     "CREATE TABLE IF NOT EXISTS {s}.image_likes (user_id bigint NOT NULL, image_id bigint NOT NULL,"
     " created_at timestamptz NOT NULL, PRIMARY KEY (user_id, image_id))",
     "CREATE TABLE IF NOT EXISTS {s}.choices (id bigint PRIMARY KEY, user_id bigint NOT NULL, name text NOT NULL,"
@@ -47,14 +57,29 @@ DDL = [
     "CREATE INDEX IF NOT EXISTS choices_created ON {s}.choices (created_at DESC, id DESC)",
 ]
 
+DDL = ddl(PIXELS)  # the tables as the default recipe makes them
+
 
 class ImagesProjector(Projector):
     name = "images"
     tables = ("images", "image_likes", "choices", "choice_items", *IMAGE_COUNT_TABLES)
     collections = ("images", "choices")
 
+    def __init__(self, recipe: Recipe | None = None) -> None:
+        self._fixed = recipe  # None: the configured one (infra/embeddings.configured_recipe)
+        self._recipe = recipe
+
+    @property
+    def recipe(self) -> Recipe:
+        """The recipe whose vectors this read model holds: read from the settings when the tables are set up
+        (ddl(), at every start of the projector, a migration or a rebuild)."""
+        if self._recipe is None:
+            self._recipe = self._fixed or configured_recipe()
+        return self._recipe
+
     def ddl(self) -> Sequence[str]:
-        return [*VECTOR_EXTENSION, *DDL, *IMAGE_INDEXES, *VECTOR_DDL]
+        self._recipe = self._fixed or configured_recipe()
+        return [*VECTOR_EXTENSION, *ddl(self.recipe), *IMAGE_INDEXES, *VECTOR_DDL]
 
     def deferred_ddl(self) -> Sequence[str]:
         return VECTOR_INDEX
@@ -65,7 +90,7 @@ class ImagesProjector(Projector):
         elif isinstance(event, ImageChanged):
             await image_rows.image_changed(cur, s, seq, event)
         elif isinstance(event, ImageEmbedded):
-            await image_embedded(cur, s, event)
+            await image_embedded(cur, s, event, self.recipe)
         elif isinstance(event, ImageDeleted):
             await image_rows.image_deleted(cur, s, event)
         elif isinstance(event, ImageLiked):

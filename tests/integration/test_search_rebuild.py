@@ -11,7 +11,7 @@ import pytest
 
 from command.app import CommandApp
 from command.embedder import embed_images
-from infra.embeddings import EMBEDDING_VERSION, PromptEncoder
+from infra.embeddings import EMBEDDING_VERSION, PIXELS, PromptEncoder
 from infra.settings import Settings
 from tests.catalog_accounts import People, client_of
 from tests.image_files import upload
@@ -60,8 +60,8 @@ def test_rebuild_gives_the_same_vectors_swaps_the_index_in_and_reports_the_recip
     assert result.returncode == 0, result.stderr
     assert "identical to the live copy" in result.stdout
     assert "deferred indexes were built" in result.stdout
-    assert (f"2 images at version {EMBEDDING_VERSION} (the current recipe), 0 at an older one, 1 not embedded yet"
-            in result.stdout) and "still recording" in result.stdout
+    assert (f"2 images at version {EMBEDDING_VERSION} (the current recipe: {PIXELS.describe()}), 0 at an older one,"
+            " 1 not embedded yet" in result.stdout) and "still recording" in result.stdout
     assert _rows(system) == before  # the floats copied again, not recomputed
     assert _hnsw_is_valid(system)  # the fresh copy's index, built after the replay, moved in with the table
     with client_of(system, people.alice) as client:
