@@ -19,9 +19,11 @@ def served(value: str, tmp_path: Path) -> dict[str, Base]:
 def test_names_map_to_folders_and_single_files_with_their_config(tmp_path: Path) -> None:
     (tmp_path / "sd15.safetensors").write_bytes(b"x")
     result = served(f"default,sd15={tmp_path / 'sd15.safetensors'}:{tmp_path},base-42={tmp_path}", tmp_path)
-    assert result == {"default": Base(tmp_path, tmp_path.stem, None),
-                      "sd15": Base(tmp_path / "sd15.safetensors", "sd15", tmp_path),
-                      "base-42": Base(tmp_path, tmp_path.name, None)}
+    bases = {"default": Base(tmp_path, tmp_path.stem, None),
+             "sd15": Base(tmp_path / "sd15.safetensors", "sd15", tmp_path),
+             "base-42": Base(tmp_path, tmp_path.name, None)}
+    # a runner serves both kinds by default (AIDRAW_RUNNER_KINDS): each base also as `train-<capability>`
+    assert result == {**bases, **{f"train-{name}": base for name, base in bases.items()}}
 
 
 @pytest.mark.parametrize("entry", ["a.b={p}", "train-x={p}", "default={p}", "sd15=", "sd15={p}/missing", "sd15"])
