@@ -41,6 +41,11 @@ class _Interrupted(Exception):
 
 
 def _spawn(role: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    if role == "runner":
+        # All roles share this machine's cores: torch's OpenMP threads must sleep, not spin, between operations, or
+        # a CPU runner starves the API and the projector (one tiny-model call measured 15-54 s instead of under 1 s
+        # on a busy 2-core machine). An operator's own OMP_WAIT_POLICY wins.
+        env = {"OMP_WAIT_POLICY": "PASSIVE", **env}
     return subprocess.Popen([sys.executable, "-m", "aidraw.cli", role], env=env, preexec_fn=parent_death_signal)
 
 
