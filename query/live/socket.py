@@ -67,6 +67,8 @@ class LiveSocket:
         data = {**body, "progress": update.progress, "step": update.step, "steps": update.steps}
         if update.preview is not None:
             data["preview"] = update.preview
+        if update.detail is not None:  # training: loss and learning rate of the step
+            data["detail"] = update.detail
         self.outbox.put_progress(update.id, {"id": update.id, "status": body.get("status"),
                                              "progress": update.progress, "data": data,
                                              "sequence": self.sequences.get(update.id, 0), "tick": update.tick})

@@ -1,0 +1,110 @@
+"""Training through the whole system (docs/training.md): the real API, projector and `aidraw runner` (the tiny
+model on CPU). A model set to `ready` trains, its socket sees progress with loss, learning rate and a sample,
+then `success` and 1000; its file downloads as a LoRA that generation then uses; a cancel while it trains puts the
+model back, stores nothing and leaves the runner free."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.accounts import Account, new_account
+from tests.catalog_accounts import client_of
+from tests.image_support import eventually
+from tests.live_support import open_socket, receive
+from tests.system import System
+from tests.training_runner import striped_png
+
+pytestmark = pytest.mark.slow
+
+TRAINING = {"steps": 8, "resolution": 32, "batch_size": 4, "learning_rate": 1e-3, "checkpoint_every": 4}
+
+
+@pytest.fixture(scope="module")
+def system(nats_server: Any, postgres_server: Any, servers_dir: Path) -> Iterator[System]:
+    number = os.getpid() * 1000 + 917
+    url = postgres_server.create_database(f"trainrun_{number}")
+    sut = System(nats_server.url, url, f"T{number}", servers_dir / f"trainrun-{number}", runner=True,
+                 extra_env={"AIDRAW_RUNNER_TRAIN_SAMPLES": "2", "OMP_NUM_THREADS": "1"}).start()
+    yield sut
+    sut.stop()
+
+
+@pytest.fixture(scope="module")
+def user(system: System) -> Account:
+    return new_account(system, "trainer")
+
+
+def model_of(system: System, who: Account, model_type: str = "lora", **training: Any) -> dict[str, Any]:
+    """A model of `who` over four striped images of theirs."""
+    with client_of(system, who) as client:
+        images = []
+        for n in range(4):
+            answer = client.post("/api/images", files={"file": (f"s{n}.png", striped_png(n), "image/png")},
+                                 data={"public": "false"})
+            assert answer.status_code == 201, answer.text
+            images.append(answer.json()["id"])
+        answer = client.post("/api/models", json={
+            "name": f"m-{uuid.uuid4().hex[:8]}", "type": model_type, "base_model": "SD1.5", "trigger_words": "zqx",
+            "data": {"images": images}, "training": TRAINING | training})
+        assert answer.status_code == 201, answer.text
+        return dict(answer.json())
+
+
+def until_closed(ws: Any, timeout: float = 300) -> tuple[list[dict[str, Any]], int]:
+    from websockets.exceptions import ConnectionClosed
+
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            got.append(receive(ws, timeout=max(0.1, deadline - time.monotonic())))
+    except ConnectionClosed as closed:
+        assert closed.rcvd is not None, "closed without a close frame"
+        return got, closed.rcvd.code
+
+
+def safetensors_keys(data: bytes) -> list[str]:
+    (length,) = struct.unpack("<Q", data[:8])
+    return [k for k in json.loads(data[8:8 + length]) if k != "__metadata__"]
+
+
+def test_a_lora_trains_live_downloads_and_generates(system: System, user: Account) -> None:
+    model = model_of(system, user)
+    with client_of(system, user) as client:
+        asked = client.patch(f"/api/models/{model['id']}", json={"status": "ready"})
+        assert asked.status_code == 200, asked.text
+        with open_socket(system, f"/api/models/{model['id']}", user.token, max_queue=None) as ws:
+            messages, code = until_closed(ws)
+        done = client.get(f"/api/models/{model['id']}").json()
+    assert code == 1000, messages
+    statuses = [m["status"] for m in messages]
+    assert statuses[-1] == "success" and "running" in statuses, (statuses, system.log("runner"))
+    steps = [m for m in messages if "tick" in m]
+    assert steps and all({"loss", "learning_rate"} <= set(m["data"]["detail"]) for m in steps), steps
+    previews = [m["data"]["preview"] for m in steps if "preview" in m["data"]]
+    assert previews and previews[0].startswith("data:image/jpeg;base64,")
+    assert done["status"] == "success" and done["model_path"] and done["progress"] == 100, done
+    assert done["image"], done  # the cover
+
+    with client_of(system, user) as client:
+        file = client.get(f"/api/models/{model['id']}/file")
+        assert file.status_code == 200, file.text
+        keys = safetensors_keys(file.content)
+        assert keys and all(k.startswith("unet.") and ".lora" in k for k in keys), keys[:5]
+        made = client.post("/api/images", json={"prompt": "zqx", "width": 64, "height": 64, "num_inference_steps": 4,
+                                                "loras": [{"model_id": model["id"], "weight": 1.0}]})
+        assert made.status_code == 202, made.text
+        task = made.json()["id"]
+        assert eventually(lambda: client.get(f"/api/tasks/{task}").json()["status"] in {"success", "error"},
+                          timeout=120)
+        assert client.get(f"/api/tasks/{task}").json()["status"] == "success", (
+            client.get(f"/api/tasks/{task}").json(), system.log("runner"))
