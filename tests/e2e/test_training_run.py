@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from infra.storage.local import LocalBlobStore
 from tests.accounts import Account, new_account
 from tests.catalog_accounts import client_of
 from tests.image_support import eventually
@@ -72,6 +73,10 @@ def until_closed(ws: Any, timeout: float = 300) -> tuple[list[dict[str, Any]], i
         return got, closed.rcvd.code
 
 
+def stored_keys(system: System) -> set[str]:
+    return set(LocalBlobStore(system.data_dir / "blobs").keys_before(time.time() + 60))
+
+
 def safetensors_keys(data: bytes) -> list[str]:
     (length,) = struct.unpack("<Q", data[:8])
     return [k for k in json.loads(data[8:8 + length]) if k != "__metadata__"]
@@ -108,3 +113,34 @@ def test_a_lora_trains_live_downloads_and_generates(system: System, user: Accoun
                           timeout=120)
         assert client.get(f"/api/tasks/{task}").json()["status"] == "success", (
             client.get(f"/api/tasks/{task}").json(), system.log("runner"))
+
+
+def test_a_cancel_while_training_puts_the_model_back_stores_nothing_and_frees_the_runner(
+        system: System, user: Account) -> None:
+    model = model_of(system, user, steps=2000, checkpoint_every=1)
+    before = stored_keys(system)
+    with client_of(system, user) as client:
+        assert client.patch(f"/api/models/{model['id']}", json={"status": "ready"}).status_code == 200
+        with open_socket(system, f"/api/models/{model['id']}", user.token, max_queue=None) as ws:
+            seen: list[dict[str, Any]] = []
+            while not (seen and "tick" in seen[-1] and seen[-1]["data"]["step"] >= 2):
+                seen.append(receive(ws, timeout=120))
+            task_id = client.get(f"/api/models/{model['id']}").json()["task_id"]
+            canceled = client.patch(f"/api/models/{model['id']}", json={"status": "canceled"})
+            assert canceled.status_code == 200, canceled.text
+            rest, code = until_closed(ws, timeout=60)
+        assert code == 1000 and rest[-1]["status"] == "initial", rest[-3:]
+        back = client.get(f"/api/models/{model['id']}").json()
+        assert back["status"] == "initial" and back["model_path"] is None, back
+        assert eventually(lambda: client.get(f"/api/tasks/{task_id}").json()["status"] == "canceled", timeout=30)
+        assert client.get(f"/api/models/{model['id']}/file").status_code == 404
+        assert eventually(lambda: stored_keys(system) == before, timeout=30)  # its checkpoint removed too
+        # The runner stopped at the next step and takes the next task: a generation succeeds.
+        made = client.post("/api/images", json={"prompt": "a boat", "width": 64, "height": 64,
+                                                "num_inference_steps": 4})
+        assert made.status_code == 202, made.text
+        task = made.json()["id"]
+        assert eventually(lambda: client.get(f"/api/tasks/{task}").json()["status"] in {"success", "error"},
+                          timeout=60)
+        assert client.get(f"/api/tasks/{task}").json()["status"] == "success", system.log("runner")
+    assert "resuming" not in system.log("runner")
