@@ -144,3 +144,24 @@ def test_a_cancel_while_training_puts_the_model_back_stores_nothing_and_frees_th
                           timeout=60)
         assert client.get(f"/api/tasks/{task}").json()["status"] == "success", system.log("runner")
     assert "resuming" not in system.log("runner")
+
+
+def test_a_textual_inversion_trains_downloads_and_generates(system: System, user: Account) -> None:
+    model = model_of(system, user, "ti", learning_rate=1e-1, num_vectors=2)
+    with client_of(system, user) as client:
+        assert client.patch(f"/api/models/{model['id']}", json={"status": "ready"}).status_code == 200
+        assert eventually(lambda: client.get(f"/api/models/{model['id']}").json()["status"] in {"success", "error"},
+                          timeout=240)
+        done = client.get(f"/api/models/{model['id']}").json()
+        assert done["status"] == "success" and done["image"], (done, system.log("runner"))
+        file = client.get(f"/api/models/{model['id']}/file")
+        assert file.status_code == 200 and safetensors_keys(file.content) == ["emb_params"]
+        made = client.post("/api/images", json={"prompt": "a zqx boat", "width": 64, "height": 64,
+                                                "num_inference_steps": 4,
+                                                "loras": [{"model_id": model["id"], "weight": 1.0}]})
+        assert made.status_code == 202, made.text
+        task = made.json()["id"]
+        assert eventually(lambda: client.get(f"/api/tasks/{task}").json()["status"] in {"success", "error"},
+                          timeout=60)
+        assert client.get(f"/api/tasks/{task}").json()["status"] == "success", (
+            client.get(f"/api/tasks/{task}").json(), system.log("runner"))
