@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 import os
 import struct
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from infra.storage.local import LocalBlobStore
@@ -75,6 +78,18 @@ def until_closed(ws: Any, timeout: float = 300) -> tuple[list[dict[str, Any]], i
 
 def stored_keys(system: System) -> set[str]:
     return set(LocalBlobStore(system.data_dir / "blobs").keys_before(time.time() + 60))
+
+
+def generated(client: httpx.Client, prompt: str) -> dict[str, Any]:
+    """A small generation, once it succeeded (its task)."""
+    made = client.post("/api/images", json={"prompt": prompt, "width": 64, "height": 64, "num_inference_steps": 4})
+    assert made.status_code == 202, made.text
+    task_id = made.json()["id"]
+    assert eventually(lambda: client.get(f"/api/tasks/{task_id}").json()["status"] in {"success", "error"},
+                      timeout=60)
+    task = dict(client.get(f"/api/tasks/{task_id}").json())
+    assert task["status"] == "success", task
+    return task
 
 
 def safetensors_keys(data: bytes) -> list[str]:
@@ -165,3 +180,30 @@ def test_a_textual_inversion_trains_downloads_and_generates(system: System, user
                           timeout=60)
         assert client.get(f"/api/tasks/{task}").json()["status"] == "success", (
             client.get(f"/api/tasks/{task}").json(), system.log("runner"))
+
+
+def test_with_two_runners_generation_keeps_flowing_while_one_trains(system: System, user: Account) -> None:
+    log = open(system.data_dir / "runner2.log", "ab")  # noqa: SIM115 - the child owns it
+    second = subprocess.Popen([sys.executable, "-m", "aidraw.cli", "runner"], stdout=log, stderr=subprocess.STDOUT,
+                              env=dict(system.env, AIDRAW_RUNNER_NAME="second-runner"))
+    log.close()
+    try:
+        with client_of(system, user) as client:  # the second runner is up once it has served a generation
+            assert eventually(lambda: generated(client, "warm up")["server_name"] == "second-runner", timeout=180), \
+                (system.data_dir / "runner2.log").read_text()[-3000:]
+        model = model_of(system, user, steps=4000, checkpoint_every=4000)
+        model_id = model["id"]
+        with client_of(system, user) as client:
+            assert client.patch(f"/api/models/{model['id']}", json={"status": "ready"}).status_code == 200
+            assert eventually(lambda: client.get(f"/api/models/{model['id']}").json()["status"] == "running",
+                              timeout=120)
+            trainer = client.get(f"/api/tasks/{client.get(f'/api/models/{model_id}').json()['task_id']}").json()
+            # One after the other, all while the training runs.
+            servers = [generated(client, f"boat {n}")["server_name"] for n in range(3)]
+            assert client.get(f"/api/models/{model['id']}").json()["status"] == "running"
+            assert set(servers) - {trainer["server_name"]}, (servers, trainer["server_name"])  # the free one served
+            assert client.patch(f"/api/models/{model['id']}", json={"status": "canceled"}).status_code == 200
+            assert eventually(lambda: client.get(f"/api/models/{model['id']}").json()["status"] == "initial")
+    finally:
+        second.terminate()
+        second.wait(30)
