@@ -5,6 +5,7 @@ model back, stores nothing and leaves the runner free."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from infra.storage.local import LocalBlobStore
 from tests.accounts import Account, new_account
@@ -80,9 +82,10 @@ def stored_keys(system: System) -> set[str]:
     return set(LocalBlobStore(system.data_dir / "blobs").keys_before(time.time() + 60))
 
 
-def generated(client: httpx.Client, prompt: str) -> dict[str, Any]:
+def generated(client: httpx.Client, prompt: str, **recipe: Any) -> dict[str, Any]:
     """A small generation, once it succeeded (its task)."""
-    made = client.post("/api/images", json={"prompt": prompt, "width": 64, "height": 64, "num_inference_steps": 4})
+    made = client.post("/api/images", json={"prompt": prompt, "width": 64, "height": 64, "num_inference_steps": 4,
+                                            **recipe})
     assert made.status_code == 202, made.text
     task_id = made.json()["id"]
     assert eventually(lambda: client.get(f"/api/tasks/{task_id}").json()["status"] in {"success", "error"},
@@ -90,6 +93,13 @@ def generated(client: httpx.Client, prompt: str) -> dict[str, Any]:
     task = dict(client.get(f"/api/tasks/{task_id}").json())
     assert task["status"] == "success", task
     return task
+
+
+def picture(client: httpx.Client, task: dict[str, Any]) -> bytes:
+    """The pixels of a finished generation's one image."""
+    answer = client.get(task["result"]["images"][0]["url"])
+    assert answer.status_code == 200, answer.text
+    return Image.open(io.BytesIO(answer.content)).convert("RGB").tobytes()
 
 
 def safetensors_keys(data: bytes) -> list[str]:
@@ -120,14 +130,19 @@ def test_a_lora_trains_live_downloads_and_generates(system: System, user: Accoun
         assert file.status_code == 200, file.text
         keys = safetensors_keys(file.content)
         assert keys and all(k.startswith("unet.") and ".lora" in k for k in keys), keys[:5]
-        made = client.post("/api/images", json={"prompt": "zqx", "width": 64, "height": 64, "num_inference_steps": 4,
-                                                "loras": [{"model_id": model["id"], "weight": 1.0}]})
-        assert made.status_code == 202, made.text
-        task = made.json()["id"]
-        assert eventually(lambda: client.get(f"/api/tasks/{task}").json()["status"] in {"success", "error"},
-                          timeout=120)
-        assert client.get(f"/api/tasks/{task}").json()["status"] == "success", (
-            client.get(f"/api/tasks/{task}").json(), system.log("runner"))
+        with_lora = generated(client, "zqx", loras=[{"model_id": model["id"], "weight": 1.0}], seed=5)
+        without = generated(client, "zqx", seed=5)
+        assert picture(client, with_lora) != picture(client, without)  # the trained file was applied
+        assert picture(client, generated(client, "zqx", seed=5)) == picture(client, without)  # not by chance
+
+        # A retrain keeps the file until the new one is stored, then serves the new one, with a new cover.
+        again = client.patch(f"/api/models/{model['id']}", json={"status": "ready", "training": TRAINING | {
+            "learning_rate": 1e-2}})
+        assert again.status_code == 200 and again.json()["model_path"] == done["model_path"], again.text
+        assert client.get(f"/api/models/{model['id']}/file").content == file.content
+        assert eventually(lambda: client.get(f"/api/models/{model['id']}").json()["status"] == "success"
+                          and client.get(f"/api/models/{model['id']}").json()["image"] != done["image"], timeout=120)
+        assert client.get(f"/api/models/{model['id']}/file").content != file.content
 
 
 def test_a_cancel_while_training_puts_the_model_back_stores_nothing_and_frees_the_runner(
