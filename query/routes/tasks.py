@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from infra.auth import RequiredUser
 from infra.errors import NotFound
 from infra.http import ObjectId
+from infra.model_files import file_url
 from infra.schemas_tasks import TaskOut, TaskPage
 from infra.storage import BlobStore
 from query.collections import TASKS
@@ -35,7 +36,17 @@ COLUMNS = (
 async def list_tasks(request: Request, pool: Pool, actor: RequiredUser, _: Consistent) -> dict[str, Any]:
     """Your tasks, newest first (`sort=date+`: oldest first); an admin sees everyone's (`user=` narrows).
     Filters: `user`, `status`, `type` (inference, train), `date`, `tag` (the tags asked for its images)."""
-    return await list_page(pool, TASKS, parse_list(request.query_params, TASKS), actor, columns=COLUMNS)
+    page = await list_page(pool, TASKS, parse_list(request.query_params, TASKS), actor, columns=COLUMNS)
+    for row in page["list"]:
+        _shown_model_path(row)
+    return page
+
+
+def _shown_model_path(row: dict[str, Any]) -> None:
+    """A train task's `result.model_path` as the model shows it: where the file downloads, not its storage key."""
+    result = row.get("result")
+    if result and result.get("model_path"):
+        row["result"] = {**result, "model_path": file_url(int(row["data"]["model_id"]), result["model_path"])}
 
 
 # A waiting task's place: the waiting tasks of its capability that go before it (released ones first, then the
@@ -87,6 +98,7 @@ async def get_task(task_id: ObjectId, pool: Pool, blobs: Blobs, actor: RequiredU
     if row is None:
         raise NotFound(f"No task with id {task_id}.")
     row["queue_position"], row["estimated_start_at"] = await queue_place(pool, task_id)
+    _shown_model_path(row)
     if row["result"] and row["result"].get("image_ids"):
         row["result"] = {**row["result"], "images": await made_images(pool, blobs, row["result"]["image_ids"])}
     return row

@@ -222,3 +222,18 @@ def test_with_two_runners_generation_keeps_flowing_while_one_trains(system: Syst
     finally:
         second.terminate()
         second.wait(30)
+
+
+def test_the_train_tasks_socket_sees_the_training_too(system: System, user: Account) -> None:
+    model = model_of(system, user, steps=30)
+    with client_of(system, user) as client:
+        assert client.patch(f"/api/models/{model['id']}", json={"status": "ready"}).status_code == 200
+        assert eventually(lambda: client.get(f"/api/models/{model['id']}").json()["task_id"] is not None, timeout=30)
+        task_id = client.get(f"/api/models/{model['id']}").json()["task_id"]
+        with open_socket(system, f"/api/tasks/{task_id}", user.token, max_queue=None) as ws:
+            messages, code = until_closed(ws)
+    steps = [m for m in messages if "tick" in m]
+    assert code == 1000 and messages[-1]["status"] == "success", messages[-3:]
+    assert messages[-1]["data"]["result"]["model_path"] == f"/api/models/{model['id']}/file"
+    assert steps and all(m["data"]["steps"] == 30 and "loss" in m["data"]["detail"] for m in steps), steps
+    assert any("preview" in m["data"] for m in steps)
