@@ -26,8 +26,10 @@ NORMAL, TRY_AGAIN = 1000, 1013
 UNAUTHORIZED, FORBIDDEN, NOT_FOUND, TOO_MANY = 4401, 4403, 4404, 4429
 CLOSE_FOR_STATUS = {401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND}
 # A task in one of these has ended: its socket sends it and closes. A model closes when training ends while
-# watched (a socket on an idle model stays open like any object's).
-FINAL = {"tasks": {"success", "error", "canceled"}, "models": {"success", "error"}}
+# watched (success, error, or a cancel back to the status it had); a socket on an idle model stays open like any
+# object's.
+FINAL = {"tasks": {"success", "error", "canceled"}}
+TRAINING = {"ready", "waiting", "running"}
 _CLOSE = "__close__"
 
 
@@ -67,6 +69,8 @@ class LiveSocket:
         data = {**body, "progress": update.progress, "step": update.step, "steps": update.steps}
         if update.preview is not None:
             data["preview"] = update.preview
+        if update.detail is not None:  # training: loss and learning rate of the step
+            data["detail"] = update.detail
         self.outbox.put_progress(update.id, {"id": update.id, "status": body.get("status"),
                                              "progress": update.progress, "data": data,
                                              "sequence": self.sequences.get(update.id, 0), "tick": update.tick})
@@ -86,10 +90,11 @@ class LiveSocket:
         self.bodies[object_id] = body
         self.ticks.pop(object_id, None)
         self.outbox.put_state(object_id, message(object_id, body, sequence))
-        ended = not self.all_tasks and body.get("status") in FINAL.get(self.collection, ())
-        if ended and (self.collection == "tasks" or self._was_training):
+        status = body.get("status")
+        training_ended = self.collection == "models" and self._was_training and status not in TRAINING
+        if not self.all_tasks and (status in FINAL.get(self.collection, ()) or training_ended):
             self.close(NORMAL)
-        self._was_training = body.get("status") in {"waiting", "running"}
+        self._was_training = status in TRAINING
 
     _was_training = False
 

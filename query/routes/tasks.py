@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from infra.auth import RequiredUser
 from infra.errors import NotFound
 from infra.http import ObjectId
+from infra.model_files import file_url
 from infra.presence import RunnerPresence
 from infra.schemas_tasks import TaskOut, TaskPage
 from infra.storage import BlobStore
@@ -41,6 +42,7 @@ async def list_tasks(request: Request, pool: Pool, presence: Presence, actor: Re
     page = await list_page(pool, TASKS, parse_list(request.query_params, TASKS), actor, columns=COLUMNS)
     for row in page["list"]:
         say_why_waiting(row, presence)
+        _shown_model_path(row)
     return page
 
 
@@ -65,6 +67,13 @@ def say_why_waiting(row: dict[str, Any], presence: RunnerPresence) -> int | None
         hint = f"no runner online serves {describe(capability)}: it starts when one does"
         row["waiting_reason"] = f"{row['waiting_reason']}; {hint}" if row.get("waiting_reason") else hint
     return runners
+
+
+def _shown_model_path(row: dict[str, Any]) -> None:
+    """A train task's `result.model_path` as the model shows it: where the file downloads, not its storage key."""
+    result = row.get("result")
+    if result and result.get("model_path"):
+        row["result"] = {**result, "model_path": file_url(int(row["data"]["model_id"]), result["model_path"])}
 
 
 # A waiting task's place: the waiting tasks of its capability that go before it (released ones first, then the
@@ -116,6 +125,7 @@ async def get_task(task_id: ObjectId, pool: Pool, blobs: Blobs, presence: Presen
     runners = say_why_waiting(row, presence)
     if runners is not None:
         row["queue_position"], row["estimated_start_at"] = await queue_place(pool, task_id, runners)
+    _shown_model_path(row)
     if row["result"] and row["result"].get("image_ids"):
         row["result"] = {**row["result"], "images": await made_images(pool, blobs, row["result"]["image_ids"])}
     return row

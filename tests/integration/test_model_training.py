@@ -269,7 +269,7 @@ def test_a_runners_success_report_makes_the_model_usable_with_a_cover_of_its_vis
         assert eventually(lambda: client.get(f"/api/tasks/{task['id']}").json()["status"] == "success", timeout=30)
     finished = get(system, people.alice, f"/api/tasks/{task['id']}")
     assert {k: finished["result"][k] for k in ("model_path", "image_ids")} == {
-        "model_path": artefact, "image_ids": [done["image_id"]]}
+        "model_path": f"/api/models/{model['id']}/file", "image_ids": [done["image_id"]]}
     assert "prompt_handling" not in finished["result"]
     with client_of(system, None) as anonymous:  # public, as the model is
         assert eventually(lambda: anonymous.get(f"/api/images/{done['image_id']}").status_code == 200, timeout=30)
