@@ -62,8 +62,13 @@ class Presence:
                     await self.beat()
                 except Exception as exc:  # NATS away, the bucket gone: the next tick tries again
                     log.warning("heartbeat failed", extra={"error": f"{type(exc).__name__}: {exc}"})
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), CHECK_S)
+                # asyncio.wait, not wait_for: Python 3.11's wait_for can swallow the cancel that ends this loop when
+                # the event is set at the same moment (a runner then never stopped: its SIGTERM waited on this task)
+                changed = asyncio.ensure_future(self._changed.wait())
+                try:
+                    await asyncio.wait({changed}, timeout=CHECK_S)
+                finally:
+                    changed.cancel()
                 self._changed.clear()
         finally:
             with contextlib.suppress(Exception):  # gone at once on a clean stop; the TTL covers the rest

@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -129,11 +130,17 @@ class RunnerRig:
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.kill() if kill else self.proc.terminate()
-        self.proc.wait(30)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)  # aidraw/stackdump.py: every thread's stack into the log
+            time.sleep(2)
+            self.proc.kill()
+            raise AssertionError(f"the runner did not stop within 30 s of SIGTERM; its log:\n{self.log()}") from None
 
     def log(self) -> str:
         path = self.data_dir / "runner.log"
-        return path.read_text(errors="replace")[-6000:] if path.exists() else ""
+        return path.read_text(errors="replace")[-20000:] if path.exists() else ""
 
     def submit(self, data: dict[str, Any]) -> int:
         """TaskCreated in the log and the work item on its capability's subject; the task's id."""

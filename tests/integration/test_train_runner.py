@@ -91,7 +91,7 @@ def test_an_unusable_dataset_item_or_unknown_model_type_fails_the_task_naming_wh
     assert f"{files}/gone.png answered 404" in reasons[missing]
     assert f"{files}/page is text/html" in reasons[html]
     assert "only 1 usable images, at least 4 needed" in reasons[few]
-    assert reasons[unknown] == "training parameters: type: must be one of lora, ti, hyper, ckp"
+    assert reasons[unknown] == "training parameters: type: must be one of lora, ckp, hyper, ti"
 
 
 def test_a_generation_during_training_starts_within_a_few_steps_and_a_cancel_stops_training(

@@ -78,6 +78,8 @@ def test_every_event_that_changes_an_aggregate_has_exactly_one_handler() -> None
             assert callable(handler)
             handled.setdefault(event_class, []).append(aggregate.__name__)
     concrete = {e for e in _subclasses(Changed) if e is not Deleted and e.__module__.startswith("events.")}
+    # one catch-all is allowed: a runner's `server` aggregate ignores report kinds a newer runner may add
+    assert handled.pop(Changed, ["Server"]) == ["Server"]
     assert set(handled) == concrete
     assert all(len(owners) == 1 for owners in handled.values()), handled
 
