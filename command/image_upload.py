@@ -1,14 +1,14 @@
 """Reading a multipart image upload and turning the file into what is stored.
 
-The body is read through a byte counter, so an upload over the limit is refused with 413 as soon as it passes
-the limit, with or without a Content-Length. The form's fields are checked strictly (unknown fields, repeated
-single fields and non-boolean `public` are 422), and nothing is stored before the whole upload was checked.
+The body is read within its byte limit by command/multipart.py (413 as soon as it passes the limit). The form's
+fields are checked strictly (unknown fields, repeated single fields and non-boolean `public` are 422), and nothing
+is stored before the whole upload was checked.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -19,9 +19,9 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
+from command.multipart import read_form
 from infra.blob_locks import enqueue_for_reaping, upload_guard
 from infra.errors import Invalid, TooLarge, Unavailable
 from infra.http import read_bool
@@ -32,7 +32,6 @@ from infra.storage import BlobStore, BlobStoreError, key_for_bytes
 log = logging.getLogger("aidraw.images")
 T = TypeVar("T")
 
-FIELDS_LIMIT = 64 * 1024  # all text fields together: names, prompts and tags are far smaller
 SINGLE = ("name", "prompt", "negative_prompt", "public")
 
 
@@ -60,18 +59,9 @@ class PreparedImage:
 
 
 def _too_large(max_bytes: int) -> TooLarge:
-    # The body may pass `max_bytes` by FIELDS_LIMIT (multipart framing and text fields): an internal allowance,
+    # The body may pass `max_bytes` by command/multipart.py FIELDS_LIMIT (framing and text fields): an allowance,
     # so the answer names the documented limit, AIDRAW_UPLOAD_MAX_BYTES.
     return TooLarge(f"The upload is too large: an image file may have at most {max_bytes} bytes.")
-
-
-async def _counted(request: Request, limit: int, max_bytes: int) -> AsyncGenerator[bytes, None]:
-    seen = 0
-    async for chunk in request.stream():
-        seen += len(chunk)
-        if seen > limit:
-            raise _too_large(max_bytes)
-        yield chunk
 
 
 def _flag(raw: str) -> bool:
@@ -108,18 +98,9 @@ async def read_upload(request: Request, max_bytes: int) -> Upload:
     """The upload's file and fields, checked; 413 over `max_bytes`, 422 for anything malformed."""
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
-        raise Invalid("Upload an image as multipart/form-data with a `file` field (generation requests are not "
-                      "available yet).", field="body")
-    limit = max_bytes + FIELDS_LIMIT
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(max_bytes)
-    parser = MultiPartParser(request.headers, _counted(request, limit, max_bytes), max_files=1, max_fields=64,
-                             max_part_size=FIELDS_LIMIT)
-    try:
-        form = await parser.parse()
-    except MultiPartException as exc:
-        raise Invalid(f"The multipart body cannot be read: {exc.message}", field="body") from None
+        raise Invalid("Send generation parameters as application/json, or upload an image as multipart/form-data "
+                      "with a `file` field.", field="body")
+    form = await read_form(request, max_bytes, lambda: _too_large(max_bytes))
     try:
         files = form.getlist("file")
         if len(files) != 1 or not isinstance(files[0], UploadFile):

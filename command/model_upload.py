@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
@@ -20,12 +20,12 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from command.app import CommandApp
 from command.items import check_visible
 from command.models import INITIAL, Model, clean_trigger_words
+from command.multipart import read_form
 from command.owned import clean_name
 from command.tag_refs import clean_tag_names, resolve_tags, retry_on_tag_race
 from events.ids import aggregate_uuid, new_id
@@ -38,7 +38,6 @@ from infra.model_files import MAX_SIZE, InvalidModelFile, ModelFile, check_model
 from infra.schemas import Input
 from infra.schemas_catalog import BaseModelName, ModelTypeName, Name, ObjectRef, TagNames, TriggerWords
 
-FIELDS_LIMIT = 64 * 1024
 SINGLE = ("name", "type", "base_model", "source", "trigger_words", "public")
 CONTENT_TYPE = "application/x-safetensors"
 SEND = ("send a .safetensors file in the `file` field with `type` (lora, ti, hyper, ckp) and `base_model` "
@@ -83,15 +82,6 @@ class ModelUpload:
 def _too_large(max_bytes: int) -> TooLarge:
     return TooLarge(f"The upload is too large: a model file may have at most {max_bytes} bytes "
                     "(AIDRAW_MODEL_UPLOAD_MAX_BYTES).")
-
-
-async def _counted(request: Request, limit: int, max_bytes: int) -> AsyncGenerator[bytes, None]:
-    seen = 0
-    async for chunk in request.stream():
-        seen += len(chunk)
-        if seen > limit:
-            raise _too_large(max_bytes)
-        yield chunk
 
 
 def _fields(form: Any, filename: str) -> ModelUploadFields:
@@ -151,16 +141,7 @@ def _spill(upload: UploadFile) -> tuple[Path, int]:
 
 async def read_model_upload(request: Request, max_bytes: int) -> ModelUpload:
     """The upload's file (in a temporary file) and fields, checked; 413 over `max_bytes`, 422 otherwise."""
-    limit = max_bytes + FIELDS_LIMIT
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(max_bytes)
-    parser = MultiPartParser(request.headers, _counted(request, limit, max_bytes), max_files=1, max_fields=64,
-                             max_part_size=FIELDS_LIMIT)
-    try:
-        form = await parser.parse()
-    except MultiPartException as exc:
-        raise Invalid(f"The multipart body cannot be read: {exc.message}", field="body") from None
+    form = await read_form(request, max_bytes, lambda: _too_large(max_bytes))
     try:
         files = form.getlist("file")
         if len(files) != 1 or not isinstance(files[0], UploadFile):
