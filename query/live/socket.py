@@ -66,12 +66,15 @@ class LiveSocket:
         if body is None or update.tick <= self.ticks.get(update.id, 0):
             return  # not (yet) visible to this caller, or a duplicate
         self.ticks[update.id] = update.tick
-        data = {**body, "progress": update.progress, "step": update.step, "steps": update.steps}
+        status = body.get("status")
+        if status in ("waiting", "ready"):  # a runner publishes progress only while it runs: the state lags behind
+            status = "running"
+        data = {**body, "status": status, "progress": update.progress, "step": update.step, "steps": update.steps}
         if update.preview is not None:
             data["preview"] = update.preview
         if update.detail is not None:  # training: loss and learning rate of the step
             data["detail"] = update.detail
-        self.outbox.put_progress(update.id, {"id": update.id, "status": body.get("status"),
+        self.outbox.put_progress(update.id, {"id": update.id, "status": status,
                                              "progress": update.progress, "data": data,
                                              "sequence": self.sequences.get(update.id, 0), "tick": update.tick})
 

@@ -105,7 +105,7 @@ def test_a_failed_attempt_waits_for_the_next_and_the_final_failure_says_why(syst
     record_started(commands, task["id"], None, "runner-1", 1)
     assert record_failed(commands, task["id"], "the runner stopped", final=False)
     with client_of(system, user) as client:
-        assert eventually(lambda: client.get(f"/api/tasks/{task['id']}").json()["waiting_reason"].startswith(
+        assert eventually(lambda: (client.get(f"/api/tasks/{task['id']}").json()["waiting_reason"] or "").startswith(
                           "retrying after a failed attempt: the runner stopped"), timeout=30)
     assert record_started(commands, task["id"], None, "runner-2", 2)
     reason = "gave up after 3 attempts: the pipeline crashed each time (the last: out of memory at 1024x1024)"
