@@ -24,6 +24,7 @@ from aidraw.search import image_search
 from command.app import CommandApp
 from command.routes.deps import CommandServices
 from command.sessions import SessionExtender
+from events.nats_urls import nats_servers
 from events.store.protocol import EventStore
 from events.views import ViewRecorder, views_prefix, views_stream_name
 from infra import passwords
@@ -84,7 +85,7 @@ async def bootstrap(settings: Settings, nats_url: str, database_url: str) -> Asy
         watcher = ProjectionWatcher(database_url, [p.name for p in [*PROJECTORS, *search_projectors(settings)]])
         await watcher.start()
         stack.push_async_callback(watcher.stop)
-        client = await nats.connect(nats_url, name="aidraw_api", max_reconnect_attempts=-1)
+        client = await nats.connect(nats_servers(nats_url), name="aidraw_api", max_reconnect_attempts=-1)
         stack.push_async_callback(_close_quietly, client)
         views = ViewRecorder(client.jetstream(), views_stream_name(settings.stream_name),
                              views_prefix(settings.subject_prefix), settings.views_max_age_s)

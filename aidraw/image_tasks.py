@@ -16,6 +16,7 @@ import logging
 
 import nats
 
+from events.nats_urls import nats_servers
 from events.store.bridge import log_connection_errors
 from events.views import ensure_views_stream, views_prefix, views_stream_name
 from infra.settings import Settings
@@ -27,7 +28,7 @@ from projectors.process import run_process_manager
 
 
 async def run_image_tasks(settings: Settings, nats_url: str, database_url: str, stop: asyncio.Event) -> None:
-    nc = await nats.connect(nats_url, max_reconnect_attempts=-1, name="aidraw_image_tasks",
+    nc = await nats.connect(nats_servers(nats_url), max_reconnect_attempts=-1, name="aidraw_image_tasks",
                             error_cb=log_connection_errors(logging.getLogger("aidraw.image_tasks"), "image tasks"))
     try:
         js = nc.jetstream()

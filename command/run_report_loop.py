@@ -27,6 +27,7 @@ from command.run_reports import (
 )
 from events.codec import decode_message
 from events.ids import split_uuid
+from events.nats_urls import nats_servers
 from events.runs import RunFailed, RunProduced, RunProgressed, RunStarted, RunTrained
 
 log = logging.getLogger("aidraw.run_reports")
@@ -83,7 +84,7 @@ class RunReportLoop:
                 await asyncio.sleep(RESTART_PAUSE_S)
 
     async def _run(self, stop: asyncio.Event) -> None:
-        nc = await nats.connect(self.nats_url, name="aidraw-run-reports", max_reconnect_attempts=-1)
+        nc = await nats.connect(nats_servers(self.nats_url), name="aidraw-run-reports", max_reconnect_attempts=-1)
         try:
             sub = await nc.jetstream().pull_subscribe(
                 f"{self.settings.subject_prefix}.server.>", durable=DURABLE, stream=self.settings.stream_name,

@@ -26,6 +26,7 @@ from command.app import CommandApp, retry_on_conflict
 from command.scheduler import Scheduler
 from command.tasks import Task
 from events.codec import decode_message
+from events.nats_urls import nats_servers
 from events.work import ensure_work_stream, work_item, work_stream_name, work_subject
 from infra.errors import NotFound
 
@@ -52,7 +53,7 @@ class SchedulerLoop:
                 await asyncio.sleep(RESTART_PAUSE_S)
 
     async def _run(self, stop: asyncio.Event) -> None:
-        nc = await nats.connect(self.nats_url, name="aidraw-scheduler", max_reconnect_attempts=-1)
+        nc = await nats.connect(nats_servers(self.nats_url), name="aidraw-scheduler", max_reconnect_attempts=-1)
         try:
             js = nc.jetstream()
             await ensure_work_stream(js, self.settings.stream_name, self.settings.subject_prefix,

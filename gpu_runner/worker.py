@@ -44,6 +44,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from events.heartbeats import open_heartbeats
 from events.ids import aggregate_uuid
+from events.nats_urls import nats_servers
 from events.progress import Progress, progress_subject
 from events.runs import RunFailed, RunProduced, RunProgressed, RunStarted
 from events.store.protocol import AsyncEventStore
@@ -126,7 +127,7 @@ class Worker:
 
     async def _run(self, stop: asyncio.Event) -> None:
         c = self.config
-        nc = await nats.connect(c.nats_url, name=f"aidraw-runner-{c.name}", max_reconnect_attempts=-1)
+        nc = await nats.connect(nats_servers(c.nats_url), name=f"aidraw-runner-{c.name}", max_reconnect_attempts=-1)
         try:
             js = nc.jetstream()
             await open_work_stream(js, c.stream, c.prefix)

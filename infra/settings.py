@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from events.nats_urls import NatsUrlError, nats_servers
 from infra.proxies import Network, parse_networks
 from infra.urls import NOTHING_ALLOWED, AllowList
 
@@ -174,6 +175,19 @@ def _env_secret(name: str) -> str:
     return raw
 
 
+def _env_nats_url(name: str) -> str:
+    """Empty (the embedded server), or NATS server URLs, comma-separated (events/nats_urls.py). The message
+    never repeats a password."""
+    raw = os.environ.get(name, "").strip()
+    if raw:
+        try:
+            nats_servers(raw)
+        except NatsUrlError as exc:
+            raise SettingsError(f"{name}: {exc}. Set nats://host:4222 (a cluster: its nodes' URLs, comma-separated)"
+                                ", or unset it for the embedded server.") from None
+    return raw
+
+
 def ensure_data_dir(data_dir: Path) -> None:
     """Create the data folder (and its parents) if missing, or say in one line why it cannot be."""
     try:
@@ -192,7 +206,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("./var")
-    # Empty means: start the embedded server under data_dir.
+    # Empty means: start the embedded server under data_dir. Several servers (a cluster): comma-separated.
     nats_url: str = ""
     database_url: str = ""
     stream_name: str = "AIDRAW"
@@ -307,7 +321,7 @@ class Settings:
             # 0 would pick a random port, and the URL printed at start would say :0.
             port=_env_int("AIDRAW_PORT", 8000, 1, 65535),
             data_dir=Path(_env("AIDRAW_DATA_DIR", "./var")),
-            nats_url=_env("AIDRAW_NATS_URL", ""),
+            nats_url=_env_nats_url("AIDRAW_NATS_URL"),
             database_url=_env("AIDRAW_DATABASE_URL", ""),
             stream_name=_env_token("AIDRAW_STREAM", "AIDRAW"),
             subject_prefix=_env_token("AIDRAW_SUBJECT_PREFIX", "aidraw"),

@@ -28,6 +28,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from events.changes import ObjectsChanged, changed_subject
+from events.nats_urls import nats_servers
 from events.store.bridge import log_connection_errors
 from projectors.base import LIVE_SCHEMA, Projector
 from projectors.fetch import BatchFetcher
@@ -103,7 +104,7 @@ class ProjectionLoop:
         return self.position
 
     async def _run_once(self, stop: asyncio.Event, until: int | None) -> None:
-        nc = await nats.connect(self.target.nats_url, max_reconnect_attempts=-1, name=self.consumer_name,
+        nc = await nats.connect(nats_servers(self.target.nats_url), max_reconnect_attempts=-1, name=self.consumer_name,
                                 error_cb=log_connection_errors(log, self.checkpoint_name))
         sink = self._new_sink()
         try:

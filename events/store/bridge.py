@@ -24,11 +24,12 @@ import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+
+from events.nats_urls import nats_servers, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +60,6 @@ def log_connection_errors(logger: logging.Logger, what: str) -> Callable[[Except
     return error_cb
 
 
-def redact_url(url: str) -> str:
-    """The URL without user name, password or token, for messages and logs."""
-    parts = []
-    for one in url.split(","):
-        split = urlsplit(one.strip())
-        if split.username is not None or split.password is not None:
-            host = split.hostname or ""
-            if split.port:
-                host = f"{host}:{split.port}"
-            split = split._replace(netloc=f"***@{host}")
-        parts.append(urlunsplit(split))
-    return ",".join(parts)
-
-
 class NatsBridge:
     """One asyncio loop thread and one NATS connection; `run()` executes coroutines on it synchronously."""
 
@@ -81,6 +68,7 @@ class NatsBridge:
 
     def __init__(self, url: str, *, connect_timeout: float = 10.0, name: str = "aidraw") -> None:
         self.url = url
+        self.servers = nats_servers(url)  # one URL or a cluster's, comma-separated (events/nats_urls.py)
         self._pid = os.getpid()
         self._closed = False
         self._closing = False  # close() under way: a disconnect is expected, not worth a warning
@@ -218,7 +206,7 @@ class NatsBridge:
             # With unlimited reconnect attempts nats-py would retry the first connect forever: bound it.
             client = await asyncio.wait_for(
                 nats.connect(
-                    self.url,
+                    self.servers,
                     name=name,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,
