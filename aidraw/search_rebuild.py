@@ -53,9 +53,14 @@ def rebuild_index(settings: Settings, database_url: str, nats_url: str, end: int
         print("error: search_images is the Elasticsearch index; this deployment searches with PostgreSQL"
               " (AIDRAW_SEARCH): rebuild `images` instead.", file=sys.stderr)
         return 2
+    recipe = recipe_of(settings.clip_model_path)
     report = asyncio.run(rebuild(settings.elasticsearch_url, settings.subject_prefix,
-                                 Target(nats_url, settings.stream_name, database_url), end, progress))
-    if not report.compared:
+                                 Target(nats_url, settings.stream_name, database_url), end, progress, recipe=recipe))
+    if report.reshaped:
+        widths = ", ".join(f"{index}: {dims}" for index, dims in sorted(report.reshaped.items()))
+        verdict = (f"in its new shape (embeddings of {recipe.dims} floats, the configured recipe's: "
+                   f"{recipe.describe()}; the live index held another width, {widths}: not compared)")
+    elif not report.compared:
         verdict = "not compared (the live index was missing or behind)"
     elif report.same_documents:
         verdict = "the same documents as the live index"

@@ -8,20 +8,24 @@ whole document with `version_type=external` and version = the event's stream seq
 Partial changes (ImageChanged, ImageEmbedded, likes) read the document, change it, and write it whole with
 the new sequence. A deleted image's document is deleted with its sequence as version.
 
+The index holds the configured embedding recipe's vectors (infra/embeddings.Recipe): its mapping's width is the
+recipe's, an index of another width is refused with the rebuild command to run (infra/search_index.check_shape),
+and only the ImageEmbedded events of that recipe are copied (`embed`), as the PostgreSQL read model does.
+
 Not run on the development machines (no Elasticsearch server can be installed there).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from elasticsearch import ConflictError, NotFoundError
 
 from events.images import ImageChanged, ImageDeleted, ImageEmbedded, ImageUploaded
 from events.likes import ImageLiked, ImageUnliked
-from infra.embeddings import stored_vector
+from infra.embeddings import Recipe, configured_recipe, stored_vector
 from infra.search_index import async_client, ensure_index, index_name
 from projectors.base import Projector
 from projectors.postgres.ids import object_id
@@ -31,14 +35,39 @@ def _ns(moment: Any) -> int:
     return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
 
 
+def embed(doc: dict[str, Any], event: ImageEmbedded, recipe: Recipe) -> bool:
+    """Copy the event's vector into `doc` when it is `recipe`'s (another recipe's event is not this index's:
+    False, `doc` unchanged); an image with nothing to embed keeps no vector."""
+    if event.embedding_version != recipe.version:
+        return False
+    vector = stored_vector(event.prompt_vector, event.image_vector, recipe.image_dims)
+    if vector is not None and len(vector) != recipe.dims:
+        return False  # a recipe's version with another width: never written into a mapping it does not fit
+    doc["embedding_version"] = event.embedding_version
+    if vector is None:
+        doc.pop("embedding", None)
+    else:
+        doc["embedding"] = vector
+    return True
+
+
 class ImageSearchProjector(Projector):
     name = "search_images"
     tables: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, recipe: Recipe | None = None) -> None:
         self.url, self.prefix = url, prefix
+        self._fixed = recipe  # None: the configured one (infra/embeddings.configured_recipe), read on first use
+        self._recipe = recipe
         self._client: Any = None
         self._ready: set[str] = set()
+
+    @property
+    def recipe(self) -> Recipe:
+        """The recipe whose vectors the index holds (its mapping's width)."""
+        if self._recipe is None:
+            self._recipe = self._fixed or configured_recipe()
+        return self._recipe
 
     def ddl(self) -> Sequence[str]:
         return []  # the index is made on first use (ensure_index)
@@ -68,7 +97,7 @@ class ImageSearchProjector(Projector):
         await self.connected()
         name = index_name(self.prefix, s)
         if name not in self._ready:
-            await ensure_index(self._client, name)
+            await ensure_index(self._client, name, self.recipe)  # IndexShapeError: another recipe's width
             self._ready.add(name)
         return name
 
@@ -77,7 +106,7 @@ class ImageSearchProjector(Projector):
             await self._client.index(index=index, id=str(number), document=doc, version=seq,
                                      version_type="external")
 
-    async def _change(self, index: str, number: int, seq: int, change: Any) -> None:
+    async def _change(self, index: str, number: int, seq: int, change: Callable[[dict[str, Any]], Any]) -> None:
         try:
             found = await self._client.get(index=index, id=str(number), version=True)
         except NotFoundError:
@@ -85,7 +114,8 @@ class ImageSearchProjector(Projector):
         if int(found["_version"]) >= seq:
             return
         doc = dict(found["_source"])
-        change(doc)
+        if change(doc) is False:
+            return  # nothing of this index's changed
         await self._write(index, number, seq, doc)
 
     async def apply(self, cur: Any, s: str, seq: int, event: Any) -> None:
@@ -109,13 +139,8 @@ class ImageSearchProjector(Projector):
                     doc["public"] = e.public
             await self._change(index, object_id(event), seq, changed)
         elif isinstance(event, ImageEmbedded):
-            def embedded(doc: dict[str, Any], e: ImageEmbedded = event) -> None:
-                doc["embedding_version"] = e.embedding_version
-                vector = stored_vector(e.prompt_vector, e.image_vector)
-                if vector is None:
-                    doc.pop("embedding", None)
-                else:
-                    doc["embedding"] = vector
+            def embedded(doc: dict[str, Any], e: ImageEmbedded = event) -> bool:
+                return embed(doc, e, self.recipe)
             await self._change(index, object_id(event), seq, embedded)
         elif isinstance(event, ImageDeleted):
             with contextlib.suppress(ConflictError, NotFoundError):

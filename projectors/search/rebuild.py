@@ -12,6 +12,9 @@ steps as projectors/rebuild.py, in the search cluster's terms (docs/search.md "S
   set to the rebuilt position.
 - The check compares the two indexes before the swap: the same ids at the same versions (a document's version
   is the stream sequence of the last event applied to it, so equal versions are equal documents).
+- The new index's mapping is the configured embedding recipe's (infra/search_index.mapping). A live index of
+  another width (the recipe changed: the live projector refuses it until this swap) is not compared: the
+  report says `reshaped`, and the rebuild does not wait for a live projector that cannot write.
 
 Not run on the development machines (no Elasticsearch server can be installed there); the alias actions are
 unit-tested (tests/unit/test_search_alias_swap.py).
@@ -23,12 +26,13 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
-from infra.search_index import MAPPING, SETTINGS, checkpoint_index_name, index_name
+from infra.embeddings import Recipe
+from infra.search_index import SETTINGS, checkpoint_index_name, embedding_dims, index_name, mapping
 from projectors import checkpoints
 from projectors.base import LIVE_SCHEMA, REBUILD_SCHEMA
 from projectors.loop import ProjectionLoop, Target
@@ -47,6 +51,7 @@ class IndexRebuildReport:
     live_documents: int
     rebuilt_documents: int
     same_documents: bool
+    reshaped: dict[str, int | None] = field(default_factory=dict)  # live index -> its other embedding width
 
 
 def swap_actions(live: str, fresh: str, rebuild_alias: str, live_targets: list[str], live_is_alias: bool
@@ -101,10 +106,19 @@ async def _build_to(projector: ImageSearchProjector, target: Target, until: int,
     return await loop.run(asyncio.Event(), until=until)
 
 
+async def _other_widths(client: Any, name: str, recipe: Recipe) -> dict[str, int | None]:
+    """The indexes behind `name` whose embedding width is not `recipe`'s (none when `name` does not exist)."""
+    if not await client.indices.exists(index=name):
+        return {}
+    found = embedding_dims(dict(await client.indices.get_mapping(index=name)))
+    return {index: dims for index, dims in found.items() if dims != recipe.dims}
+
+
 async def rebuild_index(url: str, prefix: str, target: Target, log_end: int,
                         progress: Callable[[int], None] | None = None,
-                        live_catch_up_s: float = LIVE_CATCH_UP_S) -> IndexRebuildReport:
-    projector = ImageSearchProjector(url, prefix)
+                        live_catch_up_s: float = LIVE_CATCH_UP_S, recipe: Recipe | None = None) -> IndexRebuildReport:
+    """`recipe`: the embedding recipe of the new index (None: the configured one)."""
+    projector = ImageSearchProjector(url, prefix, recipe)
     name = projector.name
     live, rebuild_alias = index_name(prefix, LIVE_SCHEMA), index_name(prefix, REBUILD_SCHEMA)
     fresh = f"{prefix.lower()}-images-g{time.time_ns()}"
@@ -116,12 +130,15 @@ async def rebuild_index(url: str, prefix: str, target: Target, log_end: int,
             await client.indices.delete(index=old)
         if await client.indices.exists(index=marks):
             await client.options(ignore_status=404).delete(index=marks, id=f"{name}@rebuild")
-        await client.indices.create(index=fresh, mappings=MAPPING, settings=SETTINGS, aliases={rebuild_alias: {}})
+        await client.indices.create(index=fresh, mappings=mapping(projector.recipe), settings=SETTINGS,
+                                    aliases={rebuild_alias: {}})
+        reshaped = await _other_widths(client, live, projector.recipe)
     finally:
         await projector.close()
     built = await _build_to(projector, target, log_end, progress)
-    async with await psycopg.AsyncConnection.connect(target.database_url, autocommit=True) as conn:
-        await _await_live(conn, name, built, live_catch_up_s)
+    if not reshaped:  # a live index of another width has no live projector writing to it: nothing to wait for
+        async with await psycopg.AsyncConnection.connect(target.database_url, autocommit=True) as conn:
+            await _await_live(conn, name, built, live_catch_up_s)
 
     client = await projector.connected()
     try:
@@ -133,7 +150,7 @@ async def rebuild_index(url: str, prefix: str, target: Target, log_end: int,
                 client = await projector.connected()
             await client.indices.refresh(index=fresh)
             targets, is_alias = await _targets(client, live)
-            compared = live_position == built and bool(targets)
+            compared = live_position == built and bool(targets) and not reshaped
             live_count, live_digest = await _fingerprint(client, live) if targets else (0, "")
             fresh_count, fresh_digest = await _fingerprint(client, fresh)
             await client.indices.update_aliases(actions=swap_actions(live, fresh, rebuild_alias, targets, is_alias))
@@ -146,7 +163,8 @@ async def rebuild_index(url: str, prefix: str, target: Target, log_end: int,
     finally:
         await projector.close()
     return IndexRebuildReport(index=fresh, position=built, compared=compared, live_documents=live_count,
-                              rebuilt_documents=fresh_count, same_documents=compared and live_digest == fresh_digest)
+                              rebuilt_documents=fresh_count, same_documents=compared and live_digest == fresh_digest,
+                              reshaped=reshaped)
 
 
 async def _forget_rebuild_checkpoint(database_url: str, name: str) -> None:

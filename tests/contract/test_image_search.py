@@ -81,11 +81,12 @@ class Adapter:
             self.runner.run(self._index(gallery))
 
     async def _index(self, gallery: Gallery) -> None:
+        from infra.embeddings import PIXELS
         from infra.search_index import ensure_index
 
         if await self.client.indices.exists(index=self.index):
             await self.client.indices.delete(index=self.index)
-        await ensure_index(self.client, self.index)
+        await ensure_index(self.client, self.index, PIXELS)
         for image in gallery.images:
             await self.client.index(index=self.index, id=str(image.id), version=1, version_type="external",
                                     document={"id": image.id, "user_id": image.user_id, "public": image.public,
@@ -237,5 +238,31 @@ def test_the_search_sink_keeps_its_checkpoint_in_the_cluster_and_copies_it_to_po
             for name in (index_name(prefix), checkpoint_index_name(prefix)):
                 await sink.projector.client.indices.delete(index=name, ignore_unavailable=True)
             await sink.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.skipif(not ES_URL, reason=NO_ES)
+def test_the_search_projector_refuses_an_index_of_another_embedding_width() -> None:
+    from infra.embeddings import PIXELS, Recipe
+    from infra.search_index import IndexShapeError
+    from projectors.search.images import ImageSearchProjector
+
+    prefix = f"aidraw-shape-{random.randrange(10**9)}"
+    clip = Recipe(version=7, image_model="CLIP test", image_dims=512)
+
+    async def scenario() -> None:
+        pixels = ImageSearchProjector(ES_URL, prefix, PIXELS)
+        name = await pixels.index("rm")  # made for the pixel recipe: 448 floats
+        clip_projector = ImageSearchProjector(ES_URL, prefix, clip)
+        try:
+            with pytest.raises(IndexShapeError, match=r"holds embeddings of 448 floats.*aidraw rebuild search_images"):
+                await clip_projector.index("rm")
+            await pixels.close()
+            assert await pixels.index("rm") == name  # checked again on a new client, of its own recipe: taken
+        finally:
+            await pixels.client.indices.delete(index=name, ignore_unavailable=True)
+            await pixels.close()
+            await clip_projector.close()
 
     asyncio.run(scenario())
