@@ -4,7 +4,7 @@ live status from the heartbeats."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel
 
@@ -12,6 +12,7 @@ from events.heartbeats import Heartbeat
 from infra.schemas import Input, Page
 
 ServerStatus = Literal["online", "busy", "draining", "offline"]
+SERVER_STATUSES: tuple[ServerStatus, ...] = get_args(ServerStatus)
 
 
 class ServerPatch(Input):

@@ -1,15 +1,16 @@
 """Each collection's list table: the parameters it accepts, its sorts, its rows, who sees them.
 
 API.md "Lists": `user` (also `user_id`), `tag`, `public`, `date`, `q` where a collection has those things;
-images also `choice` and `like`; models also `status`, `type`, `base_model`. A parameter a collection does not
-list here answers 422, so a client never believes a filter applied when it did not.
+images also `choice` and `like`; models also `status`, `type`, `base_model`; servers `status` (their live one).
+A parameter a collection does not list here answers 422, so a client never believes a filter applied when it
+did not.
 """
 
 from __future__ import annotations
 
 from events.models import BASE_MODELS, MODEL_STATUSES, MODEL_TYPES
 from events.users import ROLES
-from query.filters import Contains, CreatedOn, Filter, Flag, InChoice, LikedBy, OneOf, OwnedBy, Tagged
+from query.filters import Contains, CreatedOn, Filter, Flag, InChoice, LikedBy, LiveStatus, OneOf, OwnedBy, Tagged
 from query.listing import Collection
 
 TASK_STATUSES = ("initial", "ready", "waiting", "running", "success", "error", "canceled")
@@ -65,6 +66,7 @@ SESSIONS = Collection(
     scope="s.ended_at IS NULL AND s.expires_at > now()", params={"user": _OWNER, "user_id": _OWNER},
 )
 
-# Runners (docs/runners.md): every logged-in caller sees all of them; their live status is joined in by the route.
+# Runners (docs/runners.md): every logged-in caller sees all of them; their live status is joined in by the route
+# (also for `status=`, query/routes/servers.py).
 SERVERS = Collection(name="servers", table="rm.servers", alias="v", visibility="everyone",
-                     params={"date": CreatedOn(), "q": Contains(("name",))})
+                     params={"date": CreatedOn(), "q": Contains(("name",)), "status": LiveStatus()})

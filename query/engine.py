@@ -26,7 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 from infra.actor import Actor
 from infra.authz import visible_sql
 from query import counted, id_sets
-from query.filters import Contains, CreatedOn, Filter, Flag, OneOf, OwnedBy, Tagged
+from query.filters import Contains, CreatedOn, Filter, Flag, LiveStatus, OneOf, OwnedBy, Tagged
 from query.id_sets import IdSet
 from query.listing import Collection, Condition, Cursor, ListQuery, Order
 
@@ -66,7 +66,14 @@ def condition_sql(flt: Filter, values: tuple[Any, ...], a: str) -> Fragment:
         case Contains(columns):
             return (" OR ".join(f"{a}.{col} ILIKE %s" for _ in values for col in columns),
                     [_like_pattern(v) for v in values for _ in columns])
-    raise TypeError(f"no SQL for filter {flt!r} (id-set filters are query/id_sets.py's)")
+        case LiveStatus(draining, _, alive, busy) if alive is not None:
+            ids = {"offline": alive, "draining": alive, "busy": busy & alive, "online": alive - busy}
+            among = f"{a}.id = ANY(%s::bigint[])"  # an empty list too: typed, so PostgreSQL knows what it is
+            shape = {"offline": f"NOT ({among})", "draining": f"({a}.{draining} AND {among})",
+                     "busy": f"(NOT {a}.{draining} AND {among})", "online": f"(NOT {a}.{draining} AND {among})"}
+            return " OR ".join(shape[v] for v in values), [sorted(ids[v]) for v in values]
+    raise TypeError(f"no SQL for filter {flt!r} (id-set filters are query/id_sets.py's; a LiveStatus needs the"
+                    " heartbeats joined in by its route)")
 
 
 def visibility_sql(collection: Collection, actor: Actor) -> Fragment:

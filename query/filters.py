@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.http import read_bool
+from infra.schemas_servers import SERVER_STATUSES
 from query.dates import DayRange, parse_date
 
 MAX_ID = 2**53 - 1
@@ -104,6 +105,21 @@ class OneOf(Filter):
             if value.lower() == wanted:
                 return value
         raise ValueError(f"{raw!r} is not one of {', '.join(self.allowed)}")
+
+
+@dataclass(frozen=True)
+class LiveStatus(Filter):
+    """servers: `status=online|busy|draining|offline`, the live status (infra/schemas_servers.live_status): the
+    log's drain flag joined with the heartbeats. Parsed without them; the route joins this process's heartbeats
+    in (`alive`: the ids of live runners, `busy`: those of them running tasks) before the query runs."""
+
+    draining: str = "draining"  # the drain flag's column
+    allowed: tuple[str, ...] = SERVER_STATUSES
+    alive: frozenset[int] | None = None
+    busy: frozenset[int] = frozenset()
+
+    def read(self, raw: str) -> str:
+        return OneOf("status", self.allowed).read(raw)
 
 
 @dataclass(frozen=True)

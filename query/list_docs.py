@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from query.filters import Contains, CreatedOn, Filter, Flag, InChoice, LikedBy, OneOf, OwnedBy, Tagged
+from query.filters import Contains, CreatedOn, Filter, Flag, InChoice, LikedBy, LiveStatus, OneOf, OwnedBy, Tagged
 from query.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Collection
 
 COMBINING = " Comma-separated values are a union; repeating the parameter intersects."
@@ -30,7 +30,7 @@ def _describe(name: str, filter: Filter) -> tuple[str, dict[str, Any]]:
         LikedBy: "Liked by this user id.",
     }
     schema: dict[str, Any] = {"type": "string"}
-    if isinstance(filter, OneOf):
+    if isinstance(filter, OneOf | LiveStatus):
         return f"One of: {', '.join(filter.allowed)}.{COMBINING}", REPEATABLE
     if isinstance(filter, Contains):
         return f"Text found in {' or '.join(filter.columns)} (case-insensitive).", schema

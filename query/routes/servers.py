@@ -6,22 +6,24 @@ running are an admin's business only (another user's task is not the caller's to
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
 
+from events.heartbeats import Heartbeat
 from infra.actor import Actor
 from infra.auth import RequiredUser
 from infra.errors import NotFound
 from infra.http import ObjectId
-from infra.presence import RunnerPresence
 from infra.schemas_servers import ServerOut, ServerPage, last_seen, live_status, shown_tasks
 from query.collections import SERVERS
 from query.consistency import Consistent
 from query.db import Pool, fetch_one
 from query.engine import list_page
+from query.filters import LiveStatus
 from query.list_docs import list_parameters
-from query.listing import parse_list
+from query.listing import ListQuery, parse_list
 from query.services import Presence
 
 router = APIRouter(tags=["servers"])
@@ -31,8 +33,8 @@ COLUMNS = (f"{A}.id, {A}.name, {A}.device, {A}.memory_bytes, {A}.capabilities, {
            f" {A}.last_report_at, {A}.created_at, {A}.updated_at")
 
 
-def server_view(row: dict[str, Any], presence: RunnerPresence, actor: Actor) -> dict[str, Any]:
-    beat = presence.alive(int(row["id"]))
+def server_view(row: dict[str, Any], beat: Heartbeat | None, actor: Actor) -> dict[str, Any]:
+    """One row with its live status, from `beat` (its heartbeat while alive; None: offline)."""
     tasks = shown_tasks(beat, actor.is_admin)
     return {"id": row["id"], "name": row["name"], "device": row["device"], "memory": row["memory_bytes"],
             "capabilities": row["capabilities"], "version": row["software_version"],
@@ -45,10 +47,19 @@ def server_view(row: dict[str, Any], presence: RunnerPresence, actor: Actor) -> 
 async def list_servers(request: Request, pool: Pool, presence: Presence, actor: RequiredUser,
                        _: Consistent) -> dict[str, Any]:
     """The runners that registered and were not deleted, newest first, each online, busy, draining or offline
-    (no heartbeat within `AIDRAW_RUNNER_TTL`). Filters: `date`, `q` (name)."""
-    page = await list_page(pool, SERVERS, parse_list(request.query_params, SERVERS), actor, columns=COLUMNS)
-    page["list"] = [server_view(row, presence, actor) for row in page["list"]]
+    (no heartbeat within `AIDRAW_RUNNER_TTL`). Filters: `date`, `q` (name), `status`."""
+    beats = presence.everyone()  # one look at the heartbeats: the filter and the statuses shown agree
+    query = with_heartbeats(parse_list(request.query_params, SERVERS), beats)
+    page = await list_page(pool, SERVERS, query, actor, columns=COLUMNS)
+    page["list"] = [server_view(row, beats.get(int(row["id"])), actor) for row in page["list"]]
     return page
+
+
+def with_heartbeats(query: ListQuery, beats: dict[int, Heartbeat]) -> ListQuery:
+    """`query` with the live runners joined into its `status=` conditions (query/filters.py LiveStatus)."""
+    live = LiveStatus(alive=frozenset(beats), busy=frozenset(i for i, beat in beats.items() if beat.task_ids))
+    return replace(query, conditions=tuple(replace(c, filter=live) if isinstance(c.filter, LiveStatus) else c
+                                           for c in query.conditions))
 
 
 @router.get("/api/servers/{server_id}", response_model=ServerOut)
@@ -59,4 +70,4 @@ async def get_server(server_id: ObjectId, pool: Pool, presence: Presence, actor:
     row = await fetch_one(pool, f"SELECT {COLUMNS} FROM {SERVERS.table} {A} WHERE {A}.id = %s", (server_id,))
     if row is None:
         raise NotFound(f"No server with id {server_id}.")
-    return server_view(row, presence, actor)
+    return server_view(row, presence.alive(server_id), actor)

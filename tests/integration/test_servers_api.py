@@ -92,7 +92,10 @@ def test_a_runner_shows_online_with_what_it_is(system: System, alice: Account) -
             assert {k: v for k, v in detail.items() if k != "last_seen_at"} == {
                 k: v for k, v in server.items() if k != "last_seen_at"}
         assert_problem(client.get("/api/servers/12345"), 404)
-        assert_problem(client.get("/api/servers", params={"status": "online"}), 422)
+        assert_problem(client.get("/api/servers", params={"status": "asleep"}), 422)
+        assert [s["id"] for s in client.get("/api/servers", params={"status": "online"}).json()["list"]] == [
+            server["id"]]
+        assert client.get("/api/servers", params={"status": "offline,busy"}).json()["list"] == []
     with client_of(system, None) as anonymous:
         assert_problem(anonymous.get("/api/servers"), 401)
         assert 'aidraw_servers{status="online"} 1.0' in anonymous.get("/metrics").text
