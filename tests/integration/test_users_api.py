@@ -191,7 +191,7 @@ def test_closed_sign_up_lets_only_admins_create_users(nats_server: NatsServer, p
                                                       servers_dir: Path) -> None:
     with system_with(nats_server, postgres_server, servers_dir, AIDRAW_SIGNUP_OPEN="false") as closed:
         assert_problem(sign_up(closed), 401)
-        admin = new_admin(closed)
+        admin = new_admin(closed, by_command=True)  # the operator's first admin: the real `aidraw user create`
         name = unique_name()
         with closed.client(admin.token) as client:
             made = client.post("/api/users", json={"name": name, "email": f"{name}@example.com",
