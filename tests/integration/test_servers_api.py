@@ -4,6 +4,7 @@ offline runner can be deleted while a live one cannot (docs/runners.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Iterator
@@ -11,8 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
+from nats.js.errors import KeyNotFoundError
 
+from events.heartbeats import Heartbeat, heartbeat_bucket
 from tests.accounts import Account, new_account, new_admin
 from tests.catalog_accounts import assert_problem, client_of
 from tests.image_support import eventually
@@ -58,6 +62,22 @@ def the_server(system: System, who: Account, status: str | None = None, timeout:
 
     assert eventually(found, timeout=timeout), (servers(system, who), system.log("runner"))
     return servers(system, who)[0]
+
+
+def runner_says(system: System, server_id: int) -> str | None:
+    """The status in the runner's own heartbeat (what it acts on), or None without one."""
+    async def read() -> str | None:
+        nc = await nats.connect(system.nats_url)
+        try:
+            kv = await nc.jetstream().key_value(heartbeat_bucket(system.stream))
+            beat = Heartbeat.decode((await kv.get(str(server_id))).value or b"")
+            return beat.status if beat is not None else None
+        except KeyNotFoundError:
+            return None
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
 
 
 def generate(system: System, who: Account, **fields: Any) -> int:
@@ -136,7 +156,10 @@ def test_a_drained_runner_takes_no_more_work_until_it_is_resumed(system: System,
         assert drained.json()["status"] == "draining"
         assert client.patch(f"/api/servers/{server_id}", json={"status": "draining"}).status_code == 200
     the_server(system, alice, "draining")  # another caller sees it once projected (no read-your-writes for her)
-    time.sleep(3)  # the runner reads its own aggregate every second
+    # The runner reads its own aggregate every second; once its heartbeat says draining it asks for no more work,
+    # and a fetch it had already begun gives up within its idle wait (gpu_runner/worker.py IDLE_WAIT_S, 0.5 s).
+    assert eventually(lambda: runner_says(system, server_id) == "draining", timeout=30), system.log("runner")
+    time.sleep(1)
     waiting = generate(system, alice)
     assert eventually(lambda: task(system, alice, waiting)["waiting_reason"].endswith(NOBODY_SERVES), timeout=30), \
         task(system, alice, waiting)
