@@ -10,8 +10,8 @@ The data is bench/similar_load.py's (real prompt vectors, one distinct prompt pe
 descriptors). Each query is one public image (the anonymous caller's `similar=ID`) with a filter:
 - API: GET /api/images?similar=ID[&filter], page 1 of 20, anonymous (HTTP, JSON, the rows, the ranking's query
   vector read from the read model: everything a client waits for);
-- adapter: query/search/postgres.py's page for the same ranking (filters, visibility, exact total, the ranked
-  ids; no HTTP, no rows);
+- adapter: query/search/postgres.py's page for the same ranking (the image's vector, filters, visibility, exact
+  total, the ranked ids; no HTTP, no rows);
 - raw SQL: `SELECT id FROM rm.images WHERE public AND filter AND id <> ID ORDER BY embedding <#> q LIMIT 20`
   with the same settings as the adapter (`hnsw.iterative_scan = relaxed_order`, query/ranked.py's ef_search).
 The three run in a random order per query (none always right after another). Recall@10 compares the first 10
@@ -39,12 +39,11 @@ from bench import prompt_corpus, similar_load
 from bench.list_queries import percentile
 from bench.lists import start_role, wait_healthy
 from infra.actor import Actor
-from infra.embeddings import vector_text
+from infra.embeddings import query_vector_sql
 from query.collections import IMAGES
 from query.db import make_pool
 from query.listing import parse_list
-from query.ranked import EF_SEARCH
-from query.recommend import similar_to
+from query.ranked import EF_SEARCH, Ranking
 from query.search.postgres import PostgresImageSearch
 
 WARMUP = 5
@@ -74,9 +73,11 @@ async def measure(url: str, database_url: str, picked: dict[str, Any], queries: 
             adapter_recall: list[float] = []
             timings: dict[str, list[float]] = {"api": [], "adapter": [], "sql": []}
             for n, origin in enumerate(publics):
-                ranking = await similar_to(pool, anonymous, origin, 0.5)
-                assert ranking.vector is not None
-                q = vector_text(ranking.vector)
+                ranking = Ranking.similar(origin, 0.5)  # the adapter reads the image's vector itself
+                found = await (await sql.execute(f"SELECT ({query_vector_sql('embedding', 0.5)})::text"
+                                                 " FROM rm.images WHERE id = %s", (origin,))).fetchone()
+                assert found is not None and found[0] is not None
+                q = found[0]
                 raw = (f"SELECT id FROM rm.images WHERE public AND {where} AND id <> %s ORDER BY embedding <#> %s"
                        "::vector LIMIT 20")
                 query = parse_list(QueryParams(params), IMAGES)

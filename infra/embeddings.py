@@ -155,6 +155,21 @@ def query_vector(stored: Sequence[float], prompt_weight: float, image_weight: fl
     return [*(prompt_weight * v for v in prompt), *(image_weight * v for v in image)]
 
 
+def query_vector_sql(stored: str, prompt_weight: float) -> str:
+    """`query_vector` in SQL over a stored vector (an expression; pgvector 0.7+), so that a query can rank by a
+    row's vector without a round trip through Python: the same parts, weights and zero-part rule. It computes in
+    float4 where Python computes in double, so a float may differ in its last bit (with weights that are powers
+    of two, 0.5 the default, the scaling is exact). NULL where the stored vector is NULL."""
+    prompt = f"subvector({stored}, 1, {PROMPT_DIMS})"
+    image = f"subvector({stored}, {PROMPT_DIMS + 1}, vector_dims({stored}) - {PROMPT_DIMS})"
+    no_prompt, no_image = f"vector_norm({prompt}) = 0", f"vector_norm({image}) = 0"
+    weights = {prompt: f"CASE WHEN {no_prompt} THEN 0 WHEN {no_image} THEN 1 ELSE {float(prompt_weight)!r} END",
+               image: f"CASE WHEN {no_prompt} THEN 1 WHEN {no_image} THEN 0 ELSE {1 - float(prompt_weight)!r} END"}
+    parts = " || ".join(f"(l2_normalize({part}) * array_fill(({weight})::real, ARRAY[vector_dims({part})])::vector)"
+                        for part, weight in weights.items())
+    return f"(CASE WHEN {stored} IS NOT NULL THEN {parts} END)"  # NULL for no vector (array_fill would raise)
+
+
 def vector_text(values: Sequence[float]) -> str:
     """pgvector's text form: '[0.1,0.2,...]' (repr keeps every digit of a float)."""
     return "[" + ",".join(repr(float(v)) for v in values) + "]"

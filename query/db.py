@@ -18,7 +18,7 @@ def make_pool(url: str, max_size: int = 20) -> AsyncConnectionPool:
                                check=AsyncConnectionPool.check_connection)
 
 
-def get_pool(services: QuerySide) -> AsyncConnectionPool:
+async def get_pool(services: QuerySide) -> AsyncConnectionPool:  # async: no thread hop (query/services.py)
     return services.pool
 
 

@@ -49,10 +49,11 @@ async def image_by_id(pool: AsyncConnectionPool, actor: Actor, image_id: int) ->
 async def list_images(pool: AsyncConnectionPool, search: ImageSearch, actor: Actor, query: ListQuery,
                       blobs: BlobStore, ranking: Ranking | None = None) -> dict[str, Any]:
     """A page of images: which ids, in which order and how many from `search` (query/search/), in `query.sort`
-    or ranked by `ranking` (similar=, recommendations); the rows from rm.images."""
-    found = await search.page(query, actor, ranking)
-    rows: list[dict[str, Any]] = []
-    if found.ids:
+    or ranked by `ranking` (similar=, recommendations); the rows from rm.images (read by the adapter with the
+    ids where it can: then the whole answer is one snapshot)."""
+    found = await search.page(query, actor, ranking, columns=_SELECT)
+    rows: list[dict[str, Any]] = found.rows or []
+    if found.ids and found.rows is None:
         by_id = {int(r["id"]): r for r in await fetch_all(
             pool, f"SELECT {_SELECT} FROM rm.images i WHERE i.id = ANY(%s)", [found.ids])}
         rows = [by_id[n] for n in found.ids if n in by_id]  # an image deleted since the search is left out

@@ -2,6 +2,8 @@
 recommendations, read from the images read model (docs/search.md).
 
 - `similar=ID`: that image's own vector (404 when the caller may not see it); the image itself is left out.
+  Not read here: `Ranking.similar` names the image and the search adapter reads its vector in the page's own
+  snapshot (query/ranked.py; for Elasticsearch, `image_ranking` below).
 - `sort=like`: the centroid of the caller's liked images (the latest MAX_SOURCES likes), equal weights.
 - `sort=history`: the centroid of the caller's viewed images, each weighted by its view count times
   0.5 ** (age / half-life), so last week's views count for more than last year's.
@@ -17,11 +19,12 @@ import json
 import time
 from typing import Any
 
+from psycopg import AsyncCursor
 from psycopg_pool import AsyncConnectionPool
 
 from infra.actor import Actor
 from infra.authz import visible_sql
-from infra.embeddings import query_vector
+from infra.embeddings import query_vector, query_vector_sql
 from infra.errors import Invalid, NotFound
 from query.db import fetch_all, fetch_one
 from query.ranked import Ranking
@@ -45,16 +48,20 @@ def centroid(weighted: list[tuple[list[float], float]]) -> list[float] | None:
     return out
 
 
-async def similar_to(pool: AsyncConnectionPool, actor: Actor, image_id: int, prompt_weight: float) -> Ranking:
+async def image_ranking(cur: AsyncCursor[dict[str, Any]], actor: Actor, ranking: Ranking) -> Ranking:
+    """`Ranking.similar` with its image's query vector read from the read model, for an adapter whose index is
+    not the read model (Elasticsearch): 404 when the caller may not see the image, date order while it has no
+    vector. (The PostgreSQL adapter computes the vector inside its ranking statement: query/ranked.py.)"""
+    assert ranking.of_image is not None
     visible, params = visible_sql(actor, "i.user_id", "i.public")
-    row = await fetch_one(pool, f"SELECT i.embedding::text AS v FROM rm.images i WHERE i.id = %s AND {visible}",
-                          [image_id, *params])
+    await cur.execute(f"SELECT ({query_vector_sql('i.embedding', ranking.prompt_weight)})::text AS v"
+                      f" FROM rm.images i WHERE i.id = %s AND {visible}", [ranking.of_image, *params])
+    row = await cur.fetchone()
     if row is None:
-        raise NotFound(f"No image with id {image_id}.")
+        raise NotFound(f"No image with id {ranking.of_image}.")
     if row["v"] is None:  # not embedded yet: nothing to compare with
-        return Ranking(None, "date-", leave_out=image_id)
-    return Ranking(query_vector(_floats(row["v"]), prompt_weight, 1 - prompt_weight), "similar",
-                   leave_out=image_id)
+        return Ranking(None, "date-", leave_out=ranking.of_image)
+    return Ranking(_floats(row["v"]), "similar", leave_out=ranking.of_image)
 
 
 async def _ranking(sources: list[dict[str, Any]], applied: str, prompt_weight: float) -> Ranking:

@@ -38,7 +38,9 @@ class QueryServices(SharedServices, Protocol):
     def presence(self) -> RunnerPresence: ...  # the runners alive now (infra/presence.py)
 
 
-def query_services(request: Request) -> QueryServices:
+# The dependencies are `async def` although they never wait: FastAPI runs a plain `def` dependency in its thread
+# pool, a hand-off to another thread and back for every request (a scheduling delay each on busy cores).
+async def query_services(request: Request) -> QueryServices:
     services: QueryServices = container(request)
     return services
 
@@ -46,11 +48,11 @@ def query_services(request: Request) -> QueryServices:
 QuerySide = Annotated[QueryServices, Depends(query_services)]
 
 
-def get_blobs(services: QuerySide) -> BlobStore:
+async def get_blobs(services: QuerySide) -> BlobStore:
     return services.blobs
 
 
-def get_views(services: QuerySide) -> ViewRecorder:
+async def get_views(services: QuerySide) -> ViewRecorder:
     return services.views
 
 
@@ -58,7 +60,7 @@ Blobs = Annotated[BlobStore, Depends(get_blobs)]
 Views = Annotated[ViewRecorder, Depends(get_views)]
 
 
-def get_presence(services: QuerySide) -> RunnerPresence:
+async def get_presence(services: QuerySide) -> RunnerPresence:
     return services.presence
 
 

@@ -53,7 +53,7 @@ async def _ranking(pool: Any, actor: Any, query: ListQuery, similar: list[str],
             image_id = read_id(similar[0])
         except ValueError as exc:
             raise Invalid(f"similar: {exc}.", field="query.similar") from None
-        return query, await recommend.similar_to(pool, actor, image_id, weight)
+        return query, Ranking.similar(image_id, weight)  # the adapter reads its vector (or 404s)
     if query.sort == "like":
         return query, await recommend.from_likes(pool, actor, weight)
     if query.sort == "history":

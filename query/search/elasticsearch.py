@@ -20,6 +20,7 @@ from query import id_sets
 from query.engine import resolve_tags
 from query.listing import Condition, Cursor, ListQuery
 from query.ranked import Ranking
+from query.recommend import image_ranking
 from query.search.es_query import MAX_TERMS, SORTS, cursor_keys, filter_query, search_after
 from query.search.protocol import SearchPage
 
@@ -33,12 +34,16 @@ class ElasticsearchImageSearch:
     async def close(self) -> None:
         await self.client.close()
 
-    async def _prepare(self, query: ListQuery, actor: Actor) -> tuple[tuple[Condition, ...], dict[int, list[int]]]:
-        """Tag names -> ids and like=/choice= -> id lists, from PostgreSQL; () when nothing can match."""
+    async def _prepare(self, query: ListQuery, actor: Actor, ranking: Ranking | None
+                       ) -> tuple[tuple[Condition, ...], dict[int, list[int]], Ranking | None]:
+        """Tag names -> ids and like=/choice= -> id lists, from PostgreSQL; () when nothing can match. A
+        `similar=` ranking's vector too (404 first, whatever the filters)."""
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            if ranking is not None and ranking.of_image is not None:
+                ranking = await image_ranking(cur, actor, ranking)
             conditions = await resolve_tags(cur, query.conditions)
             if conditions is None:
-                return (), {-1: []}
+                return (), {-1: []}, ranking
             sets: dict[int, list[int]] = {}
             for position, found in (await id_sets.measure(cur, conditions, actor, MAX_TERMS)).items():
                 if not found.small:
@@ -46,10 +51,12 @@ class ElasticsearchImageSearch:
                                       "too many for the search index's id filter.")
                 await cur.execute(found.sql, found.params)
                 sets[position] = sorted({int(r["id"]) for r in await cur.fetchall()})
-        return conditions, sets
+        return conditions, sets, ranking
 
-    async def page(self, query: ListQuery, actor: Actor, ranking: Ranking | None = None) -> SearchPage:
-        conditions, sets = await self._prepare(query, actor)
+    async def page(self, query: ListQuery, actor: Actor, ranking: Ranking | None = None,
+                   columns: str | None = None) -> SearchPage:
+        """`columns` is not used: the rows are the caller's to read by id (`rows` None)."""
+        conditions, sets, ranking = await self._prepare(query, actor, ranking)
         if sets.get(-1) == []:
             return SearchPage([], 0, True, False, None, ranking.applied if ranking else query.sort)
         if ranking is None:

@@ -15,27 +15,31 @@ import asyncio
 import os
 import random
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from starlette.datastructures import QueryParams
 
-from infra.embeddings import DIMS, vector_text
+from infra.embeddings import DIMS, query_vector, vector_text
+from infra.errors import NotFound
 from projectors.postgres.images import ImagesProjector
 from projectors.postgres.tags import TagsProjector
 from query.collections import IMAGES
 from query.db import make_pool
 from query.listing import parse_list
 from query.ranked import Ranking
+from query.recommend import image_ranking
 from query.search.es_query import ns
 from query.search.postgres import PostgresImageSearch
 from query.search.protocol import ImageSearch
 from tests.integration.test_list_engine_properties import actor_of, callers, galleries, image_queries, write
-from tests.reference_lists import Caller, Gallery, Image, expected_list, expected_page, to_query_string
+from tests.reference_lists import Caller, Gallery, Image, can_see, expected_list, expected_page, to_query_string
 
 ES_URL = os.environ.get("AIDRAW_ELASTICSEARCH_URL", "")
 NO_ES = "no Elasticsearch server: set AIDRAW_ELASTICSEARCH_URL to a real one (none can be installed here)"
@@ -96,9 +100,10 @@ class Adapter:
                                               "embedding_version": 1, "embedding": vector_of(image.id)})
         await self.client.indices.refresh(index=self.index)
 
-    def page(self, query_string: str, caller: Caller, ranking: Ranking | None = None) -> Any:
+    def page(self, query_string: str, caller: Caller, ranking: Ranking | None = None,
+             columns: str | None = None) -> Any:
         query = parse_list(QueryParams(query_string), IMAGES)
-        return self.runner.run(self.search.page(query, actor_of(caller), ranking))
+        return self.runner.run(self.search.page(query, actor_of(caller), ranking, columns))
 
     def close(self) -> None:
         if self.client is not None:
@@ -175,6 +180,102 @@ def test_a_ranked_list_holds_every_selected_image_once_nearest_first(
             assert found.next == (page * size < len(best))
             walked += found.ids
         assert walked == best
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=SUPPRESS)
+@given(data=st.data(), world=galleries())
+def test_similar_to_an_image_ranks_by_its_own_vector_which_the_adapter_reads(
+        adapter: Adapter, data: st.DataObject, world: tuple[Gallery, list[Image], list[int]]) -> None:
+    """`Ranking.similar(ID)` (what `similar=ID` hands the adapter): ranked by that image's query vector
+    (infra/embeddings.py), the image left out of the list and the total; 404 for an image the caller may not see,
+    whatever the filters (an unknown tag included)."""
+    gallery, first, deleted = world
+    if not gallery.images:
+        return
+    adapter.load(gallery, first, deleted)
+    rng = random.Random(data.draw(st.integers(0, 2**32)))
+    origin = data.draw(st.sampled_from(gallery.images))
+    caller, query = data.draw(callers), data.draw(image_queries(gallery))
+    ranking = Ranking.similar(origin.id, 0.5)
+    if not can_see(caller, origin.user_id, origin.public):
+        for text in (to_query_string(query, rng, 1, 5), "tag=nosuchtag"):
+            with pytest.raises(NotFound):
+                adapter.page(text, caller, ranking)
+        return
+    vector = query_vector(vector_of(origin.id), 0.5, 0.5)
+    best = sorted((n for n in expected_list(gallery, caller, query) if n != origin.id),
+                  key=lambda n: -score(vector, vector_of(n)))
+    size, walked = data.draw(st.integers(1, 4)), []
+    for page in range(1, len(best) // size + 2):
+        found = adapter.page(to_query_string(query, rng, page, size), caller, ranking)
+        assert (found.total, found.next, found.sort_applied) == (len(best), page * size < len(best), "similar")
+        walked += found.ids
+    assert walked == best
+
+
+def _fixed_gallery(adapter: Adapter, count: int = 7) -> list[int]:
+    """Images 1..count, public, one a day (the newest last), all with vectors; their ids newest first."""
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    images = [Image(id=n, user_id=1 + n % 2, public=True, created_at=start + timedelta(days=n), tag_ids=[],
+                    name=f"n{n}") for n in range(1, count + 1)]
+    adapter.load(Gallery(images=images, tags=[], likes=set(), choices=[]), images, [])
+    return [i.id for i in reversed(images)]
+
+
+def test_similar_to_an_image_without_a_vector_yet_is_the_rest_in_date_order(adapter: Adapter) -> None:
+    newest = _fixed_gallery(adapter)
+    with psycopg.connect(adapter.url) as conn:
+        conn.execute("UPDATE rm.images SET embedding = NULL WHERE id = 3")
+    found = adapter.page("page_size=100", Caller(), Ranking.similar(3, 0.5))
+    assert (found.ids, found.total, found.sort_applied) == ([n for n in newest if n != 3], 6, "date-")
+
+
+def test_the_postgres_adapter_reads_a_ranked_page_with_its_rows_on_one_connection(adapter: Adapter) -> None:
+    """The query vector, the total, the ranked ids and the rows of a `similar=` page come from one connection
+    (one REPEATABLE READ snapshot): on the ranked run, and past it (the rest, newest first)."""
+    if adapter.kind != "postgres":
+        pytest.skip("the PostgreSQL adapter's own reads")
+    newest = _fixed_gallery(adapter)
+    columns = "i.id, i.name, i.user_id"
+    vector = query_vector(vector_of(4), 0.5, 0.5)
+    ranked = sorted((n for n in newest if n != 4), key=lambda n: -score(vector, vector_of(n)))
+    adapter.search.nearest = 3  # type: ignore[attr-defined]
+    try:
+        walked = []
+        for page in (1, 2, 3):
+            adapter.pool.pop_stats()
+            found = adapter.page(f"page={page}&page_size=2", Caller(), Ranking.similar(4, 0.5), columns)
+            assert adapter.pool.get_stats().get("requests_num") == 1
+            assert found.rows == [{"id": n, "name": f"n{n}", "user_id": 1 + n % 2} for n in found.ids]
+            walked += found.ids
+        assert found.total == 6 and not found.next
+        assert walked == [*ranked[:3], *(n for n in newest if n not in ranked[:3] and n != 4)]
+        assert adapter.page("page_size=2", Caller(), Ranking.similar(4, 0.5)).rows is None  # no columns asked
+    finally:
+        adapter.search.nearest = 1000  # type: ignore[attr-defined]
+
+
+def test_the_elasticsearch_adapters_similar_vector_is_read_from_postgres(adapter: Adapter) -> None:
+    """recommend.image_ranking, the query vector the Elasticsearch adapter sends for `similar=`: it reads
+    PostgreSQL only, so it runs here although no Elasticsearch can."""
+    if adapter.kind != "postgres":
+        pytest.skip("PostgreSQL only: the same code for either adapter")
+    _fixed_gallery(adapter)
+    with psycopg.connect(adapter.url) as conn:
+        conn.execute("UPDATE rm.images SET embedding = NULL WHERE id = 3")
+        conn.execute("UPDATE rm.images SET public = false WHERE id = 5")  # Bob's (user 2)
+
+    async def read(caller: Caller, image_id: int) -> Ranking:
+        async with adapter.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            return await image_ranking(cur, actor_of(caller), Ranking.similar(image_id, 0.5))
+
+    found = adapter.runner.run(read(Caller(), 4))
+    assert (found.applied, found.leave_out, found.of_image) == ("similar", 4, None) and found.vector is not None
+    assert max(abs(a - b) for a, b in zip(found.vector, query_vector(vector_of(4), 0.5, 0.5), strict=True)) < 1e-7
+    assert adapter.runner.run(read(Caller(), 3)) == Ranking(None, "date-", leave_out=3)
+    assert adapter.runner.run(read(Caller(2), 5)).applied == "similar"
+    with pytest.raises(NotFound):
+        adapter.runner.run(read(Caller(1), 5))
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=SUPPRESS)
