@@ -198,6 +198,7 @@ class PostgresServer:
     fast_unsafe: bool = False  # tests only: fsync off
     proc: subprocess.Popen[bytes] | None = None
     die_with_parent: bool = False  # `aidraw run`: stop when it dies
+    shared_buffers: str = "256MB"  # a deployment with a large HNSW index wants it to fit (docs/search.md)
 
     @property
     def url(self) -> str:
@@ -240,7 +241,7 @@ class PostgresServer:
         if not port_is_free(self.port):
             raise Unavailable(f"Port {self.port} on 127.0.0.1 is already in use; stop what uses it or choose another.")
         args = [str(_pg_bin() / "postgres"), "-D", str(self.data_dir), "-h", "127.0.0.1", "-p", str(self.port),
-                "-k", str(self.data_dir), "-c", "max_connections=200", "-c", "shared_buffers=256MB"]
+                "-k", str(self.data_dir), "-c", "max_connections=200", "-c", f"shared_buffers={self.shared_buffers}"]
         if self.fast_unsafe:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         log = self.data_dir / "postgres.log"

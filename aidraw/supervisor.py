@@ -111,7 +111,8 @@ def run_all(settings: Settings) -> int:
                 checkpoint()
             if not database_url:
                 print(f"starting PostgreSQL in {data_dir / 'postgres'} ...", flush=True)
-                pg = PostgresServer(data_dir / "postgres", die_with_parent=True)
+                pg = PostgresServer(data_dir / "postgres", die_with_parent=True,
+                                    shared_buffers=settings.pg_shared_buffers)
                 started.callback(pg.stop)
                 pg.start()
                 database_url = pg.url

@@ -15,7 +15,10 @@ descriptors). Each query is one public image (the anonymous caller's `similar=ID
 - raw SQL: `SELECT id FROM rm.images WHERE public AND filter AND id <> ID ORDER BY embedding <#> q LIMIT 20`
   with the same settings as the adapter (`hnsw.iterative_scan = relaxed_order`, query/ranked.py's ef_search).
 The three run in a random order per query (none always right after another). Recall@10 compares the first 10
-of the raw SQL query and of the adapter's page with an exact scan of the same filter.
+of the raw SQL query and of the adapter's page with an exact scan of the same filter, in a second pass (a
+parallel sequential scan of the whole table between timed queries would sit in their tail).
+`--shared-buffers` starts PostgreSQL with a larger shared_buffers and prewarms the index into it (pg_prewarm): a
+deployment sized for its gallery (docs/search.md "Sizing"); the default is the embedded server's 256MB.
 """
 
 from __future__ import annotations
@@ -69,15 +72,18 @@ async def measure(url: str, database_url: str, picked: dict[str, Any], queries: 
         publics = [r[0] for r in await (await sql.execute(
             "SELECT id FROM rm.images WHERE public ORDER BY random() LIMIT %s", (WARMUP + queries,))).fetchall()]
         for label, (params, where) in filters(picked).items():
-            recall: list[float] = []
-            adapter_recall: list[float] = []
             timings: dict[str, list[float]] = {"api": [], "adapter": [], "sql": []}
+            approx: dict[int, list[int]] = {}
+            adapter_ids: dict[int, list[int]] = {}
+            vectors: dict[int, str] = {}
+            # First the timings of the three ways (no exact scan in between: its parallel sequential scan of
+            # the whole table would sit in the tail of whatever runs next), then the recall.
             for n, origin in enumerate(publics):
                 ranking = Ranking.similar(origin, 0.5)  # the adapter reads the image's vector itself
                 found = await (await sql.execute(f"SELECT ({query_vector_sql('embedding', 0.5)})::text"
                                                  " FROM rm.images WHERE id = %s", (origin,))).fetchone()
                 assert found is not None and found[0] is not None
-                q = found[0]
+                q = vectors[origin] = found[0]
                 raw = (f"SELECT id FROM rm.images WHERE public AND {where} AND id <> %s ORDER BY embedding <#> %s"
                        "::vector LIMIT 20")
                 query = parse_list(QueryParams(params), IMAGES)
@@ -93,13 +99,16 @@ async def measure(url: str, database_url: str, picked: dict[str, Any], queries: 
                     if n >= WARMUP:
                         timings[key].append((time.perf_counter() - started) * 1000)
                 got["api"].raise_for_status()
-                approx = [r[0] for r in await got["sql"].fetchall()][:10]
+                approx[origin] = [r[0] for r in await got["sql"].fetchall()][:10]
+                adapter_ids[origin] = got["adapter"].ids[:10]
+            recall: list[float] = []
+            adapter_recall: list[float] = []
+            for origin in publics[WARMUP:]:
                 exact = [r[0] for r in await (await sql.execute(
                     f"SELECT id FROM rm.images WHERE public AND {where} AND id <> %s"
-                    " ORDER BY (embedding <#> %s::vector) + 0 LIMIT 10", (origin, q))).fetchall()]
-                if n >= WARMUP:
-                    recall.append(len(set(exact) & set(approx)) / max(1, len(exact)))
-                    adapter_recall.append(len(set(exact) & set(got["adapter"].ids[:10])) / max(1, len(exact)))
+                    " ORDER BY (embedding <#> %s::vector) + 0 LIMIT 10", (origin, vectors[origin]))).fetchall()]
+                recall.append(len(set(exact) & set(approx[origin])) / max(1, len(exact)))
+                adapter_recall.append(len(set(exact) & set(adapter_ids[origin])) / max(1, len(exact)))
             cells = [f"{percentile(timings[k], .5):.1f} / {percentile(timings[k], .99):.1f}"
                      for k in ("api", "adapter", "sql")]
             lines.append(f"| {label} | {sum(recall) / len(recall):.3f} / {sum(adapter_recall) / len(recall):.3f} | "
@@ -110,6 +119,17 @@ async def measure(url: str, database_url: str, picked: dict[str, Any], queries: 
     return "\n".join(lines)
 
 
+def prewarm(database_url: str) -> str:
+    """Read the HNSW index (and the table's rows) into shared_buffers, as a warmed server would hold them."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        started = time.perf_counter()
+        got = [conn.execute("SELECT pg_prewarm(%s)", (name,)).fetchone() for name in ("rm.images_embedding",
+                                                                                        "rm.images")]
+    pages = sum(int(row[0]) for row in got if row is not None)
+    return f"prewarmed {pages * 8 / 1024:,.0f} MiB (index and table) in {time.perf_counter() - started:.0f} s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=100_000)
@@ -117,6 +137,8 @@ def main() -> None:
                         " --images)")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--memory", default="3GB", help="maintenance_work_mem for the index build")
+    parser.add_argument("--shared-buffers", default="256MB", help="PostgreSQL's shared_buffers (the embedded"
+                        " default: 256MB); one that holds the HNSW index is prewarmed into it (pg_prewarm) first")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/aidraw-bench-similar"))
     parser.add_argument("--reuse", action="store_true", help="query what an earlier run loaded")
     parser.add_argument("--load-only", action="store_true", help="load and build the index, then stop (run it"
@@ -128,7 +150,7 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(3)
     nats = NatsServer(folder / "nats").start()
-    postgres = PostgresServer(folder / "pg")
+    postgres = PostgresServer(folder / "pg", shared_buffers=args.shared_buffers)
     api = None
     try:
         postgres.start()  # inside: a PostgreSQL that cannot start must not leave NATS running
@@ -155,6 +177,8 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         api = start_role(env, folder, "api")
         wait_healthy(url, api)
+        if args.shared_buffers != "256MB":
+            print(f"shared_buffers {args.shared_buffers}: {prewarm(database_url)}", flush=True)
         print(f"\n{args.queries} query images per filter (after {WARMUP} warm-up), anonymous caller\n", flush=True)
         table = asyncio.run(measure(url, database_url, picked, args.queries, rng))
         (folder / "table.md").write_text(table + "\n")

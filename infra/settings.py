@@ -127,6 +127,20 @@ def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 RUNNER_KINDS = ("inference", "train")
 
 
+def _env_pg_memory(name: str, default: str) -> str:
+    """A PostgreSQL memory size: a whole number and kB, MB or GB (its own units), at least 16MB."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    number, unit = raw[:-2], raw[-2:]
+    scale = {"kB": 1, "MB": 1024, "GB": 1024 * 1024}.get(unit)
+    kib = int(number) * scale if scale is not None and re.fullmatch("[0-9]{1,12}", number) else 0
+    if not 16 * 1024 <= kib <= 2**40:
+        raise SettingsError(f"{name}={raw!r} is not a PostgreSQL memory size from 16MB up: write it like 256MB or "
+                            "4GB, or unset it for the default.")
+    return f"{int(number)}{unit}"
+
+
 def _env_kinds(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     """A comma-separated, non-empty subset of RUNNER_KINDS, in that order."""
     raw = os.environ.get(name)
@@ -209,6 +223,8 @@ class Settings:
     # Empty means: start the embedded server under data_dir. Several servers (a cluster): comma-separated.
     nats_url: str = ""
     database_url: str = ""
+    # The embedded PostgreSQL's shared_buffers: a large gallery's HNSW index should fit (docs/search.md).
+    pg_shared_buffers: str = "256MB"
     stream_name: str = "AIDRAW"
     subject_prefix: str = "aidraw"
     stream_replicas: int = 1
@@ -368,6 +384,7 @@ class Settings:
             ops_token=_env_secret("AIDRAW_OPS_TOKEN"),
             live_max_sockets_per_user=_env_int("AIDRAW_LIVE_MAX_SOCKETS_PER_USER", 32, 1),
             live_queue=_env_int("AIDRAW_LIVE_QUEUE", 16, 2),
+            pg_shared_buffers=_env_pg_memory("AIDRAW_PG_SHARED_BUFFERS", "256MB"),
             similar_nearest=_env_int("AIDRAW_SIMILAR_NEAREST", 1000, 1, 10_000),
             similar_prompt_weight=_env_float("AIDRAW_SIMILAR_PROMPT_WEIGHT", 0.5, 0, 1),
             history_half_life_s=_env_float("AIDRAW_HISTORY_HALF_LIFE", 7 * 24 * 3600.0, 0, MAX_SECONDS,

@@ -174,3 +174,20 @@ def test_runner_kinds_pick_inference_training_or_both(monkeypatch: pytest.Monkey
     assert sorted(capabilities(Settings.from_env())) == ["base-3", "default"]
     for bad in ("gpu", ",", "inference,sleep"):
         assert "AIDRAW_RUNNER_KINDS" in refused(monkeypatch, AIDRAW_RUNNER_KINDS=bad)
+
+
+@pytest.mark.parametrize("value", ["4GB", "256MB", "65536kB", " 1GB "])
+def test_the_embedded_postgres_shared_buffers_take_postgres_sizes(monkeypatch: pytest.MonkeyPatch,
+                                                                   value: str) -> None:
+    monkeypatch.setenv("AIDRAW_PG_SHARED_BUFFERS", value)
+    assert Settings.from_env().pg_shared_buffers == value.strip()
+
+
+@pytest.mark.parametrize("value", ["4G", "lots", "1MB", "-5GB", "4gb", "0GB", "2.5GB", "4GB; drop", "²GB"])
+def test_a_shared_buffers_that_is_no_postgres_size_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    message = refused(monkeypatch, AIDRAW_PG_SHARED_BUFFERS=value)
+    assert "AIDRAW_PG_SHARED_BUFFERS" in message and "256MB or 4GB" in message
+
+
+def test_shared_buffers_default_to_the_embedded_servers_own() -> None:
+    assert Settings.from_env().pg_shared_buffers == "256MB"
