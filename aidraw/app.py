@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI
 
 from aidraw import live, ops
-from aidraw.bootstrap import Services, app_services, bootstrap
+from aidraw.bootstrap import Services, bootstrap
 from aidraw.image_routes import IMAGE_ROUTERS
+from aidraw.observe import Observe
 from aidraw.openapi import install_problem_docs
 from command.routes import datasets as command_datasets
 from command.routes import model_files as command_model_files
@@ -24,10 +24,8 @@ from command.routes import users as command_users
 from infra.auth import current_actor
 from infra.body_limit import BodyLimit
 from infra.errors import install_problem_handlers
-from infra.http import SEQUENCE_HEADER
 from infra.services import SERVICES_KEY
 from infra.settings import Settings
-from query.consistency import STALE_HEADER, caller_key, token_caller_key
 from query.routes import audit
 from query.routes import datasets as query_datasets
 from query.routes import model_files as query_model_files
@@ -55,23 +53,7 @@ def create_app(settings: Settings, nats_url: str, database_url: str) -> FastAPI:
     install_problem_docs(app)
     app.add_middleware(BodyLimit, max_bytes=settings.json_max_bytes)  # inside `observe`: its 413s are measured
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        seq = response.headers.get(SEQUENCE_HEADER)
-        if seq:
-            sequences = app_services(request).caller_sequences
-            sequences.wrote(caller_key(request), int(seq))
-            issued = getattr(request.state, "issued_token", None)  # a login: its token's reads wait for it too
-            if issued:
-                sequences.wrote(token_caller_key(issued), int(seq))
-        if getattr(request.state, "stale", False):
-            response.headers[STALE_HEADER] = "stale"
-        route = request.scope.get("route")
-        ops.REQUEST_LATENCY.labels(request.method, getattr(route, "path", "unmatched"),
-                                   str(response.status_code)).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(Observe)  # outermost of ours (aidraw/observe.py): added last
 
     # Probes and scrapers answer the same whatever token comes with them (ops.py has its own operator check).
     app.include_router(ops.router)

@@ -126,3 +126,28 @@ def test_a_second_projector_says_it_waits_as_a_hot_standby(system: System) -> No
     finally:
         standby.terminate()
         standby.wait(15)
+
+
+def request_count(system: System, method: str, route: str, status: int) -> float:
+    """`aidraw_http_request_duration_seconds_count` for one label set (0 before its first observation)."""
+    with system.client() as client:
+        text = client.get("/metrics").text
+    line = f'aidraw_http_request_duration_seconds_count{{method="{method}",route="{route}",status="{status}"}} '
+    return next((float(row[len(line):]) for row in text.splitlines() if row.startswith(line)), 0.0)
+
+
+def test_every_answer_is_in_the_latency_histogram_by_route_template_or_unmatched(system: System) -> None:
+    owner = new_account(system, "observed")
+    labels = [("GET", "/api/tags/{tag_id}", 404), ("GET", "unmatched", 404), ("POST", "unmatched", 413),
+              ("POST", "/api/tags", 201)]
+    before = {label: request_count(system, *label) for label in labels}
+    with system.client(owner.token) as client:
+        assert client.get("/api/tags/987654321").status_code == 404  # a route's own 404: its template
+        assert client.get("/no/such/path").status_code == 404  # no route matched
+        # BodyLimit answers a declared length over the limit before routing: still measured (it is inside).
+        too_large = client.post("/api/tags", content=b" " * (1024 * 1024 + 1),
+                                headers={"content-type": "application/json"})
+        assert too_large.status_code == 413
+        assert client.post("/api/tags", json={"name": f"obs-{uuid.uuid4().hex[:8]}"}).status_code == 201
+    after = {label: request_count(system, *label) for label in labels}
+    assert {label: after[label] - before[label] for label in labels} == dict.fromkeys(labels, 1.0)
