@@ -1,4 +1,5 @@
-"""aidraw/observe.py in front of a small Starlette app: what it records, marks and measures, and what it leaves be.
+"""aidraw/observe.py in front of a small FastAPI app with the real problem handlers: what it records, marks
+and measures, and what it leaves be.
 
 The full app's labels (a route's template, "unmatched", BodyLimit's 413s) are checked against a running system in
 tests/integration/test_ops_and_replay.py; here the parts a real route rarely shows: a streamed body, an exception,
@@ -12,16 +13,16 @@ from collections.abc import AsyncIterator, Iterator
 from types import SimpleNamespace
 
 import pytest
-from starlette.applications import Starlette
+from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from aidraw import ops
 from aidraw.observe import Observe
+from infra.errors import install_problem_handlers
 from infra.http import SEQUENCE_HEADER
 from infra.services import SERVICES_KEY
 from query.consistency import STALE_HEADER, CallerSequences, token_caller_key
@@ -69,15 +70,22 @@ class WithServices:
         await self.app(scope, receive, send)
 
 
+def served_app(sequences: CallerSequences) -> ASGIApp:
+    app = FastAPI()
+    app.add_api_route("/observe-test/login", login, methods=["POST"])
+    app.add_api_route("/observe-test/items/{item_id}", stale_read)
+    app.add_api_route("/observe-test/stream", stream)
+    app.add_api_route("/observe-test/boom", boom)
+    app.add_api_websocket_route("/observe-test/socket", echo)
+    install_problem_handlers(app)  # as aidraw/app.py: the 500 answer comes from outside Observe
+    app.add_middleware(Observe)
+    return WithServices(app, SimpleNamespace(caller_sequences=sequences))
+
+
 @pytest.fixture
 def served() -> Iterator[tuple[TestClient, CallerSequences]]:
     sequences = CallerSequences()
-    app = Starlette(routes=[Route("/observe-test/login", login, methods=["POST"]),
-                            Route("/observe-test/items/{item_id}", stale_read),
-                            Route("/observe-test/stream", stream), Route("/observe-test/boom", boom),
-                            WebSocketRoute("/observe-test/socket", echo)])
-    app.add_middleware(Observe)
-    with TestClient(WithServices(app, SimpleNamespace(caller_sequences=sequences))) as client:
+    with TestClient(served_app(sequences)) as client:
         yield client, sequences
 
 
@@ -124,6 +132,9 @@ def test_an_exception_propagates_unobserved(served: tuple[TestClient, CallerSequ
     client, _ = served
     with pytest.raises(RuntimeError, match="boom"):
         client.get("/observe-test/boom")
+    with TestClient(served_app(CallerSequences()), raise_server_exceptions=False) as server:
+        answer = server.get("/observe-test/boom")  # what a server sends: the outermost problem handler's answer
+    assert answer.status_code == 500 and answer.headers["content-type"] == "application/problem+json"
     assert count("GET", "/observe-test/boom", 500) == 0  # the server error middleware outside answers it
 
 
