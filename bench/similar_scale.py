@@ -15,8 +15,8 @@ descriptors). Each query is one public image (the anonymous caller's `similar=ID
 - raw SQL: `SELECT id FROM rm.images WHERE public AND filter AND id <> ID ORDER BY embedding <#> q LIMIT 20`
   with the same settings as the adapter (`hnsw.iterative_scan = relaxed_order`, query/ranked.py's ef_search).
 The three run in a random order per query (none always right after another). Recall@10 compares the first 10
-of the raw SQL query and of the adapter's page with an exact scan of the same filter, in a second pass (a
-parallel sequential scan of the whole table between timed queries would sit in their tail).
+of the raw SQL query and of the adapter's page with an exact scan of the same filter, in a second pass (no
+exact scan of the whole table runs between the timed queries).
 `--shared-buffers` starts PostgreSQL with a larger shared_buffers and prewarms the index into it (pg_prewarm): a
 deployment sized for its gallery (docs/search.md "Sizing"); the default is the embedded server's 256MB.
 """
